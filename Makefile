@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Each installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt scoring_job/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) node_modules/.installed
+
+demo: install
+	$(PY) -m scoring_job.stylize "$$($(PY) -m tools.footage)" -o out/bigbuckbunny.styled.mp4 --style 19
+
+lint: install
+	$(PY) -m ruff check .
+
+test: lint
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/scoring.py
+
+clean:
+	rm -rf $(VENV) node_modules out

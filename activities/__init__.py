@@ -1,0 +1,1 @@
+"""Durable activities (probe, split, stitch, scoring backends): filled by the media and Function App issues."""

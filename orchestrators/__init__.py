@@ -1,0 +1,1 @@
+"""Durable orchestrators (stylize_video): filled by the Function App issue."""

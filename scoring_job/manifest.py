@@ -1,0 +1,118 @@
+"""The scoring job's input contract: `manifest.json` (torch-free; the Function App writes it).
+
+Versioned: a reader refuses a schema version it does not know instead of misreading it. Paths
+inside are relative to the input folder, so the same manifest works on a local disk and on an
+Azure ML datastore mount.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .files import write_text_atomic
+from .style_spec import StyleSpecError, parse_style
+
+SCHEMA_VERSION = 1
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+MANIFEST_NAME = "manifest.json"
+
+
+class ManifestError(ValueError):
+    """manifest.json is missing, malformed, or of an unknown schema version."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _relative_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or not value.strip():
+        raise ValueError(f"must be a relative path inside the input folder, got {value!r}")
+    return value
+
+
+class Segment(_Strict):
+    index: int = Field(ge=0)
+    path: str  # relative to the input folder
+    frames: int = Field(gt=0)
+
+    @field_validator("path")
+    @classmethod
+    def _inside_input_folder(cls, value: str) -> str:
+        return _relative_path(value)
+
+    @property
+    def name(self) -> str:
+        """Stem of the output files for this segment: `<name>.mp4` and `<name>.json`."""
+        return f"segment_{self.index:05d}"
+
+
+class ScoringOptions(_Strict):
+    crf: int = Field(default=18, ge=0, le=51)
+    preset: Literal[X264_PRESETS] = "medium"
+    scale: float = Field(default=1.0, gt=0, le=1)
+    batch_size: int | None = Field(default=None, gt=0)
+    compile: bool = True
+
+
+class Manifest(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    job_id: str = Field(min_length=1)
+    fps: str = Field(pattern=r"^\d+/\d+$")  # exact rational frame rate of the source
+    style: str  # a style spec; an image style names a file relative to the input folder
+    options: ScoringOptions = ScoringOptions()
+    segments: tuple[Segment, ...] = Field(min_length=1)
+
+    @field_validator("style")
+    @classmethod
+    def _valid_style(cls, value: str) -> str:
+        try:
+            parse_style(value)
+        except StyleSpecError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _unique_indices(self) -> Manifest:
+        indices = [segment.index for segment in self.segments]
+        if len(set(indices)) != len(indices):
+            raise ValueError("segment indices must be unique")
+        return self
+
+    @property
+    def total_frames(self) -> int:
+        return sum(segment.frames for segment in self.segments)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ManifestError(f"manifest is not valid JSON: {error}") from None
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise ManifestError(f"unsupported manifest schema_version {version!r}; this job reads {SCHEMA_VERSION}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise ManifestError(f"invalid manifest: {problems}") from None
+
+    @classmethod
+    def load(cls, folder: Path) -> Manifest:
+        path = folder / MANIFEST_NAME
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ManifestError(f"no {MANIFEST_NAME} in {folder}") from None
+
+    def save(self, folder: Path) -> Path:
+        return write_text_atomic(folder / MANIFEST_NAME, self.to_json())

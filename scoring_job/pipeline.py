@@ -1,0 +1,166 @@
+"""Stylize one video segment: decode -> batched inference -> encode as three overlapping stages.
+
+Decoding and encoding run on their own threads (ffmpeg does the work in subprocesses) joined by
+bounded queues, so the model never waits on I/O and memory stays at a few batches whatever the
+video's length. The output is written under a temporary name and renamed only once it is
+complete and its frame count checked, so a crash never leaves a plausible-looking partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .engine import Stylizer
+from .files import partial_path
+from .probe import VideoInfo, probe_video
+from .video_io import EncodeOptions, FrameReader, FrameWriter, output_size
+
+QUEUE_DEPTH = 3  # batches in flight per queue: enough to ride out encoder hiccups, bounded memory
+MIN_SIDE = 16  # below this the network's reflect padding has nothing to reflect
+
+
+class SegmentError(RuntimeError):
+    """A segment could not be stylized; the message names the segment and the cause."""
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    frames: int
+    seconds: float
+    fps: float
+    device: str
+    width: int
+    height: int
+
+    def as_dict(self) -> dict:
+        return {"frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps, 3),
+                "device": self.device, "width": self.width, "height": self.height}
+
+
+_END = object()
+
+
+class _Stage(threading.Thread):
+    """A pipeline thread whose exception is kept for the main thread to re-raise."""
+
+    def __init__(self, target: Callable[[], None], name: str, stop: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self._body = target
+        self._stop_all = stop
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._body()
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            self.error = error
+            self._stop_all.set()
+
+
+def _put(target: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Blocking put that gives up when the pipeline is being torn down."""
+    while not stop.is_set():
+        try:
+            target.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _drain(source: queue.Queue, stop: threading.Event) -> Iterator[np.ndarray]:
+    while True:
+        try:
+            item = source.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            continue
+        if item is _END:
+            return
+        yield item
+
+
+def stylize_segment(
+    source: Path,
+    destination: Path,
+    stylizer: Stylizer,
+    *,
+    encode: EncodeOptions | None = None,
+    scale: float = 1.0,
+    copy_audio: bool = False,
+    info: VideoInfo | None = None,
+    expected_frames: int | None = None,
+    on_frames: Callable[[int], None] | None = None,
+) -> SegmentResult:
+    """Stylize `source` into `destination` (mp4) with the same frame count and frame rate."""
+    info = info or probe_video(source)
+    size = output_size(info, scale)
+    if min(size) < MIN_SIDE:
+        raise SegmentError(f"{source.name}: frames of {size[0]}x{size[1]} are too small (min side {MIN_SIDE}px)")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(destination)
+    started = time.perf_counter()
+    reader = FrameReader(source, info, size)
+    audio_source = source if copy_audio and info.has_audio else None
+    writer = FrameWriter(partial, size, info.fps_text, encode or EncodeOptions(), audio_source=audio_source)
+    decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    styled: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    stop = threading.Event()
+
+    def decode() -> None:
+        for batch in reader.batches(stylizer.config.batch_size):
+            if not _put(decoded, batch, stop):
+                return
+        _put(decoded, _END, stop)
+
+    def encode_frames() -> None:
+        for batch in _drain(styled, stop):
+            writer.write(batch)
+            if on_frames:
+                on_frames(len(batch))
+
+    stages = [_Stage(decode, "decode", stop), _Stage(encode_frames, "encode", stop)]
+    for stage in stages:
+        stage.start()
+    try:
+        for batch in _drain(decoded, stop):
+            if not _put(styled, stylizer(batch), stop):
+                break
+        _put(styled, _END, stop)
+        for stage in stages:
+            stage.join()
+            if stage.error is not None:
+                raise SegmentError(f"{source.name}: {stage.name} failed: {stage.error}") from stage.error
+        writer.finish()
+    except BaseException:
+        stop.set()
+        writer.abort()
+        reader.close()
+        partial.unlink(missing_ok=True)
+        raise
+    problem = _check_counts(writer.frames_written, expected_frames, probe_video(partial).frame_count)
+    if problem:
+        partial.unlink(missing_ok=True)
+        raise SegmentError(f"{source.name}: {problem}")
+    os.replace(partial, destination)
+    seconds = time.perf_counter() - started
+    return SegmentResult(writer.frames_written, seconds, writer.frames_written / seconds, stylizer.device_name, *size)
+
+
+def _check_counts(decoded: int, expected: int | None, encoded: int) -> str | None:
+    if decoded == 0:
+        return "no frames could be decoded (corrupt video?)"
+    if expected is not None and decoded != expected:
+        return f"decoded {decoded} frames, expected {expected} (truncated or corrupt segment?)"
+    if encoded != decoded:
+        return f"encoder wrote {encoded} frames, expected {decoded}"
+    return None

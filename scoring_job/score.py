@@ -1,0 +1,148 @@
+"""Scoring job entry point: one process per GPU (or CPU worker), each stylizing its own shard.
+
+    python -m scoring_job.score --input DIR --output DIR
+
+Rank and world size come from Open MPI (Azure ML MpiDistribution), torchrun, or default to 0/1.
+Sharding is a pure function of the manifest, so a resubmitted job (after a crash or a node
+pre-emption) gives every rank the same segments, and segments already finished are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .files import write_text_atomic
+from .manifest import Manifest, ManifestError, Segment
+
+log = logging.getLogger("scoring_job")
+
+_RANK_VARIABLES = (
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"),  # Azure ML MPI
+    ("RANK", "WORLD_SIZE", "LOCAL_RANK"),  # torchrun
+)
+
+
+@dataclass(frozen=True)
+class Rank:
+    rank: int
+    world_size: int
+    local_rank: int
+
+
+def rank_from_env(env: Mapping[str, str] = os.environ) -> Rank:
+    for rank_name, size_name, local_name in _RANK_VARIABLES:
+        if rank_name in env and size_name in env:
+            rank, size = int(env[rank_name]), int(env[size_name])
+            if not 0 <= rank < size:
+                raise ValueError(f"{rank_name}={rank} is outside 0..{size - 1}")
+            return Rank(rank, size, int(env.get(local_name, rank)))
+    return Rank(0, 1, 0)
+
+
+def shard(segments: Sequence[Segment], world_size: int) -> list[list[Segment]]:
+    """Balance segments over ranks by frame count (longest first, to the least-loaded rank).
+
+    Deterministic (ties go to the lower index and the lower rank) and total: every segment lands
+    on exactly one rank, whatever the count.
+    """
+    loads = [0] * world_size
+    shards: list[list[Segment]] = [[] for _ in range(world_size)]
+    for segment in sorted(segments, key=lambda s: (-s.frames, s.index)):
+        target = min(range(world_size), key=lambda r: (loads[r], r))
+        shards[target].append(segment)
+        loads[target] += segment.frames
+    return [sorted(ranked, key=lambda s: s.index) for ranked in shards]
+
+
+def result_paths(output: Path, segment: Segment) -> tuple[Path, Path]:
+    return output / f"{segment.name}.mp4", output / f"{segment.name}.json"
+
+
+def is_complete(output: Path, segment: Segment) -> bool:
+    """Done means: video present and a result JSON (written last) that agrees on the frame count."""
+    video, result = result_paths(output, segment)
+    if not (video.is_file() and result.is_file()):
+        return False
+    try:
+        return json.loads(result.read_text(encoding="utf-8")).get("frames") == segment.frames
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, device: str = "auto") -> list[str]:
+    """Stylize this rank's unfinished segments; return the names of segments that failed."""
+    from .engine import Stylizer, choose_device  # torch is imported only by ranks that run models
+    from .pipeline import stylize_segment
+    from .style_spec import parse_style
+    from .video_io import EncodeOptions
+
+    manifest = Manifest.load(input_dir)
+    mine = shard(manifest.segments, rank.world_size)[rank.rank]
+    todo = [segment for segment in mine if not is_complete(output_dir, segment)]
+    log.info("rank %d/%d: %d segments assigned, %d already done, %d to do",
+             rank.rank, rank.world_size, len(mine), len(mine) - len(todo), len(todo))
+    if not todo:
+        return []
+    options = manifest.options
+    if device == "auto" and rank.world_size > 1:
+        device = _device_for_local_rank(rank.local_rank)
+    stylizer = Stylizer(parse_style(manifest.style), choose_device(device, options.batch_size),
+                        compile_model=options.compile, style_root=input_dir)
+    encode = EncodeOptions(crf=options.crf, preset=options.preset)
+    failed = []
+    for segment in todo:
+        video, result_file = result_paths(output_dir, segment)
+        for attempt in range(1, retries + 2):
+            try:
+                result = stylize_segment(input_dir / segment.path, video, stylizer, encode=encode,
+                                         scale=options.scale, expected_frames=segment.frames)
+            except Exception as error:  # noqa: BLE001 - every failure is retried, then reported
+                log.warning("segment %s attempt %d failed: %s", segment.name, attempt, error)
+                continue
+            payload = {"segment": segment.index, "rank": rank.rank, "attempt": attempt, **result.as_dict()}
+            write_text_atomic(result_file, json.dumps(payload))
+            log.info("segment %s done: %d frames in %.1fs (%.2f fps, %s)",
+                     segment.name, result.frames, result.seconds, result.fps, result.device)
+            break
+        else:
+            failed.append(segment.name)
+    return failed
+
+
+def _device_for_local_rank(local_rank: int) -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{local_rank % torch.cuda.device_count()}"
+    return "cpu"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", type=Path, required=True, help="folder with manifest.json and segments")
+    parser.add_argument("--output", type=Path, required=True, help="folder for styled segments and results")
+    parser.add_argument("--retries", type=int, default=2, help="extra attempts per failing segment")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        rank = rank_from_env()
+        failed = run(args.input, args.output, rank, retries=args.retries, device=args.device)
+    except (ManifestError, ValueError) as error:
+        log.error("cannot start: %s", error)
+        return 2
+    if failed:
+        log.error("rank %d: segments failed after %d attempts: %s", rank.rank, args.retries + 1, ", ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

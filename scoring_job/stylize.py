@@ -1,0 +1,109 @@
+"""Stylize a whole video on this machine, audio kept:
+
+    python -m scoring_job.stylize IN -o OUT --style SPEC [--scale F]
+
+User errors print one line and exit with a code that says which kind they are (see EXIT_CODES).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .manifest import X264_PRESETS
+from .probe import ProbeError, probe_video
+from .style_spec import VALID_FORMS, ImageStyle, StyleSpecError, parse_style
+
+EXIT_CODES = {
+    "ok": 0,
+    "usage": 2,  # bad arguments, including a bad style spec (argparse uses 2 too)
+    "input_missing": 3,
+    "not_a_video": 4,  # not a video, corrupt, truncated, or audio only
+    "style_image": 5,  # style image missing or unreadable
+    "processing": 6,  # decoding/encoding failed part-way
+    "interrupted": 130,
+}
+
+
+def _fail(kind: str, message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_CODES[kind]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m scoring_job.stylize", description="Restyle a video as a painting.")
+    parser.add_argument("input", type=Path, help="video file to stylize")
+    parser.add_argument("-o", "--output", type=Path, help="output .mp4 (default: INPUT.styled.mp4 beside the input)")
+    parser.add_argument("--style", default="19", help=f"style: {VALID_FORMS} (default: 19)")
+    parser.add_argument("--scale", type=float, default=1.0, help="resolution factor in (0, 1]; 1 keeps the size")
+    parser.add_argument("--crf", type=int, default=18, help="x264 quality, 0-51, lower is better (default 18)")
+    parser.add_argument("--preset", default="medium", choices=X264_PRESETS, help="x264 preset (default medium)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, help="frames per inference batch (default: 8 on GPU, 1 on CPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long videos)")
+    parser.add_argument("--no-preview", action="store_true", help="skip the before/after preview image")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        style = parse_style(args.style)
+    except StyleSpecError as error:
+        return _fail("usage", str(error))
+    if not 0 < args.scale <= 1:
+        return _fail("usage", f"--scale must be in (0, 1], got {args.scale}")
+    if not 0 <= args.crf <= 51:
+        return _fail("usage", f"--crf must be 0-51, got {args.crf}")
+    if not args.input.exists():
+        return _fail("input_missing", f"input not found: {args.input}")
+    try:
+        info = probe_video(args.input)
+    except ProbeError as error:
+        return _fail("not_a_video", str(error))
+    if isinstance(style, ImageStyle) and not Path(style.name).is_file():
+        return _fail("style_image", f"style image not found: {style.name}")
+    output = args.output or args.input.with_name(f"{args.input.stem}.styled.mp4")
+    try:
+        return _run(args, style, info, output)
+    except KeyboardInterrupt:
+        return _fail("interrupted", "interrupted; no output written")
+
+
+def _run(args: argparse.Namespace, style, info, output: Path) -> int:
+    # Imported here so that argument and input errors answer at once, without loading torch.
+    from tqdm import tqdm
+
+    from .engine import StyleImageError, Stylizer, choose_device
+    from .pipeline import SegmentError, stylize_segment
+    from .preview import write_preview
+    from .video_io import EncodeOptions, FfmpegError
+
+    try:
+        stylizer = Stylizer(style, choose_device(args.device, args.batch_size), compile_model=args.compile)
+    except StyleImageError as error:
+        return _fail("style_image", str(error))
+    except (RuntimeError, ValueError) as error:
+        return _fail("usage", str(error))
+    with tqdm(total=info.frame_count, unit="frame", desc=args.input.name, file=sys.stderr) as bar:
+        try:
+            result = stylize_segment(
+                args.input, output, stylizer, encode=EncodeOptions(args.crf, args.preset), scale=args.scale,
+                copy_audio=True, info=info, on_frames=bar.update,
+            )
+        except (SegmentError, FfmpegError) as error:
+            return _fail("processing", str(error))
+    print(f"styled video: {output}  ({result.frames} frames, {result.width}x{result.height}, "
+          f"{result.fps:.2f} fps on {result.device}, audio {'kept' if info.has_audio else 'none in source'})")
+    if not args.no_preview:
+        preview = write_preview(args.input, output, output.with_suffix(".preview.jpg"), result.frames)
+        print(f"before/after preview: {preview}")
+    return EXIT_CODES["ok"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

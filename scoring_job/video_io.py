@@ -1,0 +1,165 @@
+"""Raw RGB frames in and out of ffmpeg through pipes (ffmpeg-python builds the command lines).
+
+Decoding keeps every decoded frame (`-fps_mode passthrough`: no duplicated or dropped frames), so
+frames out == frames in. Encoding is libx264 at the source's exact rational frame rate.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from .ffmpeg_binary import ffmpeg_binary
+from .probe import VideoInfo
+
+
+class FfmpegError(RuntimeError):
+    """ffmpeg exited with an error; the message carries the end of its log."""
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    crf: int = 18
+    preset: str = "medium"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be 0-51, got {self.crf}")
+
+
+def output_size(info: VideoInfo, scale: float = 1.0) -> tuple[int, int]:
+    """Processing size for a scale factor; sizes other than the source's are rounded to even."""
+    if not 0 < scale <= 1:
+        raise ValueError(f"scale must be in (0, 1], got {scale}")
+    if scale == 1:
+        return info.width, info.height
+    return max(2, round(info.width * scale / 2) * 2), max(2, round(info.height * scale / 2) * 2)
+
+
+def pixel_format_for(width: int, height: int) -> str:
+    """yuv420p (plays everywhere) unless a side is odd, which 4:2:0 cannot hold: then yuv444p,
+    so that odd-sized sources keep their exact resolution instead of being cropped or padded."""
+    return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+
+
+class _StderrTail:
+    """Drains a process's stderr on a thread (a full pipe would stall ffmpeg), keeping the end."""
+
+    def __init__(self, stream) -> None:
+        self._chunks: list[bytes] = []
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream) -> None:
+        for line in iter(stream.readline, b""):
+            self._chunks = ([*self._chunks, line])[-20:]
+
+    def text(self) -> str:
+        self._thread.join(timeout=5)
+        return b"".join(self._chunks).decode(errors="replace").strip()
+
+
+def _finish(process: subprocess.Popen, stderr: _StderrTail, what: str) -> None:
+    code = process.wait()
+    if code != 0:
+        raise FfmpegError(f"ffmpeg {what} failed (exit {code}): {stderr.text()[-1500:]}")
+
+
+class FrameReader:
+    """Iterates batches of decoded frames, uint8 [n, height, width, 3] RGB, at most `batch` each."""
+
+    def __init__(self, source: Path, info: VideoInfo, size: tuple[int, int]) -> None:
+        self.width, self.height = size
+        stream = ffmpeg.input(str(source)).video
+        if size != (info.width, info.height):
+            stream = stream.filter("scale", self.width, self.height, flags="lanczos")
+        args = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough").global_args(
+            "-nostdin", "-hide_banner", "-loglevel", "error"
+        ).compile(cmd=ffmpeg_binary())
+        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._stderr = _StderrTail(self._process.stderr)
+
+    def batches(self, batch: int) -> Iterator[np.ndarray]:
+        while True:
+            buffer = np.empty((batch, self.height, self.width, 3), dtype=np.uint8)
+            count = 0
+            while count < batch and self._read_frame(memoryview(buffer[count].reshape(-1))):
+                count += 1
+            if count:
+                yield buffer[:count]
+            if count < batch:
+                _finish(self._process, self._stderr, "decode")
+                return
+
+    def _read_frame(self, view: memoryview) -> bool:
+        filled = 0
+        while filled < len(view):
+            got = self._process.stdout.readinto(view[filled:])
+            if not got:
+                break
+            filled += got
+        if 0 < filled < len(view):
+            raise FfmpegError(f"decoder stopped mid-frame ({filled} of {len(view)} bytes)")
+        return filled == len(view)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._process.stdout.close()
+
+
+class FrameWriter:
+    """Encodes RGB frames to H.264; optionally muxes the audio of `audio_source` by stream copy."""
+
+    def __init__(
+        self,
+        destination: Path,
+        size: tuple[int, int],
+        fps: str,
+        options: EncodeOptions,
+        audio_source: Path | None = None,
+    ) -> None:
+        width, height = size
+        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps)
+        streams = [video]
+        output_args = {
+            "vcodec": "libx264",
+            "crf": options.crf,
+            "preset": options.preset,
+            "pix_fmt": pixel_format_for(width, height),
+            "r": fps,
+            "movflags": "+faststart",
+        }
+        if audio_source is not None:
+            streams.append(ffmpeg.input(str(audio_source)).audio)
+            output_args["acodec"] = "copy"
+        args = ffmpeg.output(*streams, str(destination), format="mp4", **output_args).global_args(
+            "-nostdin", "-hide_banner", "-loglevel", "error", "-y"
+        ).compile(cmd=ffmpeg_binary())
+        self._process = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._stderr = _StderrTail(self._process.stderr)
+        self.frames_written = 0
+
+    def write(self, frames: np.ndarray) -> None:
+        try:
+            self._process.stdin.write(np.ascontiguousarray(frames).data)
+        except BrokenPipeError:
+            _finish(self._process, self._stderr, "encode")
+            raise FfmpegError("encoder closed its input early") from None
+        self.frames_written += len(frames)
+
+    def finish(self) -> None:
+        self._process.stdin.close()
+        _finish(self._process, self._stderr, "encode")
+
+    def abort(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()

@@ -1,0 +1,113 @@
+"""The scoring job entry point: ranks, sharding, resume, retries, and a real 2-process torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scoring_job.manifest import Manifest, Segment
+from scoring_job.probe import probe_video
+from scoring_job.score import Rank, is_complete, main, rank_from_env, result_paths, run, shard
+
+
+def test_rank_comes_from_mpi_then_torchrun_then_defaults():
+    mpi = {"OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+           "RANK": "0", "WORLD_SIZE": "1"}
+    assert rank_from_env(mpi) == Rank(3, 4, 1)
+    assert rank_from_env({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}) == Rank(1, 2, 1)
+    assert rank_from_env({}) == Rank(0, 1, 0)
+    with pytest.raises(ValueError, match="outside"):
+        rank_from_env({"RANK": "2", "WORLD_SIZE": "2"})
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 5, 8])
+def test_sharding_covers_every_segment_once_and_balances(world_size):
+    segments = [Segment(index=i, path=f"s{i}.mp4", frames=f) for i, f in enumerate([50, 50, 49, 10, 90, 3, 3, 77])]
+    shards = shard(segments, world_size)
+    assigned = sorted(s.index for ranked in shards for s in ranked)
+    assert assigned == list(range(8))
+    assert shards == shard(list(reversed(segments)), world_size)  # order of the manifest does not matter
+    loads = [sum(s.frames for s in ranked) for ranked in shards]
+    assert max(loads) - min(loads) <= max(s.frames for s in segments)
+
+
+@pytest.fixture
+def job(make_clip, tmp_path) -> tuple[Path, Path]:
+    """An input folder with a manifest of three real segments of different lengths."""
+    input_dir, output_dir = tmp_path / "in", tmp_path / "out"
+    segments = []
+    for index, frames in enumerate([20, 9, 14]):
+        (input_dir / "segments").mkdir(parents=True, exist_ok=True)
+        path = f"segments/{index:03d}.mp4"
+        shutil.copy(make_clip(frames=frames, size="96x64", audio=False), input_dir / path)
+        segments.append(Segment(index=index, path=path, frames=frames))
+    Manifest(job_id="t", fps="24/1", style="3:0.5,12:0.5", options={"compile": False, "batch_size": 4},
+             segments=segments).save(input_dir)
+    return input_dir, output_dir
+
+
+def test_two_ranks_do_all_segments_then_a_rerun_skips_them(job):
+    input_dir, output_dir = job
+    assert run(input_dir, output_dir, Rank(0, 2, 0)) == []
+    assert run(input_dir, output_dir, Rank(1, 2, 1)) == []
+    manifest = Manifest.load(input_dir)
+    for segment in manifest.segments:
+        video, result = result_paths(output_dir, segment)
+        assert probe_video(video).frame_count == segment.frames
+        record = json.loads(result.read_text())
+        assert record["frames"] == segment.frames and record["device"] == "cpu:fp32" and record["fps"] > 0
+    stamps = {p: p.stat().st_mtime_ns for p in output_dir.iterdir()}
+    assert run(input_dir, output_dir, Rank(0, 2, 0)) == [] and run(input_dir, output_dir, Rank(1, 2, 1)) == []
+    assert {p: p.stat().st_mtime_ns for p in output_dir.iterdir()} == stamps
+    assert not list(output_dir.glob(".*partial"))
+
+
+def test_resume_redoes_only_unfinished_segments(job):
+    input_dir, output_dir = job
+    run(input_dir, output_dir, Rank(0, 1, 0))
+    manifest = Manifest.load(input_dir)
+    lost_video, _ = result_paths(output_dir, manifest.segments[1])
+    _, lost_result = result_paths(output_dir, manifest.segments[2])
+    lost_video.unlink()  # a crash after the result of another segment, before this one's video
+    lost_result.unlink()  # a crash between writing a video and its result
+    keep = result_paths(output_dir, manifest.segments[0])[0].stat().st_mtime_ns
+    run(input_dir, output_dir, Rank(0, 1, 0))
+    assert all(is_complete(output_dir, segment) for segment in manifest.segments)
+    assert result_paths(output_dir, manifest.segments[0])[0].stat().st_mtime_ns == keep
+
+
+def test_a_broken_segment_is_retried_then_named_and_the_rest_finish(job, caplog):
+    input_dir, output_dir = job
+    (input_dir / "segments" / "001.mp4").write_bytes(b"\x00" * 500)
+    with caplog.at_level("INFO", logger="scoring_job"):
+        code = main(["--input", str(input_dir), "--output", str(output_dir), "--retries", "1"])
+    assert code == 1
+    assert "segments failed after 2 attempts: segment_00001" in caplog.text
+    assert caplog.text.count("segment segment_00001 attempt") == 2
+    manifest = Manifest.load(input_dir)
+    assert [is_complete(output_dir, s) for s in manifest.segments] == [True, False, True]
+
+
+def test_a_missing_manifest_exits_2_with_the_reason(tmp_path, caplog):
+    assert main(["--input", str(tmp_path), "--output", str(tmp_path / "out")]) == 2
+    assert "no manifest.json" in caplog.text
+
+
+def test_torchrun_with_two_processes(job):
+    input_dir, output_dir = job
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    done = subprocess.run(
+        [str(torchrun), "--nproc-per-node=2", "--module", "scoring_job.score",
+         "--input", str(input_dir), "--output", str(output_dir)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rank 0/2" in done.stderr and "rank 1/2" in done.stderr
+    assert all(is_complete(output_dir, s) for s in Manifest.load(input_dir).segments)
