@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .files import write_text_atomic
-from .style_spec import StyleSpecError, parse_style
+from .style_spec import ImageStyle, StyleSpecError, parse_style
 
 SCHEMA_VERSION = 1
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -54,9 +54,10 @@ class Segment(_Strict):
 
 class ScoringOptions(_Strict):
     crf: int = Field(default=18, ge=0, le=51)
-    preset: Literal[X264_PRESETS] = "medium"
+    preset: Literal[X264_PRESETS] = "veryfast"  # see video_io.DEFAULT_PRESET
     scale: float = Field(default=1.0, gt=0, le=1)
     batch_size: int | None = Field(default=None, gt=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA, fp32 on CPU
     compile: bool = True
 
 
@@ -72,10 +73,10 @@ class Manifest(_Strict):
     @classmethod
     def _valid_style(cls, value: str) -> str:
         try:
-            parse_style(value)
+            style = parse_style(value)
         except StyleSpecError as error:
             raise ValueError(str(error)) from None
-        return value
+        return _relative_path(value) if isinstance(style, ImageStyle) else value
 
     @model_validator(mode="after")
     def _unique_indices(self) -> Manifest:

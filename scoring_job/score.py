@@ -93,7 +93,7 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
     options = manifest.options
     if device == "auto" and rank.world_size > 1:
         device = _device_for_local_rank(rank.local_rank)
-    stylizer = Stylizer(parse_style(manifest.style), choose_device(device, options.batch_size),
+    stylizer = Stylizer(parse_style(manifest.style), choose_device(device, options.batch_size, options.precision),
                         compile_model=options.compile, style_root=input_dir)
     encode = EncodeOptions(crf=options.crf, preset=options.preset)
     failed = []

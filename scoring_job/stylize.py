@@ -40,9 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--style", default="19", help=f"style: {VALID_FORMS} (default: 19)")
     parser.add_argument("--scale", type=float, default=1.0, help="resolution factor in (0, 1]; 1 keeps the size")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality, 0-51, lower is better (default 18)")
-    parser.add_argument("--preset", default="medium", choices=X264_PRESETS, help="x264 preset (default medium)")
+    parser.add_argument("--preset", default="veryfast", choices=X264_PRESETS, help="x264 preset (default veryfast)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, help="frames per inference batch (default: 8 on GPU, 1 on CPU)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="auto: bf16/fp16 on CUDA, fp32 on CPU; bf16 is ~2x faster on CPUs with AMX")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long videos)")
     parser.add_argument("--no-preview", action="store_true", help="skip the before/after preview image")
     return parser
@@ -84,7 +86,8 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
     from .video_io import EncodeOptions, FfmpegError
 
     try:
-        stylizer = Stylizer(style, choose_device(args.device, args.batch_size), compile_model=args.compile)
+        config = choose_device(args.device, args.batch_size, args.precision)
+        stylizer = Stylizer(style, config, compile_model=args.compile)
     except StyleImageError as error:
         return _fail("style_image", str(error))
     except (RuntimeError, ValueError) as error:

