@@ -99,9 +99,14 @@ def stylize_segment(
     copy_audio: bool = False,
     info: VideoInfo | None = None,
     expected_frames: int | None = None,
+    fps: str | None = None,
     on_frames: Callable[[int], None] | None = None,
 ) -> SegmentResult:
-    """Stylize `source` into `destination` (mp4) with the same frame count and frame rate."""
+    """Stylize `source` into `destination` (mp4) with the same frame count and frame rate.
+
+    `fps` (e.g. the whole video's rate from the manifest) overrides the segment's own: segments of
+    a variable-frame-rate source must all be written at the one average rate to concatenate.
+    """
     info = info or probe_video(source)
     size = output_size(info, scale)
     if min(size) < MIN_SIDE:
@@ -111,7 +116,7 @@ def stylize_segment(
     started = time.perf_counter()
     reader = FrameReader(source, info, size)
     audio_source = source if copy_audio and info.has_audio else None
-    writer = FrameWriter(partial, size, info.fps_text, encode or EncodeOptions(), audio_source=audio_source)
+    writer = FrameWriter(partial, size, fps or info.fps_text, encode or EncodeOptions(), audio_source=audio_source)
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
     styled: queue.Queue = queue.Queue(QUEUE_DEPTH)
     stop = threading.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import ffmpeg
@@ -13,22 +14,22 @@ from .files import partial_path
 TILE_WIDTH = 320
 
 
-def _sample_row(path: Path, frame_numbers: list[int]):
-    picks = "+".join(f"eq(n,{n})" for n in frame_numbers)  # ffmpeg-python escapes the commas
-    return (
-        ffmpeg.input(str(path)).video.filter("select", picks)
-        .filter("scale", TILE_WIDTH, -2).filter("tile", f"{len(frame_numbers)}x1")
-    )
-
-
-def write_preview(source: Path, styled: Path, destination: Path, frame_count: int, tiles: int = 3) -> Path:
-    """JPEG of `tiles` evenly spaced frames: originals on top, styled below (same frame numbers)."""
+def evenly_spaced(frame_count: int, tiles: int = 3) -> list[int]:
+    """Frame numbers at the centres of `tiles` equal parts of the video (distinct, ascending)."""
     tiles = max(1, min(tiles, frame_count))
-    frame_numbers = sorted({(frame_count * (2 * k + 1)) // (2 * tiles) for k in range(tiles)})
-    # tile needs exactly as many frames as cells, so the set above never shrinks below `tiles` here
-    stacked = ffmpeg.filter([_sample_row(source, frame_numbers), _sample_row(styled, frame_numbers)], "vstack")
+    return [(frame_count * (2 * k + 1)) // (2 * tiles) for k in range(tiles)]
+
+
+def _tile(path: Path, frame_number: int):
+    return ffmpeg.input(str(path)).video.filter("select", f"eq(n,{frame_number})").filter("scale", TILE_WIDTH, -2)
+
+
+def write_preview(samples: Sequence[tuple[Path, Path, int]], destination: Path) -> Path:
+    """JPEG with one column per (source file, styled file, frame number): original over styled."""
+    columns = [ffmpeg.filter([_tile(source, n), _tile(styled, n)], "vstack") for source, styled, n in samples]
+    image = columns[0] if len(columns) == 1 else ffmpeg.filter(columns, "hstack", inputs=len(columns))
     partial = partial_path(destination).with_suffix(".jpg")
-    args = stacked.output(str(partial), vframes=1, **{"q:v": 3}).global_args(
+    args = image.output(str(partial), vframes=1, **{"q:v": 3}).global_args(
         "-nostdin", "-hide_banner", "-loglevel", "error", "-y"
     ).compile(cmd=ffmpeg_binary())
     done = subprocess.run(args, capture_output=True, text=True)

@@ -102,7 +102,7 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
         for attempt in range(1, retries + 2):
             try:
                 result = stylize_segment(input_dir / segment.path, video, stylizer, encode=encode,
-                                         scale=options.scale, expected_frames=segment.frames)
+                                         scale=options.scale, expected_frames=segment.frames, fps=manifest.fps)
             except Exception as error:  # noqa: BLE001 - every failure is retried, then reported
                 log.warning("segment %s attempt %d failed: %s", segment.name, attempt, error)
                 continue

@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
 
     from .engine import StyleImageError, Stylizer, choose_device
     from .pipeline import SegmentError, stylize_segment
-    from .preview import write_preview
+    from .preview import evenly_spaced, write_preview
     from .video_io import EncodeOptions, FfmpegError
 
     try:
@@ -103,7 +103,8 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
     print(f"styled video: {output}  ({result.frames} frames, {result.width}x{result.height}, "
           f"{result.fps:.2f} fps on {result.device}, audio {'kept' if info.has_audio else 'none in source'})")
     if not args.no_preview:
-        preview = write_preview(args.input, output, output.with_suffix(".preview.jpg"), result.frames)
+        samples = [(args.input, output, n) for n in evenly_spaced(result.frames)]
+        preview = write_preview(samples, output.with_suffix(".preview.jpg"))
         print(f"before/after preview: {preview}")
     return EXIT_CODES["ok"]
 

@@ -67,3 +67,37 @@ def make_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory):
+    """Connection string of a real Azurite blob service, started for this test run and stopped after."""
+    from azurite import running_azurite
+
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as connection:
+        yield connection
+
+
+@pytest.fixture
+def settings(azurite: str, tmp_path: Path, request: pytest.FixtureRequest):
+    """Settings whose containers are unique to this test, so no two tests share storage state."""
+    import re
+    import uuid
+
+    from restyle.settings import Settings
+
+    tag = re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:20] + uuid.uuid4().hex[:8]
+    return Settings(
+        storage_connection_string=azurite,
+        input_container=f"in{tag}", styles_container=f"st{tag}", work_container=f"wk{tag}",
+        output_container=f"out{tag}", rejected_container=f"rej{tag}", temp_root=tmp_path / "scratch",
+    )
+
+
+@pytest.fixture
+def store(settings):
+    from restyle.storage import BlobStore
+
+    blob_store = BlobStore.from_settings(settings)
+    blob_store.ensure_containers()
+    return blob_store

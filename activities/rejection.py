@@ -1,0 +1,34 @@
+"""Rejecting an upload: copy it to rejected/ with a reason record, then remove it from input/.
+
+In that order, so that a crash at any point leaves the file in input/, in rejected/, or both.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from restyle.storage import BlobStore
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]|^/+|(?:^|/)\.\.?(?=/|$)")
+
+
+def rejected_name(name: str) -> str:
+    """A safe name for the rejected copy, even when the upload's own name was the problem."""
+    cleaned = _UNSAFE.sub("_", name).strip("/") or "unnamed"
+    return re.sub(r"/{2,}", "/", cleaned)
+
+
+def reject_upload(store: BlobStore, name: str, reason: str, facts: dict | None = None) -> dict:
+    settings = store.settings
+    target = rejected_name(name)
+    store.copy(settings.input_container, name, settings.rejected_container, target)
+    record = {
+        "blob": name,
+        "reason": reason,
+        "facts": facts or {},
+        "rejected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    store.write_json(settings.rejected_container, f"{target}.reason.json", record)
+    store.delete(settings.input_container, name)
+    return {"accepted": False, "reason": reason, "rejected_blob": f"{settings.rejected_container}/{target}"}

@@ -1,0 +1,1 @@
+"""Shared helpers of the Function App: typed settings, blob storage, blob-name safety, temp files."""

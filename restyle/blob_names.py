@@ -1,0 +1,42 @@
+"""Blob names come from users: check them before they become paths, URLs or log lines."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import PurePosixPath
+
+MAX_NAME_LENGTH = 1024  # Azure's limit on a blob name
+
+
+class UnsafeBlobName(ValueError):
+    """A blob name that could escape its container or folder, or is not a usable name."""
+
+
+def safe_blob_name(name: str) -> str:
+    """The name in Unicode NFC form, or UnsafeBlobName naming the problem.
+
+    Spaces and non-ASCII letters are fine; `..`, `.` and empty segments, absolute paths,
+    backslashes and control characters are not.
+    """
+    if not isinstance(name, str) or not name:
+        raise UnsafeBlobName("blob name is empty")
+    normalized = unicodedata.normalize("NFC", name)
+    if len(normalized) > MAX_NAME_LENGTH:
+        raise UnsafeBlobName(f"blob name longer than {MAX_NAME_LENGTH} characters")
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in normalized):
+        raise UnsafeBlobName(f"blob name contains control characters: {normalized!r}")
+    if "\\" in normalized:
+        raise UnsafeBlobName(f"blob name contains a backslash: {normalized!r}")
+    if normalized.startswith("/"):
+        raise UnsafeBlobName(f"blob name is an absolute path: {normalized!r}")
+    parts = normalized.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise UnsafeBlobName(f"blob name has an empty, '.' or '..' segment: {normalized!r}")
+    if normalized != normalized.strip():
+        raise UnsafeBlobName(f"blob name starts or ends with white space: {normalized!r}")
+    return normalized
+
+
+def stem(name: str) -> str:
+    """File name without folder and extension: `clips/Holiday 2024.mp4` -> `Holiday 2024`."""
+    return PurePosixPath(name).stem

@@ -1,0 +1,61 @@
+"""The one typed settings object: app settings in Azure, environment / local.settings.json locally.
+
+Every setting has a default that serves a local run against Azurite.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Azurite's published development account (not a secret: it is the same on every machine).
+AZURITE_CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RESTYLE_", extra="ignore", frozen=True)
+
+    # Storage: an account URL (Azure, managed identity) or, for Azurite only, a connection string.
+    storage_account_url: str | None = None
+    storage_connection_string: str | None = None
+    input_container: str = "input"
+    styles_container: str = "styles"
+    work_container: str = "work"
+    output_container: str = "output"
+    rejected_container: str = "rejected"
+
+    # Input limits: anything beyond is rejected with the reason, never processed.
+    max_duration_seconds: float = Field(default=2 * 3600, gt=0)
+    max_pixels: int = Field(default=3840 * 2160, gt=0)
+    max_bytes: int = Field(default=8 * 1024**3, gt=0)
+
+    # Splitting: target segment length, and at least this many segments per scoring worker.
+    segment_seconds: float = Field(default=10.0, gt=0)
+    scoring_workers: int = Field(default=2, gt=0)
+    segments_per_worker: int = Field(default=3, gt=0)
+    split_parallelism: int = Field(default=4, gt=0)  # split activities fanned out per video
+
+    keep_work_on_success: bool = False  # work/<job>/ is removed after a good run...
+    keep_work_on_failure: bool = True  # ...and kept after a failed one, for debugging
+    temp_root: Path = Path(tempfile.gettempdir()) / "restyle"
+
+    @property
+    def uses_connection_string(self) -> bool:
+        return self.storage_account_url is None
+
+    @property
+    def connection_string(self) -> str:
+        return self.storage_connection_string or AZURITE_CONNECTION_STRING
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

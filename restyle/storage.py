@@ -1,0 +1,137 @@
+"""Blob storage from settings: managed identity in Azure, a connection string only for Azurite.
+
+Files move in chunks (4 MiB blocks, two at a time), so a 2 GB video never needs 2 GB of memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from .settings import Settings
+
+BLOCK_SIZE = 4 * 1024 * 1024
+TRANSFER_CONCURRENCY = 2
+_CLIENT_OPTIONS = {
+    "max_block_size": BLOCK_SIZE,
+    "max_single_put_size": BLOCK_SIZE,
+    "max_single_get_size": BLOCK_SIZE,
+    "max_chunk_get_size": BLOCK_SIZE,
+}
+
+
+class BlobNotFound(LookupError):
+    """The named blob does not exist (a missing upload, or one already handled)."""
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    container: str
+    name: str
+    size: int
+    etag: str
+    metadata: dict[str, str]
+
+
+def service_client(settings: Settings) -> BlobServiceClient:
+    if settings.uses_connection_string:
+        return BlobServiceClient.from_connection_string(settings.connection_string, **_CLIENT_OPTIONS)
+    from azure.identity import DefaultAzureCredential
+
+    return BlobServiceClient(settings.storage_account_url, credential=DefaultAzureCredential(), **_CLIENT_OPTIONS)
+
+
+class BlobStore:
+    """The few blob operations the app needs, each streaming."""
+
+    def __init__(self, service: BlobServiceClient, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BlobStore:
+        return cls(service_client(settings), settings)
+
+    def ensure_containers(self) -> None:
+        """Create the app's containers if missing (locally; in Azure the infrastructure makes them)."""
+        s = self.settings
+        for name in (s.input_container, s.styles_container, s.work_container, s.output_container,
+                     s.rejected_container):
+            with contextlib.suppress(ResourceExistsError):
+                self.service.create_container(name)
+
+    def _blob(self, container: str, name: str):
+        return self.service.get_blob_client(container, name)
+
+    def info(self, container: str, name: str) -> BlobInfo:
+        try:
+            props = self._blob(container, name).get_blob_properties()
+        except ResourceNotFoundError:
+            raise BlobNotFound(f"{container}/{name} does not exist") from None
+        return BlobInfo(container, name, props.size, props.etag.strip('"'), dict(props.metadata or {}))
+
+    def exists(self, container: str, name: str) -> bool:
+        return self._blob(container, name).exists()
+
+    def upload_file(self, container: str, name: str, path: Path, metadata: dict[str, str] | None = None,
+                    content_type: str | None = None) -> None:
+        settings = ContentSettings(content_type=content_type) if content_type else None
+        with path.open("rb") as data:
+            self._blob(container, name).upload_blob(data, overwrite=True, metadata=metadata, length=path.stat().st_size,
+                                                    max_concurrency=TRANSFER_CONCURRENCY, content_settings=settings)
+
+    def download_file(self, container: str, name: str, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            stream = self._blob(container, name).download_blob(max_concurrency=TRANSFER_CONCURRENCY)
+        except ResourceNotFoundError:
+            raise BlobNotFound(f"{container}/{name} does not exist") from None
+        with path.open("wb") as target:
+            stream.readinto(target)
+        return path
+
+    def copy(self, source_container: str, source_name: str, target_container: str, target_name: str) -> None:
+        """Copy through this process in chunks (works with identity auth, where a server-side copy
+        of a private blob would need a SAS we do not want to mint)."""
+        try:
+            stream = self._blob(source_container, source_name).download_blob(max_concurrency=TRANSFER_CONCURRENCY)
+        except ResourceNotFoundError:
+            raise BlobNotFound(f"{source_container}/{source_name} does not exist") from None
+        metadata = dict(stream.properties.metadata or {})
+        self._blob(target_container, target_name).upload_blob(
+            stream.chunks(), length=stream.size, overwrite=True, metadata=metadata, max_concurrency=1
+        )
+
+    def delete(self, container: str, name: str) -> bool:
+        try:
+            self._blob(container, name).delete_blob()
+            return True
+        except ResourceNotFoundError:
+            return False
+
+    def list_names(self, container: str, prefix: str = "") -> Iterator[str]:
+        yield from self.service.get_container_client(container).list_blob_names(name_starts_with=prefix or None)
+
+    def delete_prefix(self, container: str, prefix: str) -> int:
+        names = list(self.list_names(container, prefix))
+        for name in names:
+            self.delete(container, name)
+        return len(names)
+
+    def write_json(self, container: str, name: str, payload: dict) -> None:
+        self._blob(container, name).upload_blob(
+            json.dumps(payload, indent=2).encode(), overwrite=True,
+            content_settings=ContentSettings(content_type="application/json"),
+        )
+
+    def read_json(self, container: str, name: str) -> dict:
+        try:
+            return json.loads(self._blob(container, name).download_blob().readall())
+        except ResourceNotFoundError:
+            raise BlobNotFound(f"{container}/{name} does not exist") from None

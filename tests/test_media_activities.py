@@ -1,0 +1,124 @@
+"""probe -> split -> (a trivial per-segment transform) -> stitch on real Azurite, ffmpeg and footage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from activities.audio import extract_audio_track
+from activities.cleanup import cleanup_work
+from activities.media_ops import audio_md5, frame_count, video_duration
+from activities.probe_input import probe_input
+from activities.segment_plan import SegmentPlan
+from activities.split import split_range
+from activities.stitch import output_names, stitch_output
+from activities.work_layout import WorkLayout
+from scoring_job.engine import DeviceConfig
+from scoring_job.ffmpeg_binary import ffmpeg_binary
+from scoring_job.pipeline import stylize_segment
+from scoring_job.probe import probe_video
+
+
+class Negative:
+    """A stand-in for the model: inverts colours, so the styled output is visibly different."""
+
+    config = DeviceConfig(torch.device("cpu"), torch.float32, 4)
+    device_name = "cpu:fp32"
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return 255 - frames
+
+
+def run_job(store, source: Path, name: str, job_id: str = "job1") -> tuple[dict, dict]:
+    """The orchestrator's media steps, in order, with the transform in place of the scoring job."""
+    settings = store.settings
+    store.upload_file(settings.input_container, name, source)
+    probed = probe_input(store, name, job_id)
+    assert probed["accepted"], probed
+    splits = [split_range(store, name, job_id, first, last) for first, last in probed["ranges"]]
+    assert sum(s["frames"] for s in splits) == probed["video"]["frame_count"]
+    audio = extract_audio_track(store, name, job_id)
+    layout = WorkLayout(job_id)
+    plan = SegmentPlan.from_dict(store.read_json(settings.work_container, layout.plan))
+    scratch = settings.temp_root / "transform"
+    for segment in plan.segments:
+        local = store.download_file(settings.work_container, layout.segment(segment.index), scratch / "in.mp4")
+        stylize_segment(local, scratch / "out.mp4", Negative(), expected_frames=segment.frames,
+                        fps=probed["video"]["fps"])
+        store.upload_file(settings.work_container, layout.styled(segment.index), scratch / "out.mp4")
+    stitched = stitch_output(store, name, job_id, probed["video"], audio)
+    return probed, stitched
+
+
+def fetch_output(store, name: str, folder: Path) -> Path:
+    video_name, preview_name = output_names(name)
+    store.download_file(store.settings.output_container, preview_name, folder / "preview.jpg")
+    return store.download_file(store.settings.output_container, video_name, folder / "out.mp4")
+
+
+def test_bunny_round_trip_keeps_frames_duration_and_audio(store, bunny, tmp_path):
+    probed, stitched = run_job(store, bunny, "films/Big Buck Bünny.mp4")
+    assert probed["video"]["frame_count"] == 132 and probed["segment_count"] >= 4
+    assert stitched["frames"] == 132 and stitched["audio_copied"]
+    out = fetch_output(store, "films/Big Buck Bünny.mp4", tmp_path)
+    info = probe_video(out)
+    assert (info.width, info.height, info.frame_count) == (1280, 720, 132)
+    assert abs(video_duration(out) - probe_video(bunny).duration) <= 1 / 25
+    assert audio_md5(out) == audio_md5(bunny)
+    assert (tmp_path / "preview.jpg").stat().st_size > 10_000
+    assert cleanup_work(store, "job1", succeeded=True)["removed"] > 0
+    assert list(store.list_names(store.settings.work_container)) == []
+    assert store.exists(store.settings.input_container, "films/Big Buck Bünny.mp4")  # the upload stays
+
+
+EDGE_CASES = {
+    "no audio": {"frames": 30, "audio": False},
+    "odd size": {"frames": 20, "size": "161x97", "pix_fmt": "yuv444p"},
+    "one frame": {"frames": 1, "audio": False},
+    "sparse keyframes": {"frames": 90, "extra": ("-g", "1000")},
+    "b-frames open gop": {"frames": 75, "extra": ("-g", "15", "-bf", "3", "-x264-params", "open-gop=1")},
+    "closed gops": {"frames": 75, "extra": ("-g", "10", "-bf", "2")},
+}
+
+
+@pytest.mark.parametrize("case", EDGE_CASES)
+def test_edge_clips_round_trip_exactly(case, store, make_clip, tmp_path):
+    source = make_clip(**EDGE_CASES[case])
+    source_info = probe_video(source)
+    probed, stitched = run_job(store, source, f"{case}.mp4")
+    out = fetch_output(store, f"{case}.mp4", tmp_path)
+    info = probe_video(out)
+    assert (info.width, info.height) == (source_info.width, source_info.height)
+    assert frame_count(out) == stitched["frames"] == source_info.frame_count
+    assert abs(video_duration(out) - source_info.duration) <= 1 / float(source_info.fps) + 1e-6
+    assert info.has_audio == source_info.has_audio
+    if source_info.has_audio:
+        assert audio_md5(out) == audio_md5(source)
+    if case == "sparse keyframes":
+        assert probed["split_mode"] == "reencode" and probed["segment_count"] > 1
+    if case == "closed gops":
+        assert probed["split_mode"] == "copy" and probed["segment_count"] > 1
+
+
+def test_variable_frame_rate_keeps_every_frame(store, tmp_path):
+    """VFR is normalised: every frame kept, written at the average rate, duration within a frame."""
+    source = tmp_path / "vfr.mp4"
+    subprocess.run([ffmpeg_binary(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x96:rate=30",
+                    "-vf", "setpts='if(lt(N,30),N/30,1+(N-30)/10)/TB'", "-frames:v", "60", "-fps_mode", "vfr",
+                    "-c:v", "libx264", str(source)], check=True)
+    source_info = probe_video(source)
+    _, stitched = run_job(store, source, "vfr.mp4")
+    out = fetch_output(store, "vfr.mp4", tmp_path)
+    assert stitched["frames"] == frame_count(out) == source_info.frame_count == 60
+    assert abs(video_duration(out) - source_info.duration) <= 1 / float(source_info.fps) + 1e-6
+
+
+def test_work_is_kept_after_a_failure(store):
+    store.write_json(store.settings.work_container, "jobX/plan.json", {"mode": "copy", "segments": []})
+    assert cleanup_work(store, "jobX", succeeded=False) == {"removed": 0, "kept": True}
+    assert json.loads(json.dumps(store.read_json(store.settings.work_container, "jobX/plan.json")))["mode"] == "copy"
