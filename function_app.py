@@ -1,10 +1,12 @@
 """Azure Functions entry point (Python v2 programming model, Durable Functions).
 
-The Functions host imports this module and takes `app`. Orchestrators, activities and triggers
-are registered here as blueprints as they are built; see ARCHITECTURE's data flow.
+The Functions host imports this module and takes `app`; it only registers blueprints.
 """
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities.media_blueprint import bp as media_activities
+
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(media_activities)

@@ -10,13 +10,15 @@ from datetime import UTC, datetime
 
 from restyle.storage import BlobStore
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]|^/+|(?:^|/)\.\.?(?=/|$)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def rejected_name(name: str) -> str:
-    """A safe name for the rejected copy, even when the upload's own name was the problem."""
-    cleaned = _UNSAFE.sub("_", name).strip("/") or "unnamed"
-    return re.sub(r"/{2,}", "/", cleaned)
+    """A safe name for the rejected copy, even when the upload's own name was the problem:
+    control characters become `_`, `.`/`..` segments become `_`, empty segments are dropped."""
+    parts = [part.strip() for part in _CONTROL.sub("_", name).replace("\\", "/").split("/")]
+    cleaned = ["_" if part in (".", "..") else part for part in parts if part]
+    return "/".join(cleaned) or "unnamed"
 
 
 def reject_upload(store: BlobStore, name: str, reason: str, facts: dict | None = None) -> dict:
