@@ -42,26 +42,35 @@ def video_packets(path: Path) -> tuple[list[Packet], float]:
         return packets, float(stream.time_base)
 
 
-def copy_segment(source: Path, destination: Path, segment: PlannedSegment) -> None:
-    """Remux the decode-order packet range of `segment` (starting at a closed keyframe) to MP4."""
-    with av.open(str(source)) as reader, av.open(str(destination), "w", format="mp4") as writer:
+def copy_segments(source: Path, targets: list[tuple[PlannedSegment, Path]]) -> None:
+    """Remux consecutive planned segments (each starting at a closed keyframe) in one demux pass.
+
+    Packets are counted in decode order from the start of the file (demuxing reads, it does not
+    decode) and streamed into one MP4 after another: one pass per range, not one per segment.
+    """
+    first = targets[0][0]
+    with av.open(str(source)) as reader:
         stream = reader.streams.video[0]
-        out = writer.add_stream_from_template(stream)
-        index, offset = 0, None
-        for packet in reader.demux(stream):
-            if not packet.size or packet.pts is None:
-                continue
-            if segment.decode_start <= index < segment.decode_end:
-                if offset is None:
-                    offset = packet.dts if packet.dts is not None else packet.pts
-                packet.pts -= offset
-                if packet.dts is not None:
-                    packet.dts -= offset
-                packet.stream = out
-                writer.mux(packet)
-            index += 1
-            if index >= segment.decode_end:
-                break
+        packets = (p for p in reader.demux(stream) if p.size and p.pts is not None)
+        index = 0
+        for segment, destination in targets:
+            with av.open(str(destination), "w", format="mp4") as writer:
+                out = writer.add_stream_from_template(stream)
+                offset = None
+                for packet in packets:
+                    if index >= segment.decode_start:
+                        if offset is None:
+                            offset = packet.dts if packet.dts is not None else packet.pts
+                        packet.pts -= offset
+                        if packet.dts is not None:
+                            packet.dts -= offset
+                        packet.stream = out
+                        writer.mux(packet)
+                    index += 1
+                    if index >= segment.decode_end:
+                        break
+        if index < first.decode_start:
+            raise MediaError(f"source ended before segment {first.index}")
 
 
 def reencode_segment(source: Path, destination: Path, segment: PlannedSegment, frame_seconds: float) -> None:

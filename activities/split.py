@@ -8,7 +8,7 @@ from restyle.storage import BlobStore
 from restyle.tempfiles import scratch_dir
 from scoring_job.probe import probe_video
 
-from .media_ops import MediaError, copy_segment, frame_count, reencode_segment
+from .media_ops import MediaError, copy_segments, frame_count, reencode_segment
 from .segment_plan import SegmentPlan
 from .work_layout import WorkLayout
 
@@ -20,14 +20,15 @@ def split_range(store: BlobStore, blob_name: str, job_id: str, first: int, last:
     plan = SegmentPlan.from_dict(store.read_json(settings.work_container, layout.plan))
     with scratch_dir(settings.temp_root, "split-") as scratch:
         source = store.download_file(settings.input_container, blob_name, scratch / "source")
-        frame_seconds = float(1 / probe_video(source).fps)
-        total = 0
-        for segment in plan.segments[first:last]:
-            local = scratch / f"{segment.index}.mp4"
-            if plan.mode == "copy":
-                copy_segment(source, local, segment)
-            else:
+        targets = [(segment, scratch / f"{segment.index}.mp4") for segment in plan.segments[first:last]]
+        if plan.mode == "copy":
+            copy_segments(source, targets)
+        else:
+            frame_seconds = float(1 / probe_video(source).fps)
+            for segment, local in targets:
                 reencode_segment(source, local, segment, frame_seconds)
+        total = 0
+        for segment, local in targets:
             _check_frames(local, segment.frames, segment.index)
             store.upload_file(settings.work_container, layout.segment(segment.index), local, content_type="video/mp4")
             local.unlink()

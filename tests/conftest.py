@@ -72,7 +72,7 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory):
     """Connection string of a real Azurite blob service, started for this test run and stopped after."""
-    from azurite import running_azurite
+    from tools.azurite import running_azurite
 
     with running_azurite(tmp_path_factory.mktemp("azurite")) as connection:
         yield connection

@@ -1,5 +1,6 @@
 """Where each dependency runs: the Function App must deploy without torch."""
 
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,13 +24,21 @@ def test_scoring_environment_pins_torch():
     assert "torch==2.13.0" in (ROOT / "scoring_job" / "requirements.txt").read_text().splitlines()
 
 
+@cache
+def app_functions() -> dict:
+    """The app's functions as the worker indexes them (get_functions may be called only once)."""
+    import function_app
+
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
 def test_function_app_registers_the_media_activities():
     import azure.durable_functions as df
 
     import function_app
 
     assert isinstance(function_app.app, df.DFApp)
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    functions = app_functions()
     assert set(functions) >= {"probe", "split", "extract_audio", "stitch", "cleanup"}
     for name in ("probe", "split", "extract_audio", "stitch", "cleanup"):
         assert functions[name].get_trigger().type == "activityTrigger"
@@ -37,11 +46,9 @@ def test_function_app_registers_the_media_activities():
 
 def test_media_activity_wrappers_call_the_plain_functions(settings, store, make_clip, monkeypatch):
     """The Durable wrapper for probe, called as the worker calls it, against real Azurite."""
-    import function_app
     from activities import media_blueprint
 
     monkeypatch.setattr(media_blueprint, "_store", lambda: store)
     store.upload_file(settings.input_container, "clip.mp4", make_clip(frames=12))
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
-    result = functions["probe"].get_user_function()({"blob": "clip.mp4", "job_id": "j1"})
+    result = app_functions()["probe"].get_user_function()({"blob": "clip.mp4", "job_id": "j1"})
     assert result["accepted"] and result["video"]["frame_count"] == 12

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from restyle.settings import Settings
-from restyle.storage import BlobNotFound, BlobStore, service_client
+from restyle.storage import BlobNotFound, service_client
 
 
 def test_round_trip_copy_metadata_and_listing(store, tmp_path):
@@ -30,7 +30,7 @@ def test_round_trip_copy_metadata_and_listing(store, tmp_path):
 
 
 def test_missing_blobs_raise_blob_not_found(store, tmp_path):
-    with pytest.raises(BlobNotFound, match="nope.mp4 does not exist"):
+    with pytest.raises(BlobNotFound, match=r"nope\.mp4 does not exist"):
         store.info(store.settings.input_container, "nope.mp4")
     with pytest.raises(BlobNotFound):
         store.download_file(store.settings.input_container, "nope.mp4", tmp_path / "x")
