@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,18 @@ class Settings(BaseSettings):
     scoring_workers: int = Field(default=2, gt=0)
     segments_per_worker: int = Field(default=3, gt=0)
     split_parallelism: int = Field(default=4, gt=0)  # split activities fanned out per video
+
+    # Scoring: "local" (torchrun on this machine) or "azureml" (MPI command job on a GPU cluster).
+    scoring_backend: Literal["local", "azureml"] = "local"
+    aml_subscription_id: str | None = None
+    aml_resource_group: str | None = None
+    aml_workspace: str | None = None
+    aml_compute: str = "gpu-cluster"
+    aml_environment: str = "restyle-scoring@latest"
+    aml_datastore: str = "work"  # datastore over the data account's work container
+    aml_instance_count: int = Field(default=1, gt=0)
+    aml_processes_per_instance: int = Field(default=1, gt=0)  # = GPUs per node
+    aml_experiment: str = "restyle"
 
     keep_work_on_success: bool = False  # work/<job>/ is removed after a good run...
     keep_work_on_failure: bool = True  # ...and kept after a failed one, for debugging

@@ -1,0 +1,1 @@
+"""Scoring backends: where the scoring job runs (Azure ML, or local processes)."""

