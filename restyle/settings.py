@@ -56,9 +56,15 @@ class Settings(BaseSettings):
     aml_processes_per_instance: int = Field(default=1, gt=0)  # = GPUs per node
     aml_experiment: str = "restyle"
 
+    local_processes: int = Field(default=2, gt=0)  # torchrun processes of the local backend
+
     keep_work_on_success: bool = False  # work/<job>/ is removed after a good run...
     keep_work_on_failure: bool = True  # ...and kept after a failed one, for debugging
     temp_root: Path = Path(tempfile.gettempdir()) / "restyle"
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as RESTYLE_* variables, for a child process that reads them back."""
+        return {f"RESTYLE_{key.upper()}": str(value) for key, value in self.model_dump().items() if value is not None}
 
     @property
     def uses_connection_string(self) -> bool:

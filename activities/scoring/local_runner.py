@@ -1,0 +1,91 @@
+"""The local backend's detached job: what Azure ML's mounts and mpirun do, on this machine.
+
+    python -m activities.scoring.local_runner --job-id ID --state-dir DIR --processes N
+
+Downloads work/<job>/ (manifest, segments, and any styled results of earlier attempts), runs the
+scoring job under torchrun, uploads each finished segment (video, then its result JSON) to
+work/<job>/styled/ as soon as it appears, and records its exit code in DIR/exit_code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from restyle.settings import get_settings
+from restyle.storage import BlobStore
+from scoring_job.files import write_text_atomic
+from scoring_job.manifest import MANIFEST_NAME, Manifest
+
+UPLOAD_POLL_SECONDS = 0.5
+
+
+def fetch_inputs(store: BlobStore, job_id: str, input_dir: Path, output_dir: Path) -> Manifest:
+    container = store.settings.work_container
+    store.download_file(container, f"{job_id}/{MANIFEST_NAME}", input_dir / MANIFEST_NAME)
+    manifest = Manifest.load(input_dir)
+    for segment in manifest.segments:
+        store.download_file(container, f"{job_id}/{segment.path}", input_dir / segment.path)
+    for name in store.list_names(container, f"{job_id}/styled/"):  # resume: what earlier attempts finished
+        store.download_file(container, name, output_dir / Path(name).name)
+    return manifest
+
+
+def upload_finished(store: BlobStore, job_id: str, output_dir: Path, uploaded: set[str]) -> None:
+    """Upload each complete result pair once: the video first, so a visible JSON means done."""
+    for result in sorted(output_dir.glob("segment_*.json")):
+        if result.name in uploaded:
+            continue
+        video = result.with_suffix(".mp4")
+        prefix = f"{job_id}/styled/"
+        store.upload_file(store.settings.work_container, prefix + video.name, video, content_type="video/mp4")
+        store.upload_file(store.settings.work_container, prefix + result.name, result,
+                          content_type="application/json")
+        uploaded.add(result.name)
+
+
+def run(job_id: str, state_dir: Path, processes: int) -> int:
+    store = BlobStore.from_settings(get_settings())
+    input_dir, output_dir = state_dir / "input", state_dir / "output"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    fetch_inputs(store, job_id, input_dir, output_dir)
+    uploaded = {p.name for p in output_dir.glob("segment_*.json")}  # came from the store already
+    torchrun = Path(sys.executable).with_name("torchrun")
+    scoring = subprocess.Popen([str(torchrun), f"--nproc-per-node={processes}", "--module", "scoring_job.score",
+                                "--input", str(input_dir), "--output", str(output_dir)])
+    stop = threading.Event()
+
+    def uploader() -> None:
+        while not stop.wait(UPLOAD_POLL_SECONDS):
+            upload_finished(store, job_id, output_dir, uploaded)
+
+    thread = threading.Thread(target=uploader, daemon=True)
+    thread.start()
+    code = scoring.wait()
+    stop.set()
+    thread.join()
+    upload_finished(store, job_id, output_dir, uploaded)
+    return code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--job-id", required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--processes", type=int, default=1)
+    args = parser.parse_args()
+    try:
+        code = run(args.job_id, args.state_dir, args.processes)
+    except Exception as error:
+        write_text_atomic(args.state_dir / "exit_code", json.dumps({"code": 1, "error": str(error)}))
+        raise
+    write_text_atomic(args.state_dir / "exit_code", json.dumps({"code": code}))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The local backend: a real detached torchrun job over Azurite, killed and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from activities.scoring.backend import JobState
+from activities.scoring.local import LocalBackend
+from scoring_job.manifest import Manifest, Segment
+
+
+@pytest.fixture
+def staged_job(store, make_clip) -> tuple[str, int]:
+    """work/<job>/manifest.json + six real segments, as the orchestrator's manifest step leaves them."""
+    job_id, count = "localjob", 6
+    segments = []
+    for index in range(count):
+        path = f"segments/segment_{index:05d}.mp4"
+        store.upload_file(store.settings.work_container, f"{job_id}/{path}", make_clip(frames=16, size="128x72",
+                                                                                      audio=False))
+        segments.append(Segment(index=index, path=path, frames=16))
+    manifest = Manifest(job_id=job_id, fps="24/1", style="19", options={"compile": False, "scale": 1.0},
+                        segments=segments)
+    folder = store.settings.temp_root / "stage"
+    manifest.save(folder)
+    store.upload_file(store.settings.work_container, f"{job_id}/manifest.json", folder / "manifest.json")
+    return job_id, count
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group, read from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def wait_for(backend: LocalBackend, handle: dict, done, timeout: float = 240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = backend.status(handle)
+        if done(status):
+            return status
+        time.sleep(0.5)
+    log = Path(handle["state_dir"], "job.log").read_text()[-3000:]
+    raise AssertionError(f"timed out; last status {status}; log:\n{log}")
+
+
+def test_a_killed_job_is_resubmitted_and_redoes_only_unfinished_segments(store, staged_job):
+    job_id, count = staged_job
+    backend = LocalBackend(store)  # two torchrun processes (settings.local_processes)
+    first = backend.submit(job_id, count, attempt=1)
+    running = wait_for(backend, first, lambda s: s.segments_done >= 1 or s.state.terminal)
+    assert running.state is JobState.RUNNING, running
+    os.killpg(first["pid"], signal.SIGKILL)  # the whole group: runner, torchrun and both ranks
+    failed = wait_for(backend, first, lambda s: s.state.terminal)
+    assert failed.state is JobState.FAILED and "died" in failed.message
+    finished_before = failed.segments_done
+    assert 1 <= finished_before < count
+
+    second = backend.submit(job_id, count, attempt=2)
+    completed = wait_for(backend, second, lambda s: s.state.terminal)
+    assert completed.state is JobState.COMPLETED, completed
+    assert completed.segments_done == count == completed.segments_total
+    log = Path(second["state_dir"], "job.log").read_text()
+    already = sum(int(part.split(" already done")[0].split()[-1]) for part in log.split("segments assigned, ")[1:])
+    assert already == finished_before  # what attempt 1 finished was skipped, the rest was done
+    for index in range(count):
+        result = store.read_json(store.settings.work_container, f"{job_id}/styled/segment_{index:05d}.json")
+        assert result["frames"] == 16
+
+
+def test_cancel_stops_the_process_group(store, staged_job):
+    job_id, count = staged_job
+    backend = LocalBackend(store)
+    handle = backend.submit(job_id, count, attempt=1)
+    wait_for(backend, handle, lambda s: s.state is JobState.RUNNING)
+    backend.cancel(handle)
+    status = wait_for(backend, handle, lambda s: s.state.terminal)
+    assert status.state is JobState.CANCELED
+    deadline = time.monotonic() + 20
+    while group_members(handle["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert group_members(handle["pid"]) == [], "process group still alive after cancel"
+    assert json.loads(json.dumps(status.as_dict()))["state"] == "canceled"
