@@ -6,7 +6,9 @@ The Functions host imports this module and takes `app`; it only registers bluepr
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities.media_blueprint import bp as media_activities
+from activities.blueprint import bp as activities
+from orchestrators.stylize_video import bp as orchestrators
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-app.register_functions(media_activities)
+app.register_functions(orchestrators)
+app.register_functions(activities)

@@ -56,11 +56,23 @@ class Settings(BaseSettings):
     aml_processes_per_instance: int = Field(default=1, gt=0)  # = GPUs per node
     aml_experiment: str = "restyle"
 
+    scoring_max_attempts: int = Field(default=3, gt=0)  # failed/pre-empted jobs are resubmitted (and resume)
+    scoring_deadline_seconds: float = Field(default=6 * 3600, gt=0)
+    poll_initial_seconds: float = Field(default=5, gt=0)
+    poll_max_seconds: float = Field(default=60, gt=0)
+    polls_per_history: int = Field(default=20, gt=0)  # then continue_as_new keeps the history bounded
+    activity_retry_attempts: int = Field(default=3, gt=0)
     local_processes: int = Field(default=2, gt=0)  # torchrun processes of the local backend
 
     keep_work_on_success: bool = False  # work/<job>/ is removed after a good run...
     keep_work_on_failure: bool = True  # ...and kept after a failed one, for debugging
     temp_root: Path = Path(tempfile.gettempdir()) / "restyle"
+
+    def orchestration_policy(self) -> dict:
+        """What the orchestrator needs from settings, passed in its input (orchestrators do no I/O)."""
+        keys = ("scoring_max_attempts", "scoring_deadline_seconds", "poll_initial_seconds", "poll_max_seconds",
+                "polls_per_history", "activity_retry_attempts")
+        return {key: getattr(self, key) for key in keys}
 
     def as_environment(self) -> dict[str, str]:
         """These settings as RESTYLE_* variables, for a child process that reads them back."""

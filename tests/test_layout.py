@@ -32,23 +32,26 @@ def app_functions() -> dict:
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
 
 
-def test_function_app_registers_the_media_activities():
+def test_function_app_registers_the_orchestrator_and_activities():
     import azure.durable_functions as df
 
     import function_app
 
     assert isinstance(function_app.app, df.DFApp)
     functions = app_functions()
-    assert set(functions) >= {"probe", "split", "extract_audio", "stitch", "cleanup"}
-    for name in ("probe", "split", "extract_audio", "stitch", "cleanup"):
+    activities = {"probe", "split", "extract_audio", "stitch", "cleanup", "write_manifest", "submit_scoring",
+                  "scoring_status", "cancel_scoring"}
+    assert set(functions) == activities | {"stylize_video"}
+    for name in activities:
         assert functions[name].get_trigger().type == "activityTrigger"
+    assert functions["stylize_video"].get_trigger().type == "orchestrationTrigger"
 
 
 def test_media_activity_wrappers_call_the_plain_functions(settings, store, make_clip, monkeypatch):
     """The Durable wrapper for probe, called as the worker calls it, against real Azurite."""
-    from activities import media_blueprint
+    from activities import blueprint
 
-    monkeypatch.setattr(media_blueprint, "_store", lambda: store)
+    monkeypatch.setattr(blueprint, "_store", lambda: store)
     store.upload_file(settings.input_container, "clip.mp4", make_clip(frames=12))
     result = app_functions()["probe"].get_user_function()({"blob": "clip.mp4", "job_id": "j1"})
     assert result["accepted"] and result["video"]["frame_count"] == 12

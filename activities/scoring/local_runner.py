@@ -20,6 +20,7 @@ from restyle.settings import get_settings
 from restyle.storage import BlobStore
 from scoring_job.files import write_text_atomic
 from scoring_job.manifest import MANIFEST_NAME, Manifest
+from scoring_job.style_spec import ImageStyle, parse_style
 
 UPLOAD_POLL_SECONDS = 0.5
 
@@ -28,8 +29,11 @@ def fetch_inputs(store: BlobStore, job_id: str, input_dir: Path, output_dir: Pat
     container = store.settings.work_container
     store.download_file(container, f"{job_id}/{MANIFEST_NAME}", input_dir / MANIFEST_NAME)
     manifest = Manifest.load(input_dir)
-    for segment in manifest.segments:
-        store.download_file(container, f"{job_id}/{segment.path}", input_dir / segment.path)
+    paths = [segment.path for segment in manifest.segments]
+    if isinstance(parse_style(manifest.style), ImageStyle):
+        paths.append(manifest.style)
+    for path in paths:
+        store.download_file(container, f"{job_id}/{path}", input_dir / path)
     for name in store.list_names(container, f"{job_id}/styled/"):  # resume: what earlier attempts finished
         store.download_file(container, name, output_dir / Path(name).name)
     return manifest

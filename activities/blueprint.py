@@ -1,4 +1,4 @@
-"""Durable activity triggers for the media steps: thin adapters over the plain functions.
+"""Durable activity triggers: thin adapters over the plain functions of activities/.
 
 Inputs and outputs are small JSON dicts (blob names, counts), never media bytes.
 """
@@ -15,6 +15,9 @@ from restyle.storage import BlobStore
 from .audio import extract_audio_track
 from .cleanup import cleanup_work
 from .probe_input import probe_input
+from .scoring.backend import JobStatus
+from .scoring_activities import backend_for
+from .scoring_activities import write_manifest as write_manifest_blob
 from .split import split_range
 from .stitch import stitch_output
 
@@ -52,3 +55,26 @@ def stitch(payload: dict) -> dict:
 @bp.activity_trigger(input_name="payload")
 def cleanup(payload: dict) -> dict:
     return cleanup_work(_store(), payload["job_id"], payload["succeeded"])
+
+
+@bp.activity_trigger(input_name="payload")
+def write_manifest(payload: dict) -> dict:
+    return write_manifest_blob(_store(), payload["job_id"], payload["video"], payload["style"], payload["options"],
+                          payload["split_frames"])
+
+
+@bp.activity_trigger(input_name="payload")
+def submit_scoring(payload: dict) -> dict:
+    return backend_for(_store()).submit(payload["job_id"], payload["segments_total"], payload["attempt"])
+
+
+@bp.activity_trigger(input_name="handle")
+def scoring_status(handle: dict) -> dict:
+    status: JobStatus = backend_for(_store()).status(handle)
+    return status.as_dict()
+
+
+@bp.activity_trigger(input_name="handle")
+def cancel_scoring(handle: dict) -> dict:
+    backend_for(_store()).cancel(handle)
+    return {"canceled": handle.get("name") or handle.get("job_id")}

@@ -1,0 +1,43 @@
+"""manifest and scoring-job activities: plain functions the Durable wrappers call."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from restyle.storage import BlobStore
+from scoring_job.manifest import Manifest, ScoringOptions, Segment
+from scoring_job.style_spec import ImageStyle, parse_style
+
+from .scoring.backend import ScoringBackend
+from .segment_plan import SegmentPlan
+from .work_layout import WorkLayout, segment_name
+
+
+def write_manifest(store: BlobStore, job_id: str, video: dict, style: str, options: dict, split_frames: int) -> dict:
+    """work/<job>/manifest.json from the plan; refuses when the split lost or gained frames."""
+    settings = store.settings
+    layout = WorkLayout(job_id)
+    plan = SegmentPlan.from_dict(store.read_json(settings.work_container, layout.plan))
+    if not plan.total_frames == split_frames == video["frame_count"]:
+        raise ValueError(f"frame counts disagree: plan {plan.total_frames}, split {split_frames}, "
+                         f"video {video['frame_count']}")
+    segments = [Segment(index=s.index, path=f"segments/{segment_name(s.index)}.mp4", frames=s.frames)
+                for s in plan.segments]
+    if isinstance(parse_style(style), ImageStyle):  # the painting travels with the job's inputs
+        name = f"style/{PurePosixPath(style).name}"
+        store.copy(settings.styles_container, style, settings.work_container, f"{job_id}/{name}")
+        style = name
+    manifest = Manifest(job_id=job_id, fps=video["fps"], style=style, options=ScoringOptions(**options),
+                        segments=segments)
+    store.write_json(settings.work_container, f"{job_id}/manifest.json", manifest.model_dump(mode="json"))
+    return {"segments_total": len(segments), "frames_total": manifest.total_frames}
+
+
+def backend_for(store: BlobStore) -> ScoringBackend:
+    if store.settings.scoring_backend == "azureml":
+        from .scoring.azureml import AzureMLBackend
+
+        return AzureMLBackend.from_settings(store)
+    from .scoring.local import LocalBackend
+
+    return LocalBackend(store)

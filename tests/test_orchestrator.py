@@ -1,0 +1,139 @@
+"""stylize_video through the Durable SDK's replay engine, with histories built as the host builds them.
+
+The activities here are stand-ins that return what the real ones return (those are tested against
+Azurite elsewhere); what is under test is the orchestration: order, fan-out, retries, resubmission,
+deadline, progress and bounded history.
+"""
+
+from __future__ import annotations
+
+import pytest
+from durable_host import OrchestrationFailed, ReplayHost
+
+from orchestrators.stylize_video import stylize_video
+from restyle.settings import Settings
+
+POLICY = Settings(poll_initial_seconds=5, poll_max_seconds=60, polls_per_history=4, scoring_max_attempts=3,
+                  scoring_deadline_seconds=3600, activity_retry_attempts=3).orchestration_policy()
+VIDEO = {"frame_count": 132, "fps": "25/1", "duration": 5.28, "width": 1280, "height": 720}
+
+
+class FakeActivities(dict):
+    """Activity name -> callable; scoring advances one segment per status poll."""
+
+    def __init__(self, segments: int = 4, scoring_outcomes: list[str] | None = None, split_failures: int = 0):
+        super().__init__()
+        self.polls = 0
+        self.attempt_states = list(scoring_outcomes or ["completed"])
+        self.split_failures = split_failures
+        self.update(
+            probe=lambda a: {"accepted": True, "blob": a["blob"], "etag": "e", "video": VIDEO, "split_mode": "copy",
+                             "segment_count": segments, "ranges": [[0, 2], [2, segments]]},
+            extract_audio=lambda a: {"has_audio": True, "codec": "aac", "md5": "m", "blob": "j/audio.mka"},
+            split=self._split,
+            write_manifest=lambda a: {"segments_total": segments, "frames_total": a["split_frames"]},
+            submit_scoring=lambda a: {"backend": "fake", "attempt": a["attempt"], "segments_total": segments},
+            scoring_status=self._status,
+            cancel_scoring=lambda h: {"canceled": h["attempt"]},
+            stitch=lambda a: {"output_blob": "output/clip.styled.mp4", "preview_blob": "output/p.jpg",
+                              "frames": 132, "duration": 5.28, "audio_copied": True},
+            cleanup=lambda a: {"removed": 3, "kept": False},
+        )
+        self.segments = segments
+
+    def _split(self, argument):
+        if argument["first"] == 2 and self.split_failures:
+            self.split_failures -= 1
+            raise ConnectionError("storage hiccup")
+        return {"first": argument["first"], "last": argument["last"], "frames": 66, "mode": "copy"}
+
+    def _status(self, handle):
+        self.polls += 1
+        outcome = self.attempt_states[min(handle["attempt"], len(self.attempt_states)) - 1]
+        done = min(self.polls, self.segments)
+        if outcome == "running":
+            return {"state": "running", "segments_done": done, "segments_total": self.segments, "message": ""}
+        if done < self.segments and outcome == "completed":
+            return {"state": "running", "segments_done": done, "segments_total": self.segments, "message": ""}
+        return {"state": outcome, "segments_done": done, "segments_total": self.segments, "message": outcome}
+
+
+def start(activities: FakeActivities, **policy) -> tuple[ReplayHost, object]:
+    host = ReplayHost(stylize_video, activities)
+    result = host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": {**POLICY, **policy}})
+    return host, result
+
+
+def names(host: ReplayHost) -> list[str]:
+    return [name for name, _ in host.calls]
+
+
+def test_happy_path_reads_like_the_data_flow():
+    host, result = start(FakeActivities())
+    assert result["output_blob"] == "output/clip.styled.mp4" and result["frames"] == 132
+    order = names(host)
+    assert order[:4] == ["probe", "extract_audio", "split", "split"]
+    assert order[4:6] == ["write_manifest", "submit_scoring"]
+    assert order[-2:] == ["stitch", "cleanup"] and host.calls[-1][1] == {"job_id": "job-1", "succeeded": True}
+    assert host.calls[4][1]["split_frames"] == 132
+
+
+def test_progress_is_in_the_custom_status():
+    host, _ = start(FakeActivities())
+    stages = [status["stage"] for status in host.custom_statuses]
+    assert stages[0] == "probe" and "scoring" in stages and stages[-1] == "done"
+    scoring = [s for s in host.custom_statuses if s["stage"] == "scoring"]
+    assert [s["segments_done"] for s in scoring] == sorted(s["segments_done"] for s in scoring)
+    assert scoring[-1]["segments_total"] == 4 and scoring[-1]["attempt"] == 1
+    assert any(s["frames_per_second"] and s["eta_seconds"] is not None for s in scoring)
+
+
+def test_a_split_that_fails_once_is_retried():
+    host, result = start(FakeActivities(split_failures=1))
+    assert result["frames"] == 132
+    assert names(host).count("split") == 3
+
+
+def test_a_failed_scoring_job_is_resubmitted_and_succeeds():
+    host, result = start(FakeActivities(scoring_outcomes=["preempted", "completed"]))
+    submits = [argument for name, argument in host.calls if name == "submit_scoring"]
+    assert [s["attempt"] for s in submits] == [1, 2] and result["frames"] == 132
+
+
+def test_scoring_that_keeps_failing_fails_the_job_with_the_reason_and_cleans_up():
+    activities = FakeActivities(scoring_outcomes=["failed"])
+    host = ReplayHost(stylize_video, activities)
+    with pytest.raises(OrchestrationFailed, match="scoring failed 3 times"):
+        host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": POLICY})
+    assert host.calls[-1] == ("cleanup", {"job_id": "job-1", "succeeded": False})
+
+
+def test_the_deadline_cancels_the_job():
+    activities = FakeActivities(scoring_outcomes=["running"])
+    host = ReplayHost(stylize_video, activities)
+    with pytest.raises(OrchestrationFailed, match="deadline"):
+        host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {},
+                           "policy": {**POLICY, "scoring_deadline_seconds": 600}})
+    assert "cancel_scoring" in names(host)
+    assert host.calls[-1] == ("cleanup", {"job_id": "job-1", "succeeded": False})
+
+
+def test_a_rejected_input_fails_with_the_reason_and_runs_nothing_else():
+    activities = FakeActivities()
+    activities["probe"] = lambda a: {"accepted": False, "reason": "not a video (audio only)",
+                                     "rejected_blob": "rejected/clip.mp4"}
+    host = ReplayHost(stylize_video, activities)
+    with pytest.raises(OrchestrationFailed, match=r"input rejected: not a video \(audio only\)"):
+        host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": POLICY})
+    assert names(host) == ["probe"]
+
+
+def test_history_stays_bounded_over_a_long_monitor():
+    """A job that runs for hours: continue_as_new every few polls keeps each history short."""
+    activities = FakeActivities(segments=200)
+    host = ReplayHost(stylize_video, activities)
+    policy = {**POLICY, "scoring_deadline_seconds": 24 * 3600}  # 200 polls at the 60 s cap: ~3.3 hours
+    result = host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": policy})
+    assert result["frames"] == 132 and activities.polls >= 200
+    assert host.executions >= 200 // POLICY["polls_per_history"]
+    assert host.max_history < 60
