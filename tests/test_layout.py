@@ -55,3 +55,19 @@ def test_media_activity_wrappers_call_the_plain_functions(settings, store, make_
     store.upload_file(settings.input_container, "clip.mp4", make_clip(frames=12))
     result = app_functions()["probe"].get_user_function()({"blob": "clip.mp4", "job_id": "j1"})
     assert result["accepted"] and result["video"]["frame_count"] == 12
+
+
+def test_the_function_app_imports_without_torch():
+    """The Functions host installs requirements.txt only: nothing it imports may need torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, function_app; print(sorted(m for m in ('torch', 'onnx') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_deployment_package_leaves_out_what_the_host_does_not_run():
+    ignored = {line.strip() for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip()}
+    assert {"tests", "bench", "devhost", "infra", "node_modules"} <= ignored
+    assert "scoring_job" not in ignored and "activities" not in ignored
