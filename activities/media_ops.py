@@ -7,7 +7,6 @@ few steps that must decode (a forced-keyframe re-encode, md5 of an audio stream,
 from __future__ import annotations
 
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -127,7 +126,3 @@ def video_duration(path: Path) -> float:
         if stream.duration is not None:
             return float(stream.duration * stream.time_base)
         return container.duration / av.time_base
-
-
-def frame_seconds(fps: Fraction) -> float:
-    return float(1 / fps)

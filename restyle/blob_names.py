@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import unicodedata
-from pathlib import PurePosixPath
 
 MAX_NAME_LENGTH = 1024  # Azure's limit on a blob name
 
@@ -36,7 +35,3 @@ def safe_blob_name(name: str) -> str:
         raise UnsafeBlobName(f"blob name starts or ends with white space: {normalized!r}")
     return normalized
 
-
-def stem(name: str) -> str:
-    """File name without folder and extension: `clips/Holiday 2024.mp4` -> `Holiday 2024`."""
-    return PurePosixPath(name).stem

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -121,4 +120,4 @@ def test_variable_frame_rate_keeps_every_frame(store, tmp_path):
 def test_work_is_kept_after_a_failure(store):
     store.write_json(store.settings.work_container, "jobX/plan.json", {"mode": "copy", "segments": []})
     assert cleanup_work(store, "jobX", succeeded=False) == {"removed": 0, "kept": True}
-    assert json.loads(json.dumps(store.read_json(store.settings.work_container, "jobX/plan.json")))["mode"] == "copy"
+    assert store.read_json(store.settings.work_container, "jobX/plan.json")["mode"] == "copy"
