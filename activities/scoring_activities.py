@@ -10,7 +10,7 @@ from scoring_job.style_spec import ImageStyle, parse_style
 
 from .scoring.backend import ScoringBackend
 from .segment_plan import SegmentPlan
-from .work_layout import WorkLayout, segment_name
+from .work_layout import WorkLayout, segment_path
 
 
 def write_manifest(store: BlobStore, job_id: str, video: dict, style: str, options: dict, split_frames: int) -> dict:
@@ -21,15 +21,15 @@ def write_manifest(store: BlobStore, job_id: str, video: dict, style: str, optio
     if not plan.total_frames == split_frames == video["frame_count"]:
         raise ValueError(f"frame counts disagree: plan {plan.total_frames}, split {split_frames}, "
                          f"video {video['frame_count']}")
-    segments = [Segment(index=s.index, path=f"segments/{segment_name(s.index)}.mp4", frames=s.frames)
+    segments = [Segment(index=s.index, path=segment_path(s.index), frames=s.frames)
                 for s in plan.segments]
     if isinstance(parse_style(style), ImageStyle):  # the painting travels with the job's inputs
         name = f"style/{PurePosixPath(style).name}"
-        store.copy(settings.styles_container, style, settings.work_container, f"{job_id}/{name}")
+        store.copy(settings.styles_container, style, settings.work_container, layout.inside(name))
         style = name
     manifest = Manifest(job_id=job_id, fps=video["fps"], style=style, options=ScoringOptions(**options),
                         segments=segments)
-    store.write_json(settings.work_container, f"{job_id}/manifest.json", manifest.model_dump(mode="json"))
+    store.write_json(settings.work_container, layout.manifest, manifest.model_dump(mode="json"))
     return {"segments_total": len(segments), "frames_total": manifest.total_frames}
 
 

@@ -1,13 +1,26 @@
-"""Blob names of one job's intermediates under the work container: `<job_id>/...`."""
+"""Blob names of one job's intermediates under the work container: `<job_id>/...`.
+
+The one place that knows the layout; the scoring job sees the same tree (minus `<job_id>/`) as its
+input folder, with its results under `styled/`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scoring_job.manifest import MANIFEST_NAME
+
+STYLED_FOLDER = "styled"
+
 
 def segment_name(index: int) -> str:
     """Same stem as scoring_job.manifest.Segment.name, so inputs and outputs pair up."""
     return f"segment_{index:05d}"
+
+
+def segment_path(index: int) -> str:
+    """A source segment's path relative to the job folder (as the manifest lists it)."""
+    return f"segments/{segment_name(index)}.mp4"
 
 
 @dataclass(frozen=True)
@@ -23,11 +36,23 @@ class WorkLayout:
         return f"{self.job_id}/plan.json"
 
     @property
+    def manifest(self) -> str:
+        return f"{self.job_id}/{MANIFEST_NAME}"
+
+    @property
     def audio(self) -> str:
         return f"{self.job_id}/audio.mka"
 
+    @property
+    def styled_prefix(self) -> str:
+        return f"{self.job_id}/{STYLED_FOLDER}/"
+
+    def inside(self, relative: str) -> str:
+        """A path relative to the job folder (as in the manifest) as a blob name."""
+        return f"{self.job_id}/{relative}"
+
     def segment(self, index: int) -> str:
-        return f"{self.job_id}/segments/{segment_name(index)}.mp4"
+        return self.inside(segment_path(index))
 
     def styled(self, index: int) -> str:
-        return f"{self.job_id}/styled/{segment_name(index)}.mp4"
+        return f"{self.styled_prefix}{segment_name(index)}.mp4"

@@ -16,6 +16,7 @@ from azure.ai.ml.entities import Command, ManagedIdentityConfiguration
 
 from restyle.storage import BlobStore
 
+from ..work_layout import STYLED_FOLDER
 from .backend import JobState, JobStatus, segments_done
 
 SCORING_PACKAGE = Path(__file__).resolve().parents[2] / "scoring_job"
@@ -61,7 +62,7 @@ def build_scoring_job(settings, job_id: str, attempt: int, code_root: Path) -> C
         code=str(code_root),
         command="python -m scoring_job.score --input ${{inputs.work}} --output ${{outputs.styled}}",
         inputs={"work": Input(type="uri_folder", path=f"{datastore}/", mode="ro_mount")},
-        outputs={"styled": Output(type="uri_folder", path=f"{datastore}/styled/", mode="rw_mount")},
+        outputs={"styled": Output(type="uri_folder", path=f"{datastore}/{STYLED_FOLDER}/", mode="rw_mount")},
         environment=settings.aml_environment,
         compute=settings.aml_compute,
         instance_count=settings.aml_instance_count,

@@ -12,6 +12,8 @@ from typing import Protocol
 
 from restyle.storage import BlobStore
 
+from ..work_layout import WorkLayout
+
 
 class JobState(StrEnum):
     QUEUED = "queued"
@@ -48,5 +50,5 @@ class ScoringBackend(Protocol):
 
 
 def segments_done(store: BlobStore, job_id: str) -> int:
-    prefix = f"{job_id}/styled/"
-    return sum(1 for name in store.list_names(store.settings.work_container, prefix) if name.endswith(".json"))
+    names = store.list_names(store.settings.work_container, WorkLayout(job_id).styled_prefix)
+    return sum(1 for name in names if name.endswith(".json"))

@@ -22,19 +22,22 @@ from scoring_job.files import write_text_atomic
 from scoring_job.manifest import MANIFEST_NAME, Manifest
 from scoring_job.style_spec import ImageStyle, parse_style
 
+from ..work_layout import WorkLayout
+
 UPLOAD_POLL_SECONDS = 0.5
 
 
 def fetch_inputs(store: BlobStore, job_id: str, input_dir: Path, output_dir: Path) -> Manifest:
     container = store.settings.work_container
-    store.download_file(container, f"{job_id}/{MANIFEST_NAME}", input_dir / MANIFEST_NAME)
+    layout = WorkLayout(job_id)
+    store.download_file(container, layout.manifest, input_dir / MANIFEST_NAME)
     manifest = Manifest.load(input_dir)
     paths = [segment.path for segment in manifest.segments]
     if isinstance(parse_style(manifest.style), ImageStyle):
         paths.append(manifest.style)
     for path in paths:
-        store.download_file(container, f"{job_id}/{path}", input_dir / path)
-    for name in store.list_names(container, f"{job_id}/styled/"):  # resume: what earlier attempts finished
+        store.download_file(container, layout.inside(path), input_dir / path)
+    for name in store.list_names(container, layout.styled_prefix):  # resume: what earlier attempts finished
         store.download_file(container, name, output_dir / Path(name).name)
     return manifest
 
@@ -45,7 +48,7 @@ def upload_finished(store: BlobStore, job_id: str, output_dir: Path, uploaded: s
         if result.name in uploaded:
             continue
         video = result.with_suffix(".mp4")
-        prefix = f"{job_id}/styled/"
+        prefix = WorkLayout(job_id).styled_prefix
         store.upload_file(store.settings.work_container, prefix + video.name, video, content_type="video/mp4")
         store.upload_file(store.settings.work_container, prefix + result.name, result,
                           content_type="application/json")
