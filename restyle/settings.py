@@ -13,6 +13,11 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The blob trigger's connection (an app-setting prefix, as the Functions host reads it): in Azure
+# DATA_CONNECTION__blobServiceUri / __queueServiceUri with the app's managed identity; locally a
+# connection string under DATA_CONNECTION itself.
+DATA_CONNECTION = "RestyleData"
+
 # Azurite's published development account (not a secret: it is the same on every machine).
 AZURITE_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
@@ -32,6 +37,12 @@ class Settings(BaseSettings):
     work_container: str = "work"
     output_container: str = "output"
     rejected_container: str = "rejected"
+
+    # Triggers and API. The blob trigger's source is read when function_app is imported: Flex
+    # Consumption supports only "EventGrid"; the polling source serves Azurite locally.
+    blob_trigger_source: Literal["EventGrid", "LogsAndContainerScan"] = "LogsAndContainerScan"
+    default_style: str = "19"  # used when an upload has no `style` metadata and POST /api/jobs names none
+    max_request_bytes: int = Field(default=64 * 1024, gt=0)  # HTTP API request bodies beyond this get 413
 
     # Input limits: anything beyond is rejected with the reason, never processed.
     max_duration_seconds: float = Field(default=2 * 3600, gt=0)

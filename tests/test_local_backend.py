@@ -18,13 +18,15 @@ from scoring_job.manifest import Manifest, Segment
 @pytest.fixture
 def staged_job(store, make_clip) -> tuple[str, int]:
     """work/<job>/manifest.json + six real segments, as the orchestrator's manifest step leaves them."""
-    job_id, count = "localjob", 6
+    # Each segment takes a few seconds per rank, so the test can kill the job after the first ones
+    # finish and before the last ones do (16 tiny frames finished all six before the kill landed).
+    job_id, count, frames = "localjob", 6, 96
     segments = []
     for index in range(count):
         path = f"segments/segment_{index:05d}.mp4"
-        store.upload_file(store.settings.work_container, f"{job_id}/{path}", make_clip(frames=16, size="128x72",
-                                                                                      audio=False))
-        segments.append(Segment(index=index, path=path, frames=16))
+        clip = make_clip(frames=frames, size="320x180", audio=False)
+        store.upload_file(store.settings.work_container, f"{job_id}/{path}", clip)
+        segments.append(Segment(index=index, path=path, frames=frames))
     manifest = Manifest(job_id=job_id, fps="24/1", style="19", options={"compile": False, "scale": 1.0},
                         segments=segments)
     folder = store.settings.temp_root / "stage"
@@ -78,7 +80,7 @@ def test_a_killed_job_is_resubmitted_and_redoes_only_unfinished_segments(store, 
     assert already == finished_before  # what attempt 1 finished was skipped, the rest was done
     for index in range(count):
         result = store.read_json(store.settings.work_container, f"{job_id}/styled/segment_{index:05d}.json")
-        assert result["frames"] == 16
+        assert result["frames"] == 96
 
 
 def test_cancel_stops_the_process_group(store, staged_job):
