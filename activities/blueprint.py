@@ -34,7 +34,7 @@ def _store() -> BlobStore:
 
 @bp.activity_trigger(input_name="payload")
 def probe(payload: dict) -> dict:
-    return probe_input(_store(), payload["blob"], payload["job_id"])
+    return probe_input(_store(), payload["blob"], payload["job_id"], payload.get("style"), payload.get("options"))
 
 
 @bp.activity_trigger(input_name="payload")

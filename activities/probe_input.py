@@ -11,6 +11,7 @@ from restyle.storage import BlobStore
 from restyle.tempfiles import scratch_dir
 from scoring_job.probe import ProbeError, VideoInfo, probe_video
 
+from .job_inputs import JobInputProblem, check_options, check_style
 from .media_ops import video_packets
 from .rejection import reject_upload
 from .segment_plan import SegmentPlan, plan_segments, target_segment_seconds
@@ -38,14 +39,24 @@ def split_ranges(segment_count: int, parallelism: int) -> list[list[int]]:
     return [[a, b] for a, b in itertools.pairwise(edges)]
 
 
-def probe_input(store: BlobStore, blob_name: str, job_id: str) -> dict:
-    """Facts and a segment plan (saved as work/<job>/plan.json), or the rejection record."""
+def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None = None,
+                options: dict | None = None) -> dict:
+    """Facts and a segment plan (saved as work/<job>/plan.json), or the rejection record.
+
+    `style` and `options`, when given, are checked too: a job that could not use them is rejected
+    up front rather than failing after the split.
+    """
     settings = store.settings
     try:
         name = safe_blob_name(blob_name)
     except UnsafeBlobName as error:
         return reject_upload(store, blob_name, str(error))
     blob = store.info(settings.input_container, name)
+    try:
+        style = None if style is None else check_style(store, style)
+        options = check_options(options or {})
+    except JobInputProblem as error:
+        return reject_upload(store, name, str(error))
     if blob.size == 0:
         return reject_upload(store, name, "empty file (0 bytes)")
     if blob.size > settings.max_bytes:
@@ -70,6 +81,8 @@ def probe_input(store: BlobStore, blob_name: str, job_id: str) -> dict:
         "accepted": True,
         "blob": name,
         "etag": blob.etag,
+        "style": style,
+        "options": options,
         "video": facts,
         "split_mode": plan.mode,
         "segment_count": len(plan.segments),

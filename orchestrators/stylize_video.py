@@ -33,7 +33,8 @@ def prepare(context: df.DurableOrchestrationContext, job: dict):
     """probe, fan out audio + split, write the manifest, submit the first scoring attempt."""
     retry, job_id = _retry(job["policy"]), context.instance_id
     _status(context, job, "probe")
-    probed = yield context.call_activity_with_retry("probe", retry, {"blob": job["blob"], "job_id": job_id})
+    probed = yield context.call_activity_with_retry("probe", retry, {
+        "blob": job["blob"], "job_id": job_id, "style": job["style"], "options": job.get("options", {})})
     if not probed["accepted"]:
         raise JobRejected(f"input rejected: {probed['reason']} (moved to {probed['rejected_blob']})")
     _status(context, job, "split", segments_total=probed["segment_count"])
@@ -45,7 +46,7 @@ def prepare(context: df.DurableOrchestrationContext, job: dict):
     )
     audio, splits = results[0], results[1:]
     manifest = yield context.call_activity_with_retry("write_manifest", retry, {
-        "job_id": job_id, "video": probed["video"], "style": job["style"], "options": job.get("options", {}),
+        "job_id": job_id, "video": probed["video"], "style": probed["style"], "options": probed["options"],
         "split_frames": sum(split["frames"] for split in splits),
     })
     deadline = context.current_utc_datetime + timedelta(seconds=job["policy"]["scoring_deadline_seconds"])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 
 from activities.scoring.azureml import (
     AZUREML_STATES,
@@ -93,6 +94,8 @@ class FakeJobs:
         return self.jobs[job.name]
 
     def get(self, name: str) -> FakeJob:
+        if name not in self.jobs:  # what MLClient raises for an unknown job name
+            raise ResourceNotFoundError(f"job {name} not found")
         return self.jobs[name]
 
     def begin_cancel(self, name: str) -> None:
@@ -124,3 +127,14 @@ def test_submit_status_and_cancel_through_the_jobs_boundary(store):
     assert backend.status(handle).state is JobState.FAILED
     backend.cancel(handle)
     assert client.jobs.canceled == ["restyle-job7-a1"]
+
+
+def test_cancel_job_finds_the_attempts_still_running_by_name(store):
+    client = FakeMLClient()
+    backend = AzureMLBackend(client, store)
+    for attempt in (1, 2):
+        backend.submit("job8", segments_total=3, attempt=attempt)
+    client.jobs.jobs["restyle-job8-a1"].status = "Failed"  # attempt 1 was pre-empted; 2 is running
+    client.jobs.jobs["restyle-job8-a2"].status = "Running"
+    assert backend.cancel_job("job8") == 1
+    assert client.jobs.canceled == ["restyle-job8-a2"]

@@ -88,7 +88,8 @@ def test_cancel_stops_the_process_group(store, staged_job):
     backend = LocalBackend(store)
     handle = backend.submit(job_id, count, attempt=1)
     wait_for(backend, handle, lambda s: s.state is JobState.RUNNING)
-    backend.cancel(handle)
+    assert backend.cancel_job(job_id) == 1  # found by job id alone, as DELETE /api/jobs/{id} does
+    assert backend.cancel_job(job_id) == 0  # already canceled: nothing more to do
     status = wait_for(backend, handle, lambda s: s.state.terminal)
     assert status.state is JobState.CANCELED
     deadline = time.monotonic() + 20

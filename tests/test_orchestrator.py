@@ -27,7 +27,8 @@ class FakeActivities(dict):
         self.attempt_states = list(scoring_outcomes or ["completed"])
         self.split_failures = split_failures
         self.update(
-            probe=lambda a: {"accepted": True, "blob": a["blob"], "etag": "e", "video": VIDEO, "split_mode": "copy",
+            probe=lambda a: {"accepted": True, "blob": a["blob"], "etag": "e", "style": a["style"],
+                             "options": a["options"], "video": VIDEO, "split_mode": "copy",
                              "segment_count": segments, "ranges": [[0, 2], [2, segments]]},
             extract_audio=lambda a: {"has_audio": True, "codec": "aac", "md5": "m", "blob": "j/audio.mka"},
             split=self._split,

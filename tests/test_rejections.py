@@ -100,3 +100,37 @@ def test_rejected_copies_of_unsafe_names_stay_inside_the_container():
     assert rejected_name("/abs//x\x00.mp4") == "abs/x_.mp4"
     assert rejected_name("a/../b\\c.mp4") == "a/_/b/c.mp4"
     assert rejected_name("") == "unnamed"
+
+
+@pytest.mark.parametrize(
+    ("style", "reason"),
+    [("26", "out of range"), ("sunset", "bad style spec"), ("missing.jpg", "does not exist"),
+     ("corrupt.jpg", "not a readable picture"), ("../up.png", "style image name")],
+)
+def test_a_style_that_cannot_be_used_rejects_the_upload(style, reason, store, make_clip, tmp_path):
+    """Unknown built-in, malformed spec, missing / corrupt / unsafely named style image."""
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 10)
+    store.upload_file(store.settings.styles_container, "corrupt.jpg", tmp_path / "corrupt.jpg")
+    clip = make_clip(frames=12)
+    store.upload_file(store.settings.input_container, "clip.mp4", clip)
+    result = probe_input(store, "clip.mp4", "job", style)
+    _assert_rejected(store, "clip.mp4", clip.read_bytes(), result, reason)
+
+
+def test_a_readable_style_image_is_accepted_and_normalised(store, make_clip, tmp_path):
+    Image.new("RGB", (64, 48), "orange").save(tmp_path / "paint.png")
+    store.upload_file(store.settings.styles_container, "paint.png", tmp_path / "paint.png")
+    store.upload_file(store.settings.input_container, "clip.mp4", make_clip(frames=12))
+    assert probe_input(store, "clip.mp4", "job", " paint.png")["style"] == "paint.png"
+    assert probe_input(store, "clip.mp4", "job2", " 3:1,12:1 ")["style"] == "3:1,12:1"
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [({"scale": 2}, "scale: Input should be less than or equal to 1"), ({"speed": "max"}, "speed: Extra inputs"),
+     ({"preset": "instant"}, "preset: Input should be"), (["scale"], "must be a JSON object")],
+)
+def test_options_that_cannot_be_used_reject_the_upload(options, reason, store, make_clip):
+    clip = make_clip(frames=12)
+    store.upload_file(store.settings.input_container, "clip.mp4", clip)
+    _assert_rejected(store, "clip.mp4", clip.read_bytes(), probe_input(store, "clip.mp4", "job", "19", options), reason)

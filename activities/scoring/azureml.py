@@ -13,6 +13,7 @@ from pathlib import Path
 
 from azure.ai.ml import Input, MpiDistribution, Output, command
 from azure.ai.ml.entities import Command, ManagedIdentityConfiguration
+from azure.core.exceptions import ResourceNotFoundError
 
 from restyle.storage import BlobStore
 
@@ -112,6 +113,20 @@ class AzureMLBackend:
 
     def cancel(self, handle: dict) -> None:
         self.ml_client.jobs.begin_cancel(handle["name"])
+
+    def cancel_job(self, job_id: str) -> int:
+        """Job names are derived from (job id, attempt), so every attempt can be found by name."""
+        canceled = 0
+        for attempt in range(1, self.store.settings.scoring_max_attempts + 1):
+            name = azureml_job_name(job_id, attempt)
+            try:
+                job = self.ml_client.jobs.get(name)
+            except ResourceNotFoundError:
+                continue
+            if not AZUREML_STATES.get(job.status, JobState.QUEUED).terminal and job.status != "CancelRequested":
+                self.ml_client.jobs.begin_cancel(name)
+                canceled += 1
+        return canceled
 
     def _scratch(self) -> Path:
         root = self.store.settings.temp_root

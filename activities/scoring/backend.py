@@ -48,6 +48,10 @@ class ScoringBackend(Protocol):
 
     def cancel(self, handle: dict) -> None: ...
 
+    def cancel_job(self, job_id: str) -> int:
+        """Cancel every attempt of a job that is still running, knowing only its id (the HTTP API's
+        DELETE has no handle); returns how many were canceled."""
+
 
 def segments_done(store: BlobStore, job_id: str) -> int:
     names = store.list_names(store.settings.work_container, WorkLayout(job_id).styled_prefix)

@@ -86,3 +86,12 @@ class LocalBackend:
         write_text_atomic(state / "canceled", "canceled")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(handle["pid"], signal.SIGTERM)
+
+    def cancel_job(self, job_id: str) -> int:
+        canceled = 0
+        for state in sorted((self.store.settings.temp_root / "local-jobs" / job_id).glob("attempt-*")):
+            process = state / "process.json"
+            if process.exists() and not (state / "exit_code").exists() and not (state / "canceled").exists():
+                self.cancel({"state_dir": str(state), "pid": json.loads(process.read_text())["pid"]})
+                canceled += 1
+        return canceled
