@@ -7,8 +7,10 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.blueprint import bp as activities
+from api.blueprint import bp as api
 from orchestrators.stylize_video import bp as orchestrators
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(orchestrators)
 app.register_functions(activities)
+app.register_functions(api)

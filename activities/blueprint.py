@@ -5,12 +5,9 @@ Inputs and outputs are small JSON dicts (blob names, counts), never media bytes.
 
 from __future__ import annotations
 
-from functools import cache
-
 import azure.durable_functions as df
 
-from restyle.settings import get_settings
-from restyle.storage import BlobStore
+from restyle.storage import app_store
 
 from .audio import extract_audio_track
 from .cleanup import cleanup_work
@@ -24,57 +21,49 @@ from .stitch import stitch_output
 bp = df.Blueprint()
 
 
-@cache
-def _store() -> BlobStore:
-    store = BlobStore.from_settings(get_settings())
-    if get_settings().uses_connection_string:  # Azurite: nothing provisions the containers
-        store.ensure_containers()
-    return store
-
-
 @bp.activity_trigger(input_name="payload")
 def probe(payload: dict) -> dict:
-    return probe_input(_store(), payload["blob"], payload["job_id"], payload.get("style"), payload.get("options"))
+    return probe_input(app_store(), payload["blob"], payload["job_id"], payload.get("style"), payload.get("options"))
 
 
 @bp.activity_trigger(input_name="payload")
 def split(payload: dict) -> dict:
-    return split_range(_store(), payload["blob"], payload["job_id"], payload["first"], payload["last"])
+    return split_range(app_store(), payload["blob"], payload["job_id"], payload["first"], payload["last"])
 
 
 @bp.activity_trigger(input_name="payload")
 def extract_audio(payload: dict) -> dict:
-    return extract_audio_track(_store(), payload["blob"], payload["job_id"])
+    return extract_audio_track(app_store(), payload["blob"], payload["job_id"])
 
 
 @bp.activity_trigger(input_name="payload")
 def stitch(payload: dict) -> dict:
-    return stitch_output(_store(), payload["blob"], payload["job_id"], payload["video"], payload["audio"])
+    return stitch_output(app_store(), payload["blob"], payload["job_id"], payload["video"], payload["audio"])
 
 
 @bp.activity_trigger(input_name="payload")
 def cleanup(payload: dict) -> dict:
-    return cleanup_work(_store(), payload["job_id"], payload["succeeded"])
+    return cleanup_work(app_store(), payload["job_id"], payload["succeeded"])
 
 
 @bp.activity_trigger(input_name="payload")
 def write_manifest(payload: dict) -> dict:
-    return write_manifest_blob(_store(), payload["job_id"], payload["video"], payload["style"], payload["options"],
+    return write_manifest_blob(app_store(), payload["job_id"], payload["video"], payload["style"], payload["options"],
                           payload["split_frames"])
 
 
 @bp.activity_trigger(input_name="payload")
 def submit_scoring(payload: dict) -> dict:
-    return backend_for(_store()).submit(payload["job_id"], payload["segments_total"], payload["attempt"])
+    return backend_for(app_store()).submit(payload["job_id"], payload["segments_total"], payload["attempt"])
 
 
 @bp.activity_trigger(input_name="handle")
 def scoring_status(handle: dict) -> dict:
-    status: JobStatus = backend_for(_store()).status(handle)
+    status: JobStatus = backend_for(app_store()).status(handle)
     return status.as_dict()
 
 
 @bp.activity_trigger(input_name="handle")
 def cancel_scoring(handle: dict) -> dict:
-    backend_for(_store()).cancel(handle)
+    backend_for(app_store()).cancel(handle)
     return {"canceled": handle.get("name") or handle.get("job_id")}

@@ -19,20 +19,21 @@ from scoring_job.style_spec import ImageStyle, StyleSpecError, parse_style
 class JobInputProblem(ValueError):
     """A style spec or scoring options that cannot be used; the message says why."""
 
-    def __init__(self, message: str, missing: bool = False) -> None:
+    def __init__(self, message: str, field: str = "style", missing: bool = False) -> None:
         super().__init__(message)
+        self.field = field  # "style" or "options"
         self.missing = missing  # a named style image does not exist (HTTP 404 rather than 400)
 
 
 def check_options(options: object) -> dict:
     """Scoring options as the manifest takes them (only those that differ from the defaults)."""
     if not isinstance(options, dict):
-        raise JobInputProblem(f"options must be a JSON object, got {type(options).__name__}")
+        raise JobInputProblem(f"options must be a JSON object, got {type(options).__name__}", "options")
     try:
         return ScoringOptions(**options).model_dump(exclude_defaults=True)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise JobInputProblem(f"invalid options: {problems}") from None
+        raise JobInputProblem(f"invalid options: {problems}", "options") from None
 
 
 def check_style(store: BlobStore, spec: str) -> str:

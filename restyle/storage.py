@@ -9,12 +9,13 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
-from .settings import Settings
+from .settings import Settings, get_settings
 
 BLOCK_SIZE = 4 * 1024 * 1024
 TRANSFER_CONCURRENCY = 2
@@ -135,3 +136,13 @@ class BlobStore:
             return json.loads(self._blob(container, name).download_blob().readall())
         except ResourceNotFoundError:
             raise BlobNotFound(f"{container}/{name} does not exist") from None
+
+
+@cache
+def app_store() -> BlobStore:
+    """The Function App's one store, from its settings; locally (Azurite) nothing provisions the
+    containers, so they are created on first use."""
+    store = BlobStore.from_settings(get_settings())
+    if store.settings.uses_connection_string:
+        store.ensure_containers()
+    return store

@@ -32,7 +32,7 @@ def app_functions() -> dict:
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
 
 
-def test_function_app_registers_the_orchestrator_and_activities():
+def test_function_app_registers_the_orchestrator_activities_trigger_and_api():
     import azure.durable_functions as df
 
     import function_app
@@ -41,17 +41,25 @@ def test_function_app_registers_the_orchestrator_and_activities():
     functions = app_functions()
     activities = {"probe", "split", "extract_audio", "stitch", "cleanup", "write_manifest", "submit_scoring",
                   "scoring_status", "cancel_scoring"}
-    assert set(functions) == activities | {"stylize_video"}
+    http = {"create_job": ("POST", "jobs"), "read_job": ("GET", "jobs/{instance_id}"), "read_jobs": ("GET", "jobs"),
+            "delete_job": ("DELETE", "jobs/{instance_id}")}
+    assert set(functions) == activities | set(http) | {"stylize_video", "on_video_uploaded"}
     for name in activities:
         assert functions[name].get_trigger().type == "activityTrigger"
     assert functions["stylize_video"].get_trigger().type == "orchestrationTrigger"
+    for name, (method, route) in http.items():
+        trigger = functions[name].get_trigger()
+        assert (trigger.type, [str(m) for m in trigger.methods], trigger.route) == ("httpTrigger", [method], route)
+        assert trigger.auth_level.value == "function"
+    blob = functions["on_video_uploaded"].get_trigger().get_dict_repr()
+    assert (blob["path"], blob["connection"], blob["source"]) == ("input/{name}", "RestyleData", "LogsAndContainerScan")
 
 
 def test_media_activity_wrappers_call_the_plain_functions(settings, store, make_clip, monkeypatch):
     """The Durable wrapper for probe, called as the worker calls it, against real Azurite."""
     from activities import blueprint
 
-    monkeypatch.setattr(blueprint, "_store", lambda: store)
+    monkeypatch.setattr(blueprint, "app_store", lambda: store)
     store.upload_file(settings.input_container, "clip.mp4", make_clip(frames=12))
     result = app_functions()["probe"].get_user_function()({"blob": "clip.mp4", "job_id": "j1"})
     assert result["accepted"] and result["video"]["frame_count"] == 12

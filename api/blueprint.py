@@ -1,0 +1,97 @@
+"""The blob trigger and the HTTP API: thin adapters over api.uploads and api.jobs.
+
+HTTP: POST /api/jobs, GET /api/jobs/{instance_id}, GET /api/jobs?status=..., DELETE /api/jobs/{instance_id};
+all at auth level FUNCTION, JSON in and out, errors as {"error": {"code", "message"}}.
+"""
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+import azure.durable_functions as df
+import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blob_sdk
+
+from restyle.settings import DATA_CONNECTION, get_settings
+from restyle.storage import app_store
+
+from .errors import ApiError, json_response
+from .jobs import cancel_job, get_job, job_for_request, list_jobs, start_job
+from .uploads import handle_upload
+
+bp = df.Blueprint()
+log = logging.getLogger(__name__)
+_settings = get_settings()  # the trigger's container and source are fixed when the host indexes the app
+
+
+def _json_errors(handler: Callable[..., Awaitable[func.HttpResponse]]):
+    """ApiError -> its 4xx JSON body; anything else is logged and answered with a 500 JSON body
+    that names no internals."""
+
+    @wraps(handler)
+    async def wrapped(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+        try:
+            return await handler(req, client)
+        except ApiError as error:
+            return error.response()
+        except Exception:
+            log.exception("%s %s failed", req.method, req.url)
+            return ApiError(500, "internal_error", "the request failed; see the Function App's logs").response()
+
+    return wrapped
+
+
+@bp.blob_trigger(arg_name="source", path=f"{_settings.input_container}/{{name}}", connection=DATA_CONNECTION,
+                 source=_settings.blob_trigger_source)
+@bp.durable_client_input(client_name="client")
+async def on_video_uploaded(source: blob_sdk.BlobClient, client: df.DurableOrchestrationClient) -> None:
+    await handle_upload(client, app_store(), source.blob_name)
+
+
+def _body(req: func.HttpRequest) -> object:
+    raw = req.get_body() or b""
+    limit = get_settings().max_request_bytes
+    if len(raw) > limit:
+        raise ApiError(413, "body_too_large", f"request body is {len(raw)} bytes; the limit is {limit}")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {error}") from None
+
+
+@bp.route(route="jobs", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@_json_errors
+async def create_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    job = job_for_request(app_store(), _body(req))
+    created = await start_job(client, job)
+    links = client.get_client_response_links(req, job.instance_id)
+    body = {"id": job.instance_id, "created": created, "job": _job_url(req, job.instance_id), **links}
+    return json_response(body, 202, {"Location": body["job"], "Retry-After": "10"})
+
+
+@bp.route(route="jobs/{instance_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@_json_errors
+async def read_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return json_response(await get_job(client, req.route_params["instance_id"]))
+
+
+@bp.route(route="jobs", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@_json_errors
+async def read_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return json_response({"jobs": await list_jobs(client, req.params.get("status"))})
+
+
+@bp.route(route="jobs/{instance_id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@_json_errors
+async def delete_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return json_response(await cancel_job(client, app_store(), req.route_params["instance_id"]), 202)
+
+
+def _job_url(req: func.HttpRequest, instance_id: str) -> str:
+    base = req.url.split("?", 1)[0].rstrip("/")
+    return f"{base}/{instance_id}"

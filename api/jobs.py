@@ -1,0 +1,156 @@
+"""Jobs as the API sees them: validate a request, start one orchestration per (video, ETag, style,
+options), read its status back as a small view, list, and cancel.
+
+The Durable client is passed in, so the same functions serve the blob trigger, the HTTP handlers
+and the tests (which run them against devhost's real Durable endpoints).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+import azure.durable_functions as df
+
+from activities.job_inputs import JobInputProblem, check_options, check_style
+from activities.scoring_activities import backend_for
+from activities.work_layout import WorkLayout
+from restyle.blob_names import UnsafeBlobName, safe_blob_name
+from restyle.storage import BlobNotFound, BlobStore
+
+from .errors import ApiError
+
+ORCHESTRATOR = "stylize_video"
+TERMINAL = {"Completed", "Failed", "Canceled", "Terminated"}
+RUNTIME_STATUSES = [status.value for status in df.OrchestrationRuntimeStatus]
+
+log = logging.getLogger(__name__)
+
+
+def job_instance_id(blob: str, etag: str, style: str, options: dict) -> str:
+    """Stable: the same upload (name + ETag) with the same style and options is the same job, so a
+    duplicate event or a repeated POST starts nothing new; a re-upload gets a new ETag and a new job."""
+    key = json.dumps([blob, etag, style, options], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class JobStart:
+    instance_id: str
+    payload: dict  # the orchestration input
+
+
+def job_for_upload(store: BlobStore, blob: str, etag: str, style: str, options: dict) -> JobStart:
+    """The orchestration for an upload; style and options are checked later, by probe, which
+    rejects the upload with the reason (the blob trigger has nobody to answer a 400 to)."""
+    payload = {"blob": blob, "style": style, "options": options,
+               "policy": store.settings.orchestration_policy()}
+    return JobStart(job_instance_id(blob, etag, style, options), payload)
+
+
+def job_for_request(store: BlobStore, body: object) -> JobStart:
+    """POST /api/jobs body -> the orchestration to start; ApiError (400/404) names what is wrong."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", 'the body must be a JSON object like {"blob": "clip.mp4", "style": "19"}')
+    unknown = sorted(set(body) - {"blob", "style", "options"})
+    if unknown:
+        raise ApiError(400, "invalid_body", f"unknown fields {unknown}; allowed: blob, style, options")
+    blob, style = body.get("blob"), body.get("style", store.settings.default_style)
+    if not isinstance(blob, str):
+        raise ApiError(400, "invalid_blob", "`blob` must be the name of a video in the input container")
+    if not isinstance(style, str):
+        raise ApiError(400, "invalid_style", "`style` must be a string")
+    try:
+        name = safe_blob_name(blob)
+        info = store.info(store.settings.input_container, name)
+        style = check_style(store, style)
+        options = check_options(body.get("options", {}))
+    except UnsafeBlobName as error:
+        raise ApiError(400, "invalid_blob", str(error)) from None
+    except BlobNotFound:
+        raise ApiError(404, "blob_not_found", f"no video named {name!r} in {store.settings.input_container}/") from None
+    except JobInputProblem as error:
+        if error.missing:
+            raise ApiError(404, "style_not_found", str(error)) from None
+        raise ApiError(400, f"invalid_{error.field}", str(error)) from None
+    return job_for_upload(store, name, info.etag, style, options)
+
+
+async def start_job(client: df.DurableOrchestrationClient, job: JobStart) -> bool:
+    """Start the orchestration unless it exists already; True when this call started it."""
+    if await client.get_status(job.instance_id):
+        return False
+    try:
+        await client.start_new(ORCHESTRATOR, job.instance_id, job.payload)
+    except Exception:
+        if await client.get_status(job.instance_id):  # a concurrent duplicate won the race
+            return False
+        raise
+    log.info("started job %s for %s", job.instance_id, job.payload["blob"])
+    return True
+
+
+def job_view(status: df.DurableOrchestrationStatus) -> dict:
+    """What a user wants to know about a job, from its Durable status and custom status."""
+    progress = status.custom_status if isinstance(status.custom_status, dict) else {}
+    runtime = status.runtime_status.value if status.runtime_status else None
+    view = {
+        "id": status.instance_id,
+        "status": runtime,
+        "blob": progress.get("blob"),
+        "stage": progress.get("stage"),
+        "progress": {key: progress.get(key) for key in ("segments_done", "segments_total", "frames_per_second",
+                                                        "eta_seconds", "attempt") if key in progress},
+        "created": status.created_time.isoformat() if status.created_time else None,
+        "updated": status.last_updated_time.isoformat() if status.last_updated_time else None,
+    }
+    if runtime == "Completed" and isinstance(status.output, dict):
+        view["output"] = {key: status.output.get(key) for key in ("output_blob", "preview_blob", "frames", "duration")}
+    if runtime in ("Failed", "Terminated"):
+        view["error"] = _failure_message(status.output)
+    return view
+
+
+def _failure_message(output: object) -> str:
+    """The orchestrator's exception text, without the SDK's out-of-process state appended to it."""
+    text = output if isinstance(output, str) else json.dumps(output)
+    return text.split("\n\n$OutOfProcData$")[0].strip()
+
+
+async def get_job(client: df.DurableOrchestrationClient, instance_id: str) -> dict:
+    status = await client.get_status(instance_id)
+    if not status or status.name not in (None, ORCHESTRATOR):
+        raise ApiError(404, "job_not_found", f"no job with id {instance_id!r}")
+    return job_view(status)
+
+
+def parse_status_filter(text: str | None) -> list[df.OrchestrationRuntimeStatus] | None:
+    if not text:
+        return None
+    wanted = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [part for part in wanted if part not in RUNTIME_STATUSES]
+    if unknown:
+        raise ApiError(400, "invalid_status", f"unknown status {unknown}; use any of {', '.join(RUNTIME_STATUSES)}")
+    return [df.OrchestrationRuntimeStatus(part) for part in wanted]
+
+
+async def list_jobs(client: df.DurableOrchestrationClient, status_filter: str | None) -> list[dict]:
+    statuses = await client.get_status_by(runtime_status=parse_status_filter(status_filter))
+    views = [job_view(status) for status in statuses if status.name == ORCHESTRATOR]
+    return sorted(views, key=lambda view: view["created"] or "", reverse=True)
+
+
+async def cancel_job(client: df.DurableOrchestrationClient, store: BlobStore, instance_id: str) -> dict:
+    """Terminate the orchestration, cancel its scoring job, and remove its intermediates.
+
+    The upload stays in input/ (a canceled job's video is the user's to keep or re-run)."""
+    view = await get_job(client, instance_id)
+    if view["status"] in TERMINAL:
+        raise ApiError(409, "job_finished", f"job {instance_id} has already finished ({view['status']})")
+    await client.terminate(instance_id, "canceled by DELETE /api/jobs")
+    canceled = backend_for(store).cancel_job(instance_id)
+    removed = store.delete_prefix(store.settings.work_container, WorkLayout(instance_id).prefix)
+    log.info("canceled job %s: %d scoring runs stopped, %d work blobs removed", instance_id, canceled, removed)
+    return {"id": instance_id, "status": "Terminated", "scoring_jobs_canceled": canceled}

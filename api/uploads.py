@@ -1,0 +1,43 @@
+"""What the blob trigger does with an upload: start its job once, whatever the number of events."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import PurePosixPath
+
+import azure.durable_functions as df
+
+from restyle.storage import BlobNotFound, BlobStore
+from scoring_job.manifest import ScoringOptions
+
+from .jobs import job_for_upload, start_job
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+
+log = logging.getLogger(__name__)
+
+
+def options_from_metadata(metadata: dict[str, str]) -> dict:
+    """Blob metadata keys named like scoring options (`scale`, `crf`, ...) are the job's options;
+    other metadata is the user's own and is left alone. Values are checked by probe."""
+    fields = {name.lower(): name for name in ScoringOptions.model_fields}
+    return {fields[key.lower()]: value for key, value in metadata.items() if key.lower() in fields}
+
+
+async def handle_upload(client: df.DurableOrchestrationClient, store: BlobStore, blob_name: str) -> str | None:
+    """Start the job for an upload; returns its instance id, or None when there is nothing to do."""
+    if PurePosixPath(blob_name).suffix.lower() not in VIDEO_EXTENSIONS:
+        log.info("ignoring %s: not a video file name (%s)", blob_name, ", ".join(VIDEO_EXTENSIONS))
+        return None
+    try:
+        info = store.info(store.settings.input_container, blob_name)
+    except BlobNotFound:
+        log.info("ignoring %s: gone from %s/ (already handled or rejected)", blob_name, store.settings.input_container)
+        return None
+    metadata = {key.lower(): value for key, value in info.metadata.items()}
+    style = metadata.get("style") or store.settings.default_style
+    job = job_for_upload(store, blob_name, info.etag, style, options_from_metadata(info.metadata))
+    started = await start_job(client, job)
+    log.info("%s job %s for %s (ETag %s)", "started" if started else "duplicate event, existing", job.instance_id,
+             blob_name, info.etag)
+    return job.instance_id
