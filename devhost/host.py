@@ -1,0 +1,118 @@
+"""devhost put together: app catalog, store, engine, workers, blob polling and the HTTP port.
+
+Start order matters: the environment is prepared before the app is imported (its settings are read
+at import), and work recovered from the store is handed out before new requests are taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from restyle.settings import DATA_CONNECTION
+
+from . import log
+from .activity_io import run_activity
+from .admin import AdminApi
+from .app_http import AppHttp
+from .blob_trigger import BlobTrigger
+from .catalog import Catalog
+from .client_binding import WEBHOOK_PATH, binding_json
+from .config import HostConfig, load_local_settings
+from .engine import Engine, utcnow
+from .episode import RunActivity, StartTimer, Work
+from .history import iso, timer_fired
+from .http_server import DevServer, Router
+from .invoker import Invoker
+from .management import ManagementApi
+from .store import Store
+from .workers import ActivityPool, TimerWheel
+
+DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / "restyle-devhost"
+
+
+@dataclass(frozen=True)
+class Options:
+    app: str = "function_app"
+    folder: Path = field(default_factory=Path.cwd)  # where host.json and local.settings.json are
+    host: str = "127.0.0.1"
+    port: int = 7071  # 0: any free port
+    state_dir: Path = DEFAULT_STATE_DIR
+    storage: str | None = None  # the app's storage and its blob trigger's connection (Azurite's, locally)
+    activity_workers: int | None = None  # default: host.json maxConcurrentActivityFunctions
+    blob_poll_seconds: float = 2.0
+    blob_max_attempts: int = 5
+    drain_seconds: float = 10.0
+
+
+class Host:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.url = ""
+
+    def start(self) -> None:
+        options = self.options
+        if options.storage:  # set before local.settings.json is read, so it wins over the file
+            os.environ["RESTYLE_STORAGE_CONNECTION_STRING"] = os.environ[DATA_CONNECTION] = options.storage
+        applied = load_local_settings(options.folder / "local.settings.json")
+        config = HostConfig.load(options.folder)
+        self.catalog = catalog = Catalog.load(options.app)
+        self.store = Store(options.state_dir / "devhost.sqlite")
+        self.invoker = Invoker()
+        self.engine = Engine(self.store, {name: f.fn for name, f in catalog.orchestrators.items()}, self._dispatch)
+        self.pool = ActivityPool(options.activity_workers or config.max_concurrent_activities, self._run_activity)
+        self.timers = TimerWheel(self._fire_timer)
+        router = Router()
+        self.server = DevServer((options.host, options.port), router)
+        self.url = f"http://{options.host}:{self.server.server_port}"
+        client_json = binding_json(self.url, config.hub_name)
+        self.blob_trigger = BlobTrigger(catalog.blobs, self.store, self.invoker, client_json,
+                                        options.blob_poll_seconds, options.blob_max_attempts)
+        router.add(WEBHOOK_PATH, ManagementApi(self.engine, config.hub_name).handle)
+        router.add("/admin", AdminApi(catalog.names(), self.blob_trigger).handle)
+        router.add(f"/{config.route_prefix}" if config.route_prefix else "",
+                   AppHttp(catalog.http, config.route_prefix, self.invoker, client_json).handle)
+        recovered = self.engine.recover()
+        self._dispatch(recovered)
+        self.engine.start_dispatcher()
+        self._serving = threading.Thread(target=self.server.serve_forever, name="devhost-http", daemon=True)
+        self._serving.start()
+        self.blob_trigger.start()
+        log.event("host.started", url=self.url, state=str(self.store.path), hub=config.hub_name,
+                  functions=",".join(catalog.names()), recovered=len(recovered),
+                  local_settings=",".join(applied) or None)
+
+    def stop(self) -> None:
+        """Stop taking work, wait a bounded time for running activities, then close the store."""
+        log.event("host.stopping")
+        self.blob_trigger.stop()
+        self.server.shutdown()
+        self.server.server_close()
+        self.engine.stop()
+        self.timers.stop()
+        drained = self.pool.drain(self.options.drain_seconds)
+        self.pool.stop()
+        self.invoker.stop()
+        if drained:
+            self.store.close()
+        log.event("host.stopped", level=logging.INFO if drained else logging.WARNING,
+                  note=None if drained else "activities still running were abandoned; they re-run on the next start")
+
+    def _dispatch(self, work: list[Work]) -> None:
+        for item in work:
+            if isinstance(item, RunActivity):
+                self.pool.submit(item)
+            else:
+                self.timers.schedule(item)
+
+    def _run_activity(self, work: RunActivity) -> None:
+        completed = run_activity(self.catalog.activities.get(work.name), self.invoker, work, utcnow)
+        self.engine.deliver(work.instance_id, work.execution_id, completed)
+
+    def _fire_timer(self, timer: StartTimer) -> None:
+        self.engine.deliver(timer.instance_id, timer.execution_id, timer_fired(utcnow(), timer.task_id,
+                                                                               iso(timer.fire_at)))
