@@ -17,6 +17,7 @@ from devhost.episode import Execution, RunActivity, StartTimer, run_episode, ter
 from devhost.history import (
     EventType,
     context_json,
+    event,
     event_raised,
     execution_started,
     iso,
@@ -221,8 +222,8 @@ def test_terminate_ends_without_running_user_code():
 def test_the_context_marks_earlier_episodes_as_played():
     execution, handle, _ = begin(retried)
     run_episode(execution, handle, fail(0, "x"), T0)
-    context = json.loads(context_json("inst", None, execution.history + [
-        {"EventType": int(EventType.ORCHESTRATOR_STARTED), "EventId": -1, "IsPlayed": False, "Timestamp": iso(T0)}]))
+    next_episode = [*execution.history, event(EventType.ORCHESTRATOR_STARTED, T0)]
+    context = json.loads(context_json("inst", None, next_episode))
     played = [item["IsPlayed"] for item in context["history"]]
     assert all(played[:-1]) and not played[-1]
     assert context["maximumShortTimerDuration"] and context["upperSchemaVersionNew"] == 2
