@@ -110,7 +110,7 @@ class BlobTrigger:
                     return fired
                 if not watch.pattern.fullmatch(properties.name):
                     continue
-                receipt = self.store.receipt(name, properties.name, properties.etag)
+                receipt = self.store.receipt(name, properties.name, etag_of(properties))
                 if receipt and receipt.status in ("done", "poison"):
                     continue
                 fired += 1
@@ -140,23 +140,28 @@ class BlobTrigger:
             attempts += 1
             status = "poison" if attempts >= self.max_attempts else "failed"
             message = f"{type(error).__name__}: {error}"
-            self.store.record_receipt(name, properties.name, properties.etag, Receipt(status, attempts, message),
+            self.store.record_receipt(name, properties.name, etag_of(properties), Receipt(status, attempts, message),
                                       iso(datetime.now(UTC)))
             log.event(f"blob.{status}", logging.ERROR if status == "poison" else logging.WARNING, function=name,
                       blob=f"{watch.container}/{properties.name}", attempts=attempts, error=message)
             return
-        self.store.record_receipt(name, properties.name, properties.etag, Receipt("done", attempts + 1, None),
+        self.store.record_receipt(name, properties.name, etag_of(properties), Receipt("done", attempts + 1, None),
                                   iso(datetime.now(UTC)))
 
     def _call(self, watch: BlobWatch, properties: BlobProperties) -> None:
         blob = watch.service.get_blob_client(watch.container, properties.name)
         started = time.monotonic()
         log.event("function.begin", function=watch.function.name, blob=f"{watch.container}/{properties.name}",
-                  etag=properties.etag)
+                  etag=etag_of(properties))
         self.invoker.call(watch.function.fn, watch.function.arguments(watch.argument(blob, properties),
                                                                       self.client_json))
         log.event("function.end", function=watch.function.name, blob=f"{watch.container}/{properties.name}",
                   seconds=round(time.monotonic() - started, 3))
+
+
+def etag_of(properties: BlobProperties) -> str:
+    """The ETag without quotes: listings give it bare, property reads quoted."""
+    return properties.etag.strip('"')
 
 
 def _setting(name: str, function: str) -> str:
