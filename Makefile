@@ -12,11 +12,18 @@ $(STAMP): requirements.txt requirements-dev.txt scoring_job/requirements.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# checkov (infra checks) lives in its own venv: its pins would downgrade packages torch needs.
+CHECKOV := $(VENV)/checkov/.requirements
+$(CHECKOV): infra/requirements-checkov.txt | $(STAMP)
+	$(PYTHON) -m venv --clear $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet -r infra/requirements-checkov.txt
+	cp infra/requirements-checkov.txt $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) node_modules/.installed
+install: $(STAMP) $(CHECKOV) node_modules/.installed
 
 demo: install
 	$(PY) -m scoring_job.stylize "$$($(PY) -m tools.footage)" -o out/bigbuckbunny.styled.mp4 --style 19

@@ -21,7 +21,7 @@ class JobRejected(ValueError):
 
 
 def _retry(policy: dict) -> df.RetryOptions:
-    return df.RetryOptions(first_retry_interval_in_milliseconds=2000,
+    return df.RetryOptions(first_retry_interval_in_milliseconds=round(policy["activity_retry_seconds"] * 1000),
                            max_number_of_attempts=policy["activity_retry_attempts"])
 
 

@@ -72,7 +72,10 @@ class Settings(BaseSettings):
     poll_initial_seconds: float = Field(default=5, gt=0)
     poll_max_seconds: float = Field(default=60, gt=0)
     polls_per_history: int = Field(default=20, gt=0)  # then continue_as_new keeps the history bounded
-    activity_retry_attempts: int = Field(default=3, gt=0)
+    # Activity retries for transient storage errors. Fixed interval (the Python SDK has no backoff):
+    # 5 attempts 8 s apart ride out a storage outage of half a minute, on top of the storage SDK's own retries.
+    activity_retry_attempts: int = Field(default=5, gt=0)
+    activity_retry_seconds: float = Field(default=8, gt=0)
     local_processes: int = Field(default=2, gt=0)  # torchrun processes of the local backend
 
     keep_work_on_success: bool = False  # work/<job>/ is removed after a good run...
@@ -82,7 +85,7 @@ class Settings(BaseSettings):
     def orchestration_policy(self) -> dict:
         """What the orchestrator needs from settings, passed in its input (orchestrators do no I/O)."""
         keys = ("scoring_max_attempts", "scoring_deadline_seconds", "poll_initial_seconds", "poll_max_seconds",
-                "polls_per_history", "activity_retry_attempts")
+                "polls_per_history", "activity_retry_attempts", "activity_retry_seconds")
         return {key: getattr(self, key) for key in keys}
 
     def as_environment(self) -> dict[str, str]:

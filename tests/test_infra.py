@@ -50,6 +50,7 @@ LEFT_AT_DEFAULT = {
     "poll_max_seconds",
     "polls_per_history",
     "activity_retry_attempts",
+    "activity_retry_seconds",
     "local_processes",  # local backend only
     "keep_work_on_success",  # cleanup policy
     "keep_work_on_failure",
