@@ -25,8 +25,8 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(STAMP) $(CHECKOV) node_modules/.installed
 
-demo: install
-	$(PY) -m scoring_job.stylize "$$($(PY) -m tools.footage)" -o out/bigbuckbunny.styled.mp4 --style 19
+demo: install  # Azurite + devhost, the clip dropped into input/, followed to out/ (tools/demo.py)
+	$(PY) -m tools.demo
 
 lint: install
 	$(PY) -m ruff check .
