@@ -41,7 +41,9 @@ def failure(name: str, error: BaseException) -> tuple[str, str]:
 
 def run_activity(function: Function | None, invoker: Invoker, work: RunActivity, at: Callable[[], datetime]) -> dict:
     """Run one scheduled activity and return its TaskCompleted or TaskFailed event; logs begin and end."""
-    log.event("activity.begin", instance=work.instance_id, name=work.name, task=work.task_id, attempt=work.attempt)
+    where = {"instance": work.instance_id, "execution": work.execution_id, "name": work.name, "task": work.task_id,
+             "attempt": work.attempt}
+    log.event("activity.begin", **where)
     started = time.monotonic()
     try:
         if function is None:
@@ -53,6 +55,5 @@ def run_activity(function: Function | None, invoker: Invoker, work: RunActivity,
         outcome = completed["Reason"]
     else:
         outcome = "ok"
-    log.event("activity.end", instance=work.instance_id, name=work.name, task=work.task_id, attempt=work.attempt,
-              outcome=outcome, seconds=round(time.monotonic() - started, 3))
+    log.event("activity.end", **where, outcome=outcome, seconds=round(time.monotonic() - started, 3))
     return completed
