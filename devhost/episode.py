@@ -1,12 +1,12 @@
-"""One orchestration episode: deliver one event, replay through the SDK's handler, apply new actions.
+"""One orchestration episode: deliver new events, replay through the SDK's handler, apply new actions.
 
 Pure bookkeeping, no I/O and no clock of its own, so the persistent engine and the in-memory test
-host share it. One event per episode keeps the task ids the host assigns identical to the ones the
-SDK assigns during replay: the SDK numbers, in history order, every new activity and timer, plus
-for CallActivityWithRetry a timer after each failed attempt (the last one included, as DTFx does)
-and the rescheduled task after each retry timer. Delivering one event at a time means the retry
-id, if any, always comes before the ids of the actions the generator yields in that episode.
-"""
+host share it. The task ids the host assigns must be the ones the SDK assigns during replay: in
+history order, every new activity and timer, plus for CallActivityWithRetry a timer after each
+failed attempt (the last one included, as DTFx does) and the rescheduled task after each retry
+timer. Events that number a retry never resume the generator, so as long as they come first in an
+episode their ids precede those of the actions the generator yields in it. The engine applies one
+event per episode; the test host batches what arrives at the same moment."""
 
 from __future__ import annotations
 
@@ -90,6 +90,17 @@ class Execution:
         task_id = completed_task_id(new_event)
         return task_id is not None and task_id in self.pending
 
+    def numbers_a_retry(self, new_event: dict) -> bool:
+        """Whether applying the event makes the host number a retry timer or a next attempt."""
+        task_id = completed_task_id(new_event)
+        item = self.pending.get(task_id) if task_id is not None else None
+        if item is None:
+            return False
+        if new_event["EventType"] == EventType.TASK_FAILED:
+            return item["kind"] == "activity" and bool(item["retry"])
+        retry_of = item.get("retry_of") if new_event["EventType"] == EventType.TIMER_FIRED else None
+        return bool(retry_of) and retry_of["attempt"] < retry_of["retry"]["maxNumberOfAttempts"]
+
     def _allocate(self) -> int:
         self.next_id += 1
         return self.next_id - 1
@@ -123,15 +134,22 @@ class Execution:
         return work
 
 
-def run_episode(execution: Execution, handle: Handle, new_event: dict, now: datetime) -> Outcome:
-    """Append one episode to the history and return what it decided."""
-    if not execution.accepts(new_event):
-        raise ValueError(f"event {new_event['EventType']} is not expected by {execution.instance_id} "
-                         f"execution {execution.execution_id}")
+def run_episode(execution: Execution, handle: Handle, new_events: dict | list[dict], now: datetime) -> Outcome:
+    """Append one episode with one or more new events to the history and return what it decided.
+
+    Several events may share an episode (as DTFx delivers messages that arrive together) provided
+    the ones that make the host number a retry timer or attempt come first: those never resume the
+    generator, so their ids precede the ids of whatever it yields in the episode.
+    """
+    batch = [new_events] if isinstance(new_events, dict) else list(new_events)
+    _check_batch(execution, batch)
     execution._append(EventType.ORCHESTRATOR_STARTED, now)
-    execution.history.append(new_event)
-    task_id = completed_task_id(new_event)
-    resolved = execution.pending.pop(task_id) if task_id is not None else None
+    resolved = []
+    for new_event in batch:
+        execution.history.append(new_event)
+        task_id = completed_task_id(new_event)
+        if task_id is not None:
+            resolved.append((execution.pending.pop(task_id), new_event))
     context = func.OrchestrationContext(context_json(execution.instance_id, execution.input, execution.history))
     try:
         state = json.loads(handle(context))
@@ -142,7 +160,8 @@ def run_episode(execution: Execution, handle: Handle, new_event: dict, now: date
         return _finish(execution, outcome, now)
     outcome = Outcome("Running", custom_status=state.get("customStatus"),
                       custom_status_set="customStatus" in state)
-    outcome.work.extend(_retry_follow_up(execution, resolved, new_event, now))
+    for item, new_event in resolved:
+        outcome.work.extend(_retry_follow_up(execution, item, new_event, now))
     new_actions = leaves(state["actions"][0] if state.get("actions") else [])[execution.known_actions:]
     execution.known_actions += len(new_actions)
     unsupported = sorted({a["actionType"] for a in new_actions} - set(SUPPORTED_ACTIONS))
@@ -175,10 +194,23 @@ def terminate(execution: Execution, reason: str, now: datetime) -> Outcome:
     return _finish(execution, Outcome("Terminated", reason), now)
 
 
-def _retry_follow_up(execution: Execution, resolved: dict | None, new_event: dict, now: datetime) -> list[Work]:
+def _check_batch(execution: Execution, batch: list[dict]) -> None:
+    seen: set[int] = set()
+    numbering_allowed = True
+    for new_event in batch:
+        task_id = completed_task_id(new_event)
+        if not execution.accepts(new_event) or task_id in seen:
+            raise ValueError(f"event {new_event['EventType']} is not expected by {execution.instance_id} "
+                             f"execution {execution.execution_id}")
+        if task_id is not None:
+            seen.add(task_id)
+        if execution.numbers_a_retry(new_event) and not numbering_allowed:
+            raise ValueError("retry events must come first in an episode (their ids precede new actions')")
+        numbering_allowed = numbering_allowed and execution.numbers_a_retry(new_event)
+
+
+def _retry_follow_up(execution: Execution, resolved: dict, new_event: dict, now: datetime) -> list[Work]:
     """CallActivityWithRetry as DTFx runs it: failure -> retry timer -> next attempt (or the error)."""
-    if resolved is None:
-        return []
     if resolved["kind"] == "activity" and resolved["retry"] and new_event["EventType"] == EventType.TASK_FAILED:
         delay = timedelta(milliseconds=resolved["retry"]["firstRetryIntervalInMilliseconds"])
         return [execution._schedule_timer(now + delay, now, retry_of=resolved)]

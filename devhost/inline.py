@@ -1,8 +1,9 @@
 """An in-memory host for orchestrator tests: the same episodes as devhost, on a simulated clock.
 
-Activities are plain callables run synchronously when scheduled; each result, and each timer at its
-fireAt, is delivered in due-time order as its own episode (see episode.py), so a 3-hour monitor
-loop replays in milliseconds with the histories, task ids and retries the real host produces.
+Activities are plain callables run synchronously when scheduled; their results, and each timer at
+its fireAt, are delivered in due-time order, what is due at the same moment in one episode (see
+episode.py), so a 3-hour monitor loop replays in milliseconds with the histories, task ids and
+retries the real host produces.
 """
 
 from __future__ import annotations
@@ -58,9 +59,8 @@ class ReplayHost:
         for _ in range(self.max_episodes):
             if not due:
                 raise AssertionError("the orchestration is waiting, but nothing it waits for is pending")
-            at, _, new_event = heapq.heappop(due)
-            self.clock = max(self.clock, at)
-            outcome = run_episode(execution, handle, new_event, self.clock)
+            batch = self._next_batch(execution, due)
+            outcome = run_episode(execution, handle, batch, self.clock)
             self.max_history = max(self.max_history, len(execution.history))
             if outcome.custom_status_set:
                 self.custom_statuses.append(outcome.custom_status)
@@ -73,6 +73,18 @@ class ReplayHost:
                 else:
                     heapq.heappush(due, (self.clock, next(sequence), self._call(work)))
         raise AssertionError("orchestration did not finish within the episode budget")
+
+    def _next_batch(self, execution: Execution, due: list) -> list[dict]:
+        """Everything due at the earliest moment, as DTFx takes messages that arrive together; an
+        event that numbers a retry only at the front of a batch (see run_episode)."""
+        at = due[0][0]
+        self.clock = max(self.clock, at)
+        batch: list[dict] = []
+        while due and due[0][0] == at:
+            if batch and execution.numbers_a_retry(due[0][2]) and not all(map(execution.numbers_a_retry, batch)):
+                break
+            batch.append(heapq.heappop(due)[2])
+        return batch
 
     def _call(self, work: RunActivity) -> dict:
         argument = decode_input(work.input)

@@ -236,3 +236,25 @@ def test_bookkeeping_survives_a_round_trip_through_json():
     restored = Execution("inst", execution.name, "exec-1", execution.input, list(execution.history)).restore(saved)
     assert restored.pending == execution.pending and restored.next_id == 3
     assert sorted(w.task_id for w in restored.pending_work()) == [0, 2]
+
+
+def test_events_that_arrive_together_share_an_episode_with_the_same_ids():
+    """As DTFx batches messages: both failures, both retry timers, both results, each in one episode;
+    the ids come out as when they arrive one by one (retry events first in their batch)."""
+    execution, handle, _ = begin(two_retries_in_parallel)
+    timers = run_episode(execution, handle, [fail(1, "q1"), fail(0, "p1")], T0).work
+    assert [timer.task_id for timer in timers] == [2, 3]
+    attempts = run_episode(execution, handle, [timer_fired(T0, 3, "x"), timer_fired(T0, 2, "x")], T0).work
+    assert [(work.task_id, work.name, work.attempt) for work in attempts] == [(4, "p", 2), (5, "q", 2)]
+    tail = run_episode(execution, handle, [ok(5, "Q"), ok(4, "P")], T0).work
+    assert tail == [RunActivity("inst", "exec-1", 6, "tail", '["P", "Q"]', 1)]
+    episodes = [e for e in execution.history if e["EventType"] == EventType.ORCHESTRATOR_STARTED]
+    assert len(episodes) == 4
+
+
+def test_a_retry_event_behind_another_event_is_refused():
+    execution, handle, _ = begin(two_retries_in_parallel)
+    with pytest.raises(ValueError, match="retry events must come first"):
+        run_episode(execution, handle, [ok(0, "P"), fail(1, "q1")], T0)
+    with pytest.raises(ValueError, match="not expected"):
+        run_episode(execution, handle, [ok(0, "P"), ok(0, "P")], T0)
