@@ -31,9 +31,6 @@ class AppHttp:
             self.routes.add(function.trigger.get("route") or function.name, set(methods) if methods else ALL_METHODS,
                             function)
 
-    def owns(self, path: str) -> bool:
-        return path == self.prefix or path.startswith(self.prefix + "/") or not self.prefix
-
     def handle(self, request: Request) -> Response:
         found = self.routes.match(request.path[len(self.prefix):], request.method)
         if found is None:
