@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import cache
 
 import azure.functions as func
 import pytest
+from app_index import app_functions
 from PIL import Image
 
 from tools.azurite import free_port
@@ -19,11 +19,8 @@ from tools.azurite import free_port
 UNREACHABLE = f"http://127.0.0.1:{free_port()}/runtime/webhooks/durabletask/"
 
 
-@cache
 def handlers() -> dict:
-    import function_app
-
-    return {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+    return {name: function.get_user_function() for name, function in app_functions().items()}
 
 
 def client_binding() -> str:

@@ -394,11 +394,11 @@ def test_environment_spec_is_scoring_job_environment(tmp_path: Path) -> None:
 
 
 def test_events_go_to_the_apps_blob_trigger() -> None:
-    from function_app import app  # the Functions host's view of the app
+    from app_index import app_functions  # the Functions host's view of the app
 
     script = (INFRA / "hooks" / "subscribe-blob-events.sh").read_text()
     name = re.search(r"BLOB_TRIGGER_FUNCTION:-(\w+)", script)[1]
-    functions = {function.get_function_name(): function for function in app.get_functions()}
+    functions = app_functions()
     (trigger,) = [b.get_dict_repr() for b in functions[name].get_bindings() if b.type == "blobTrigger"]
     assert trigger["connection"] == DATA_CONNECTION
     input_container = bicep("main.bicep")["variables"]["containers"]["value"]["input"]

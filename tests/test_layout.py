@@ -1,7 +1,8 @@
 """Where each dependency runs: the Function App must deploy without torch."""
 
-from functools import cache
 from pathlib import Path
+
+from app_index import app_functions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,14 +23,6 @@ def test_function_app_requirements_hold_no_torch():
 
 def test_scoring_environment_pins_torch():
     assert "torch==2.13.0" in (ROOT / "scoring_job" / "requirements.txt").read_text().splitlines()
-
-
-@cache
-def app_functions() -> dict:
-    """The app's functions as the worker indexes them (get_functions may be called only once)."""
-    import function_app
-
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
 
 
 def test_function_app_registers_the_orchestrator_activities_trigger_and_api():
