@@ -8,8 +8,8 @@ deadline, progress and bounded history.
 from __future__ import annotations
 
 import pytest
-from devhost.inline import OrchestrationFailed, ReplayHost
 
+from devhost.inline import OrchestrationFailed, ReplayHost
 from orchestrators.stylize_video import stylize_video
 from restyle.settings import Settings
 
