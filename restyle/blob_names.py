@@ -12,8 +12,10 @@ class UnsafeBlobName(ValueError):
 
 
 def safe_blob_name(name: str) -> str:
-    """The name in Unicode NFC form, or UnsafeBlobName naming the problem.
+    """The name exactly as given, or UnsafeBlobName naming the problem.
 
+    Checked in Unicode NFC form, but returned unchanged: storage compares names byte for byte, so
+    a decomposed (NFD) name, as macOS writes file names, must reach storage as uploaded.
     Spaces and non-ASCII letters are fine; `..`, `.` and empty segments, absolute paths,
     backslashes and control characters are not.
     """
@@ -33,5 +35,5 @@ def safe_blob_name(name: str) -> str:
         raise UnsafeBlobName(f"blob name has an empty, '.' or '..' segment: {normalized!r}")
     if normalized != normalized.strip():
         raise UnsafeBlobName(f"blob name starts or ends with white space: {normalized!r}")
-    return normalized
+    return name
 
