@@ -9,7 +9,7 @@ from __future__ import annotations
 import av
 from pydantic import ValidationError
 
-from restyle.blob_names import UnsafeBlobName, safe_blob_name
+from restyle.blob_names import UnsafeBlobName, is_url, safe_blob_name
 from restyle.storage import BlobStore
 from restyle.tempfiles import scratch_dir
 from scoring_job.manifest import ScoringOptions
@@ -38,6 +38,9 @@ def check_options(options: object) -> dict:
 
 def check_style(store: BlobStore, spec: str) -> str:
     """The spec, normalised; a style image must exist in the styles container and decode."""
+    if is_url(spec):
+        raise JobInputProblem(f"style {spec.strip()!r} is a URL; URLs are never fetched: upload the picture to "
+                              f"{store.settings.styles_container}/ and name it, or use a built-in style")
     try:
         style = parse_style(spec)
     except StyleSpecError as error:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_NAME_LENGTH = 1024  # Azure's limit on a blob name
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class UnsafeBlobName(ValueError):
@@ -26,6 +28,8 @@ def safe_blob_name(name: str) -> str:
         raise UnsafeBlobName(f"blob name longer than {MAX_NAME_LENGTH} characters")
     if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in normalized):
         raise UnsafeBlobName(f"blob name contains control characters: {normalized!r}")
+    if is_url(normalized):
+        raise UnsafeBlobName(f"{normalized!r} is a URL; URLs are never fetched: upload the file and name the blob")
     if "\\" in normalized:
         raise UnsafeBlobName(f"blob name contains a backslash: {normalized!r}")
     if normalized.startswith("/"):
@@ -37,3 +41,7 @@ def safe_blob_name(name: str) -> str:
         raise UnsafeBlobName(f"blob name starts or ends with white space: {normalized!r}")
     return name
 
+
+def is_url(text: str) -> bool:
+    """`scheme://...`: users naming a web address where a blob name belongs, refused rather than fetched."""
+    return isinstance(text, str) and bool(_URL.match(text.strip()))
