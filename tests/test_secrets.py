@@ -58,3 +58,9 @@ def test_the_scanner_finds_each_kind_of_secret():
     ]
     assert [len(find_secrets(sample)) for sample in samples] == [1] * len(samples)
     assert find_secrets(f"AccountKey={AZURITE_DEV_KEY};") == []  # the documented exception
+
+
+def test_local_settings_are_ignored_by_git():
+    """local.settings.json holds a developer's real values (func start reads it); it must never be committed."""
+    ignored = subprocess.run(["git", "check-ignore", "-q", "local.settings.json"], cwd=ROOT).returncode == 0
+    assert ignored, "add local.settings.json to .gitignore"
