@@ -55,7 +55,7 @@ def afterwards(returned: dict) -> str:
     if returned.get("copy_intact"):
         found.append("identical copy + reason.json in rejected/")
     if returned.get("work_left") is not None:
-        found.append(f"work/<id>/: {returned['work_left']} blobs")
+        found.append(f"`work/<id>/`: {returned['work_left']} blobs")
     return ", ".join(found)
 
 

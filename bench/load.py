@@ -1,0 +1,266 @@
+"""Load: N short clips dropped into input/ at once on one devhost, the app as a user runs it.
+
+    python bench/load.py [--clips 20]
+
+Azurite + devhost (tests/e2e_support.running_stack) with the local scoring backend, one scoring
+process per job, uncompiled model (blob metadata `compile=false`). While the burst runs it samples,
+every half second, devhost's RSS, the processes of devhost and its children (scoring jobs included:
+they are devhost's children in sessions of their own), and the scoring jobs running (runner processes,
+and the local backend's state dirs); a bounded polling loop times GET /api/jobs/{id} round-robin
+over the jobs. Activities at once come from devhost's log (activity.begin/end). Writes
+bench/results/load.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from e2e_support import ENDED, FAST, running_stack  # noqa: E402
+
+from activities.scoring.local import LocalBackend  # noqa: E402
+from restyle.settings import Settings  # noqa: E402
+from restyle.storage import BlobStore  # noqa: E402
+from scoring_job.ffmpeg_binary import ffmpeg_binary  # noqa: E402
+
+RESULTS = Path(__file__).with_name("results") / "load.json"
+ACTIVITY = re.compile(r"^(\S+ \S+) activity\.(begin|end) ", re.MULTILINE)  # time stamp, begin or end
+SETTINGS = {"poll_initial_seconds": "1", "poll_max_seconds": "5", "polls_per_history": "20"}
+
+
+def make_clip(path: Path, frames: int) -> bytes:
+    subprocess.run([ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x96:rate=24",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-frames:v", str(frames),
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)], check=True)
+    return path.read_bytes()
+
+
+def process_tree(root: int) -> list[int]:
+    """root and every descendant, from /proc (scoring jobs run in sessions of their own, still children)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS"))
+    except (OSError, StopIteration):
+        return 0.0
+    return int(line.split()[1]) / 1024
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def mem_available_mb() -> float:
+    """The machine's MemAvailable: RSS counts shared pages (torch's libraries) once per process, this does not."""
+    line = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemAvailable"))
+    return int(line.split()[1]) / 1024
+
+
+def running_state_dirs(temp_root: Path) -> int:
+    """Attempts the local backend started and that have neither an exit code nor a cancel mark yet."""
+    attempts = (temp_root / "local-jobs").glob("*/attempt-*")
+    return sum((a / "process.json").exists() and not (a / "exit_code").exists() and not (a / "canceled").exists()
+               for a in attempts)
+
+
+class Sampler(threading.Thread):
+    """Samples every `interval` s; sets `starved` when the machine's available memory falls below
+    `floor_mb`, so the run stops before it hurts anything else on a shared machine."""
+
+    def __init__(self, pid: int, temp_root: Path, interval: float = 0.5, floor_mb: float = 3072) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.temp_root, self.interval, self.floor_mb = pid, temp_root, interval, floor_mb
+        self.samples: list[dict] = []
+        self.stop, self.starved = threading.Event(), threading.Event()
+        self.started = time.monotonic()
+
+    def sample(self) -> dict:
+        tree = process_tree(self.pid)
+        return {"t": round(time.monotonic() - self.started, 1), "devhost_rss_mb": round(rss_mb(self.pid), 1),
+                "tree_rss_mb": round(sum(map(rss_mb, tree)), 1), "processes": len(tree),
+                "scoring_runners": sum("activities.scoring.local_runner" in cmdline(pid) for pid in tree),
+                "scoring_state_dirs": running_state_dirs(self.temp_root), "mem_available_mb": round(mem_available_mb())}
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.samples.append(self.sample())
+            if self.samples[-1]["mem_available_mb"] < self.floor_mb:
+                self.starved.set()
+
+
+def peak_activities(log: str) -> int:
+    """Most activities running at once, from devhost's begin/end lines (ends first at equal times)."""
+    events = sorted((datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f"), kind == "begin")
+                    for stamp, kind in ACTIVITY.findall(log))
+    running = peak = 0
+    for _, begins in events:
+        running += 1 if begins else -1
+        peak = max(peak, running)
+    return peak
+
+
+@dataclass
+class Polling:
+    latencies_ms: list[float] = field(default_factory=list)
+    failures: int = 0  # answers other than 200, or none within DevhostProcess.request's 30 s
+    jobs: dict[str, dict] = field(default_factory=dict)  # blob -> its job's latest view
+
+
+def poll_until_done(host, blobs: set[str], began: float, timeout: float, max_requests: int,
+                    starved: threading.Event) -> Polling:
+    """GET /api/jobs/{id} round-robin over unfinished jobs until every blob's job ended; the job list
+    is read every 25th round to learn new ids. Bounded in time and in requests. Each job gets
+    `ended_s`: when this loop first saw it ended, in seconds after the uploads began."""
+    poll, jobs = Polling(), {}
+    deadline = time.monotonic() + timeout
+    for round_number in range(max_requests):
+        if round_number % 25 == 0:
+            listed = host.request("GET", "/api/jobs")[1]["jobs"]
+            jobs |= {job["blob"]: job for job in listed if job["blob"] in blobs and job["blob"] not in jobs}
+        pending = [job for job in jobs.values() if job["status"] not in ENDED]
+        if (len(jobs) == len(blobs) and not pending) or time.monotonic() > deadline or starved.is_set():
+            break
+        if pending:
+            job = pending[round_number % len(pending)]
+            started = time.perf_counter()
+            try:
+                status, view = host.request("GET", f"/api/jobs/{job['id']}")
+            except OSError:
+                status, view = None, None
+            poll.latencies_ms.append((time.perf_counter() - started) * 1000)
+            if status == 200:
+                jobs[job["blob"]] = view | {"blob": job["blob"]}
+            else:
+                poll.failures += 1
+        for job in jobs.values():
+            if job["status"] in ENDED and "ended_s" not in job:
+                job["ended_s"] = round(time.monotonic() - began, 1)
+        time.sleep(0.1)
+    poll.jobs = jobs
+    return poll
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def run(clips: int, frames: int, timeout: float, max_requests: int) -> dict:
+    activity_limit = json.loads((ROOT / "host.json").read_text())["extensions"]["durableTask"][
+        "maxConcurrentActivityFunctions"]
+    with tempfile.TemporaryDirectory(prefix="restyle-load-") as folder, \
+            running_stack(Path(folder), **SETTINGS) as stack:
+        data = make_clip(Path(folder) / "clip.mp4", frames)
+        sampler = Sampler(stack.host.process.pid, stack.temp_root)
+        sampler.start()
+        began = time.monotonic()
+        blobs = {f"load/clip-{n:02d}.mp4" for n in range(clips)}
+        for blob in sorted(blobs):
+            stack.container("input").upload_blob(blob, data, metadata={"style": "19", **FAST})
+        try:
+            poll = poll_until_done(stack.host, blobs, began, timeout, max_requests, sampler.starved)
+            wall = time.monotonic() - began
+            end = sampler.sample()
+        finally:
+            sampler.stop.set()
+            stop_scoring(stack.temp_root)
+        log = stack.log()
+    samples = sampler.samples or [end]
+    jobs, latencies = poll.jobs, poll.latencies_ms
+    completed = [job for job in jobs.values() if job["status"] == "Completed"]
+    return {
+        "clips": clips, "frames_per_clip": frames, "clip": "160x96, 24 fps, AAC, style 19, compile=false",
+        "completed": len(completed), "failed": sum(job["status"] != "Completed" for job in jobs.values()),
+        "frames_out": sum(job["output"]["frames"] for job in completed), "wall_s": round(wall, 1),
+        "completed_at_s": sorted(job["ended_s"] for job in completed if "ended_s" in job),
+        "requests": len(latencies), "failed_requests": poll.failures, "p50_ms": round(percentile(latencies, 0.5), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1), "max_ms": round(max(latencies, default=float("nan")), 1),
+        "peak_rss_mb": max(s["devhost_rss_mb"] for s in samples), "end_rss_mb": end["devhost_rss_mb"],
+        "peak_tree_rss_mb": max(s["tree_rss_mb"] for s in samples), "end_tree_rss_mb": end["tree_rss_mb"],
+        "peak_processes": max(s["processes"] for s in samples), "end_processes": end["processes"],
+        "peak_activities": peak_activities(log), "activity_limit": activity_limit,
+        "peak_scoring_jobs": max(s["scoring_runners"] for s in samples),
+        "peak_scoring_state_dirs": max(s["scoring_state_dirs"] for s in samples),
+        "scoring_limit": None,  # nothing bounds concurrent local scoring jobs: every submit starts one
+        "lowest_mem_available_mb": min(s["mem_available_mb"] for s in samples),
+        "stopped_for_memory": sampler.starved.is_set(),
+        "settings": {**SETTINGS, "local_processes": "1", "segment_seconds": "1", "blob_poll_seconds": "0.5"},
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "samples": samples[::4],
+    }
+
+
+def stop_scoring(temp_root: Path) -> None:
+    """Scoring jobs outlive devhost by design: cancel any still running, as DELETE /api/jobs does."""
+    backend = LocalBackend(BlobStore.from_settings(Settings(temp_root=temp_root)))
+    for job in (temp_root / "local-jobs").glob("*"):
+        backend.cancel_job(job.name)
+
+
+def print_table(result: dict) -> None:
+    rows = [
+        ("clips dropped at once / completed / failed",
+         f"{result['clips']} / {result['completed']} / {result['failed']}"),
+        ("wall time, upload to last completion", f"{result['wall_s']} s"),
+        ("first / median completion", f"{result['completed_at_s'][0]} / "
+         f"{result['completed_at_s'][len(result['completed_at_s']) // 2]} s" if result["completed_at_s"] else "-"),
+        ("GET /api/jobs/{id}: requests (failed), p50 / p95 / max", f"{result['requests']} "
+         f"({result['failed_requests']}), {result['p50_ms']} / {result['p95_ms']} / {result['max_ms']} ms"),
+        ("devhost RSS peak / end", f"{result['peak_rss_mb']} / {result['end_rss_mb']} MB"),
+        ("devhost + children RSS peak / end", f"{result['peak_tree_rss_mb']} / {result['end_tree_rss_mb']} MB"),
+        ("processes (devhost + children) peak / end", f"{result['peak_processes']} / {result['end_processes']}"),
+        ("activities at once: peak / limit", f"{result['peak_activities']} / {result['activity_limit']}"),
+        ("scoring jobs at once: runners / state dirs / limit",
+         f"{result['peak_scoring_jobs']} / {result['peak_scoring_state_dirs']} / none"),
+        ("machine MemAvailable, lowest", f"{result['lowest_mem_available_mb']} MB"
+         + (" (run stopped: below the floor)" if result["stopped_for_memory"] else "")),
+    ]
+    print("| measure | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds before the polling loop gives up")
+    parser.add_argument("--max-requests", type=int, default=20_000)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    result = run(args.clips, args.frames, args.timeout, args.max_requests)
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print_table(result)
+
+
+if __name__ == "__main__":
+    main()
