@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     activity_retry_attempts: int = Field(default=5, gt=0)
     activity_retry_seconds: float = Field(default=8, gt=0)
     local_processes: int = Field(default=2, gt=0)  # torchrun processes of the local backend
+    local_max_jobs: int = Field(default=1, gt=0)  # local scoring jobs at once; more wait their turn
 
     keep_work_on_success: bool = False  # work/<job>/ is removed after a good run...
     keep_work_on_failure: bool = True  # ...and kept after a failed one, for debugging

@@ -52,6 +52,7 @@ LEFT_AT_DEFAULT = {
     "activity_retry_attempts",
     "activity_retry_seconds",
     "local_processes",  # local backend only
+    "local_max_jobs",
     "keep_work_on_success",  # cleanup policy
     "keep_work_on_failure",
     "temp_root",  # the system temp folder is the right scratch place on Flex instances too

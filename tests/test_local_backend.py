@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from activities.scoring.backend import JobState
-from activities.scoring.local import LocalBackend
+from activities.scoring.local import LocalBackend, process_group
 from scoring_job.manifest import Manifest, Segment
 
 
@@ -65,7 +65,8 @@ def test_a_killed_job_is_resubmitted_and_redoes_only_unfinished_segments(store, 
     first = backend.submit(job_id, count, attempt=1)
     running = wait_for(backend, first, lambda s: s.segments_done >= 1 or s.state.terminal)
     assert running.state is JobState.RUNNING, running
-    os.killpg(first["pid"], signal.SIGKILL)  # the whole group: runner, torchrun and both ranks
+    # the whole group: runner, torchrun and both ranks
+    os.killpg(process_group(Path(first["state_dir"])), signal.SIGKILL)
     failed = wait_for(backend, first, lambda s: s.state.terminal)
     assert failed.state is JobState.FAILED and "died" in failed.message
     finished_before = failed.segments_done
@@ -83,17 +84,26 @@ def test_a_killed_job_is_resubmitted_and_redoes_only_unfinished_segments(store, 
         assert result["frames"] == 96
 
 
-def test_cancel_stops_the_process_group(store, staged_job):
+def test_jobs_beyond_the_limit_wait_their_turn_and_cancel_stops_the_process_group(store, staged_job):
     job_id, count = staged_job
-    backend = LocalBackend(store)
-    handle = backend.submit(job_id, count, attempt=1)
-    wait_for(backend, handle, lambda s: s.state is JobState.RUNNING)
+    backend = LocalBackend(store)  # settings.local_max_jobs = 1
+    first = backend.submit(job_id, count, attempt=1)
+    second = backend.submit(job_id, count, attempt=2)  # as a resubmission racing its predecessor would
+    wait_for(backend, first, lambda s: s.state is JobState.RUNNING)
+    waiting = backend.status(second)
+    assert waiting.state is JobState.QUEUED and "free local slot" in waiting.message
+    assert process_group(Path(second["state_dir"])) is None  # not started: no process at all
+    backend.cancel(first)  # frees the slot: the next status poll starts the waiting attempt
+    wait_for(backend, second, lambda s: s.state is JobState.RUNNING)
+    assert backend.status(first).state is JobState.CANCELED
+    pgid = process_group(Path(first["state_dir"]))
     assert backend.cancel_job(job_id) == 1  # found by job id alone, as DELETE /api/jobs/{id} does
     assert backend.cancel_job(job_id) == 0  # already canceled: nothing more to do
-    status = wait_for(backend, handle, lambda s: s.state.terminal)
+    status = wait_for(backend, second, lambda s: s.state.terminal)
     assert status.state is JobState.CANCELED
     deadline = time.monotonic() + 20
-    while group_members(handle["pid"]) and time.monotonic() < deadline:
+    groups = [pgid, process_group(Path(second["state_dir"]))]
+    while any(group_members(group) for group in groups) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert group_members(handle["pid"]) == [], "process group still alive after cancel"
+    assert [group_members(group) for group in groups] == [[], []], "process groups still alive after cancel"
     assert json.loads(json.dumps(status.as_dict()))["state"] == "canceled"

@@ -8,11 +8,13 @@ restarts; progress is read from the result JSONs in blob storage, as for Azure M
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from restyle.storage import BlobStore
@@ -41,27 +43,24 @@ def _zombie(pid: int) -> bool:
 
 
 class LocalBackend:
+    """At most `settings.local_max_jobs` jobs run at once; the rest wait in submission order and
+    are started by whichever status poll finds a free slot (a 2-core laptop runs one job well and
+    twenty badly: each job is itself `local_processes` busy ranks)."""
+
     def __init__(self, store: BlobStore) -> None:
         self.store = store
+        self.root = store.settings.temp_root / "local-jobs"
 
     def _state_dir(self, job_id: str, attempt: int) -> Path:
-        return self.store.settings.temp_root / "local-jobs" / job_id / f"attempt-{attempt}"
+        return self.root / job_id / f"attempt-{attempt}"
 
     def submit(self, job_id: str, segments_total: int, attempt: int) -> dict:
         state = self._state_dir(job_id, attempt)
         state.mkdir(parents=True, exist_ok=True)
-        log = state / "job.log"
-        with log.open("ab") as output:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "activities.scoring.local_runner", "--job-id", job_id,
-                 "--state-dir", str(state), "--processes", str(self.store.settings.local_processes)],
-                cwd=ROOT, env={**os.environ, **self.store.settings.as_environment()},
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: survives the host, cancellable as one
-            )
-        write_text_atomic(state / "process.json", json.dumps({"pid": process.pid, "pgid": process.pid}))
+        write_text_atomic(state / "queued.json", json.dumps({"job_id": job_id, "submitted": time.time()}))
+        self._start_waiting()
         return {"backend": "local", "job_id": job_id, "attempt": attempt, "state_dir": str(state),
-                "pid": process.pid, "segments_total": segments_total}
+                "segments_total": segments_total}
 
     def status(self, handle: dict) -> JobStatus:
         state = Path(handle["state_dir"])
@@ -76,22 +75,66 @@ class LocalBackend:
                 return JobStatus(JobState.COMPLETED, done, total, "scoring job finished")
             reason = result.get("error") or f"scoring job exited with code {result['code']}"
             return JobStatus(JobState.FAILED, done, total, f"{reason}; log: {state / 'job.log'}")
-        if _alive(handle["pid"]):
+        self._start_waiting()
+        pid = process_group(state)
+        if pid is None:
+            limit = self.store.settings.local_max_jobs
+            return JobStatus(JobState.QUEUED, done, total, f"waiting for a free local slot ({limit} at a time)")
+        if _alive(pid):
             return JobStatus(JobState.RUNNING, done, total, "running")
         message = f"scoring job died without an exit code; log: {state / 'job.log'}"
         return JobStatus(JobState.FAILED, done, total, message)
 
     def cancel(self, handle: dict) -> None:
         state = Path(handle["state_dir"])
-        write_text_atomic(state / "canceled", "canceled")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(handle["pid"], signal.SIGTERM)
+        with self._slots():  # so a queued attempt cannot be started between these two steps
+            write_text_atomic(state / "canceled", "canceled")
+            pid = process_group(state)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
 
     def cancel_job(self, job_id: str) -> int:
         canceled = 0
-        for state in sorted((self.store.settings.temp_root / "local-jobs" / job_id).glob("attempt-*")):
-            process = state / "process.json"
-            if process.exists() and not (state / "exit_code").exists() and not (state / "canceled").exists():
-                self.cancel({"state_dir": str(state), "pid": json.loads(process.read_text())["pid"]})
+        for state in sorted((self.root / job_id).glob("attempt-*")):
+            if not (state / "exit_code").exists() and not (state / "canceled").exists():
+                self.cancel({"state_dir": str(state)})
                 canceled += 1
         return canceled
+
+    @contextlib.contextmanager
+    def _slots(self):
+        """One lock over all local jobs of this machine: devhost polls statuses from several threads."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _start_waiting(self) -> None:
+        with self._slots():
+            attempts = [state for state in self.root.glob("*/attempt-*")
+                        if not (state / "exit_code").exists() and not (state / "canceled").exists()]
+            running = [state for state in attempts if (pid := process_group(state)) is not None and _alive(pid)]
+            waiting = sorted((state for state in attempts if process_group(state) is None),
+                             key=lambda state: json.loads((state / "queued.json").read_text())["submitted"])
+            for state in waiting[:max(self.store.settings.local_max_jobs - len(running), 0)]:
+                self._launch(state, json.loads((state / "queued.json").read_text())["job_id"])
+
+    def _launch(self, state: Path, job_id: str) -> None:
+        with (state / "job.log").open("ab") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "activities.scoring.local_runner", "--job-id", job_id,
+                 "--state-dir", str(state), "--processes", str(self.store.settings.local_processes)],
+                cwd=ROOT, env={**os.environ, **self.store.settings.as_environment()},
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: survives the host, cancellable as one
+            )
+        write_text_atomic(state / "process.json", json.dumps({"pid": process.pid, "pgid": process.pid}))
+
+
+def process_group(state: Path) -> int | None:
+    """The runner's pid (= its process group), once the attempt has been started."""
+    try:
+        return json.loads((state / "process.json").read_text())["pgid"]
+    except FileNotFoundError:
+        return None
