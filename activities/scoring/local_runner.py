@@ -68,7 +68,10 @@ def run(job_id: str, state_dir: Path, processes: int) -> int:
 
     def uploader() -> None:
         while not stop.wait(UPLOAD_POLL_SECONDS):
-            upload_finished(store, job_id, output_dir, uploaded)
+            try:
+                upload_finished(store, job_id, output_dir, uploaded)
+            except Exception as error:  # noqa: BLE001 - a storage outage outlasting the SDK's retries: try again
+                print(f"upload failed, will retry: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
 
     thread = threading.Thread(target=uploader, daemon=True)
     thread.start()
