@@ -210,7 +210,7 @@ def run(clips: int, frames: int, timeout: float, max_requests: int) -> dict:
         "peak_activities": peak_activities(log), "activity_limit": activity_limit,
         "peak_scoring_jobs": max(s["scoring_runners"] for s in samples),
         "peak_scoring_state_dirs": max(s["scoring_state_dirs"] for s in samples),
-        "scoring_limit": None,  # nothing bounds concurrent local scoring jobs: every submit starts one
+        "scoring_limit": Settings().local_max_jobs,  # RESTYLE_LOCAL_MAX_JOBS: the rest wait, queued
         "lowest_mem_available_mb": min(s["mem_available_mb"] for s in samples),
         "stopped_for_memory": sampler.starved.is_set(),
         "settings": {**SETTINGS, "local_processes": "1", "segment_seconds": "1", "blob_poll_seconds": "0.5"},
@@ -240,7 +240,7 @@ def print_table(result: dict) -> None:
         ("processes (devhost + children) peak / end", f"{result['peak_processes']} / {result['end_processes']}"),
         ("activities at once: peak / limit", f"{result['peak_activities']} / {result['activity_limit']}"),
         ("scoring jobs at once: runners / state dirs / limit",
-         f"{result['peak_scoring_jobs']} / {result['peak_scoring_state_dirs']} / none"),
+         f"{result['peak_scoring_jobs']} / {result['peak_scoring_state_dirs']} / {result['scoring_limit']}"),
         ("machine MemAvailable, lowest", f"{result['lowest_mem_available_mb']} MB"
          + (" (run stopped: below the floor)" if result["stopped_for_memory"] else "")),
     ]
