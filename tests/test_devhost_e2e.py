@@ -8,19 +8,16 @@ tests in order; the last one kills it with SIGKILL mid-scoring and starts it aga
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient
+from e2e_support import FAST, begun_activities, completed_activities, ended, jobs_for, upload, wait_for
 
 from devhost.process import DevhostProcess
 from scoring_job.probe import probe_video
 from tools.azurite import free_port
-
-ENDED = ("Completed", "Failed", "Terminated")
-FAST = {"compile": "false"}  # blob metadata, read by the trigger as scoring options
 
 
 @pytest.fixture(scope="module")
@@ -40,30 +37,6 @@ def world(azurite, make_clip, tmp_path_factory):
         service.create_container(name)
     yield {"host": host, "service": service, "containers": containers, "clip": make_clip(frames=48, size="160x96")}
     host.stop()
-
-
-def upload(world: dict, name: str, data: bytes, metadata: dict[str, str]) -> None:
-    world["service"].get_blob_client(world["containers"]["input"], name).upload_blob(data, overwrite=True,
-                                                                                     metadata=metadata)
-
-
-def jobs_for(host: DevhostProcess, blob: str) -> list[dict]:
-    return [job for job in host.request("GET", "/api/jobs")[1]["jobs"] if job["blob"] == blob]
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def ended(host: DevhostProcess, job_id: str) -> dict | None:
-    status, job = host.request("GET", f"/api/jobs/{job_id}")
-    assert status == 200, job
-    return job if job["status"] in ENDED else None
 
 
 def check_output(world: dict, job: dict, tmp_path: Path) -> None:
@@ -99,15 +72,6 @@ def test_a_corrupt_upload_fails_with_the_reason_and_lands_in_rejected(world):
     assert done["status"] == "Failed" and "input rejected" in done["error"], done
     rejected = world["service"].get_container_client(world["containers"]["rejected"])
     assert {"broken.mp4", "broken.mp4.reason.json"} <= {blob.name for blob in rejected.list_blobs()}
-
-
-def completed_activities(log: str, instance_id: str) -> set[tuple[str, str]]:
-    pattern = rf"activity\.end instance={instance_id} execution=(\w+) name=\w+ task=(\d+) .*outcome=ok"
-    return set(re.findall(pattern, log))
-
-
-def begun_activities(log: str, instance_id: str) -> list[tuple[str, str]]:
-    return re.findall(rf"activity\.begin instance={instance_id} execution=(\w+) name=\w+ task=(\d+)", log)
 
 
 def test_a_posted_job_survives_kill_9_without_rerunning_completed_activities(world, tmp_path):
