@@ -1,4 +1,4 @@
-"""The bad-input table of docs/reliability-inputs.md, from the test module's own case list and results.
+"""The bad-input table of docs/reliability.md, from the test module's own case list and results.
 
     python bench/bad_inputs.py            # runs tests/test_bad_inputs.py (~2 min), then prints the table
     python bench/bad_inputs.py --table    # prints the table from bench/results/bad_inputs.json only

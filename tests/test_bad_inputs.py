@@ -6,7 +6,7 @@ must end in a clear error (the job's `error`, or a 4xx JSON body) or, for valid-
 Completed with the exact frame count; the upload is kept (rejected/ with its reason, or still in
 input/), work/ holds nothing of a rejected job, and the host answers GET /api/jobs afterwards.
 
-The case list is also the table in docs/reliability-inputs.md: with BAD_INPUTS_RESULTS=<file> set,
+The case list is also the table in docs/reliability.md: with BAD_INPUTS_RESULTS=<file> set,
 the module writes what each case returned there (`python bench/bad_inputs.py` runs it, prints the table).
 """
 
