@@ -112,13 +112,13 @@ class LocalBackend:
 
     def _start_waiting(self) -> None:
         with self._slots():
-            attempts = [state for state in self.root.glob("*/attempt-*")
-                        if not (state / "exit_code").exists() and not (state / "canceled").exists()]
-            running = [state for state in attempts if (pid := process_group(state)) is not None and _alive(pid)]
-            waiting = sorted((state for state in attempts if process_group(state) is None),
-                             key=lambda state: json.loads((state / "queued.json").read_text())["submitted"])
-            for state in waiting[:max(self.store.settings.local_max_jobs - len(running), 0)]:
-                self._launch(state, json.loads((state / "queued.json").read_text())["job_id"])
+            pids = {state: process_group(state) for state in self.root.glob("*/attempt-*")
+                    if not (state / "exit_code").exists() and not (state / "canceled").exists()}
+            running = sum(1 for pid in pids.values() if pid is not None and _alive(pid))
+            waiting = sorted((json.loads((state / "queued.json").read_text()) | {"state": state}
+                              for state, pid in pids.items() if pid is None), key=lambda queued: queued["submitted"])
+            for queued in waiting[:max(self.store.settings.local_max_jobs - running, 0)]:
+                self._launch(queued["state"], queued["job_id"])
 
     def _launch(self, state: Path, job_id: str) -> None:
         with (state / "job.log").open("ab") as output:
