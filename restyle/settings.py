@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     keep_work_on_success: bool = False  # work/<job>/ is removed after a good run...
     keep_work_on_failure: bool = True  # ...and kept after a failed one, for debugging
     temp_root: Path = Path(tempfile.gettempdir()) / "restyle"
+    # A cap on the bytes under temp_root, enforced by devhost (activities past it fail with ENOSPC) so
+    # that a roomy local disk behaves like a Flex Consumption instance's ~0.8 GB. Unset: no cap (in
+    # Azure the instance's disk is the cap).
+    scratch_limit_mb: float | None = Field(default=None, gt=0)
 
     def orchestration_policy(self) -> dict:
         """What the orchestrator needs from settings, passed in its input (orchestrators do no I/O)."""

@@ -56,6 +56,7 @@ LEFT_AT_DEFAULT = {
     "keep_work_on_success",  # cleanup policy
     "keep_work_on_failure",
     "temp_root",  # the system temp folder is the right scratch place on Flex instances too
+    "scratch_limit_mb",  # devhost only: in Azure the instance's own ~0.8 GB disk is the cap
 }
 # Read by the Functions host (host storage, telemetry) and azure-identity, not by our code.
 HOST_SETTINGS = {
