@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import log
 from .host import DEFAULT_STATE_DIR, Host, Options
+from .timespan import parse_timespan
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -30,13 +31,21 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--blob-max-attempts", type=int, default=5, help="failed runs before a blob is poison")
     parser.add_argument("--drain-seconds", type=float, default=10.0,
                         help="how long a shutdown waits for running activities")
+    parser.add_argument("--function-timeout", default=env("DEVHOST_FUNCTION_TIMEOUT"),
+                        help="activity timeout as a TimeSpan (00:30:00) or seconds, -1 for none "
+                             "(default: host.json functionTimeout)")
     args = parser.parse_args(argv)
+    if args.function_timeout is not None:
+        try:
+            parse_timespan(args.function_timeout)
+        except ValueError as error:
+            parser.error(f"--function-timeout: {error}")
     if args.activity_workers is not None and int(args.activity_workers) < 1:
         parser.error("--activity-workers must be at least 1")
     return Options(app=args.app, folder=Path.cwd(), host=args.host, port=args.port, state_dir=args.state_dir,
                    storage=args.storage, activity_workers=int(args.activity_workers) if args.activity_workers else None,
                    blob_poll_seconds=args.blob_poll_seconds, blob_max_attempts=args.blob_max_attempts,
-                   drain_seconds=args.drain_seconds)
+                   drain_seconds=args.drain_seconds, function_timeout=args.function_timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

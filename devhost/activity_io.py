@@ -7,7 +7,6 @@ TaskCompleted result. A failure reads as the extension reports it to the orchest
 
 from __future__ import annotations
 
-import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime
@@ -15,11 +14,11 @@ from datetime import datetime
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
-from . import log
 from .catalog import Function
 from .episode import RunActivity
 from .history import task_completed, task_failed
 from .invoker import Invoker
+from .timespan import format_timespan
 
 
 def decode_input(input_text: str | None) -> object:
@@ -39,21 +38,24 @@ def failure(name: str, error: BaseException) -> tuple[str, str]:
     return reason, details
 
 
-def run_activity(function: Function | None, invoker: Invoker, work: RunActivity, at: Callable[[], datetime]) -> dict:
-    """Run one scheduled activity and return its TaskCompleted or TaskFailed event; logs begin and end."""
-    where = {"instance": work.instance_id, "execution": work.execution_id, "name": work.name, "task": work.task_id,
-             "attempt": work.attempt}
-    log.event("activity.begin", **where)
-    started = time.monotonic()
+def timeout_failure(name: str, function_name: str, seconds: float) -> tuple[str, str]:
+    """(Reason, Details) for an activity past functionTimeout, in the host's words.
+
+    The host throws FunctionTimeoutException("Timeout value of <TimeSpan> was exceeded by function:
+    Functions.<name>") (azure-webjobs-sdk FunctionExecutor.TryHandleTimeoutAsync), and the Durable
+    extension reports it as it reports a user error (TaskActivityShim: FunctionTimeoutError).
+    """
+    message = f"Timeout value of {format_timespan(seconds)} was exceeded by function: Functions.{function_name}"
+    return (f"Activity function '{name}' failed: {message}",
+            f"Microsoft.Azure.WebJobs.Host.FunctionTimeoutException: {message}")
+
+
+def invoke_activity(function: Function | None, invoker: Invoker, work: RunActivity, at: Callable[[], datetime]) -> dict:
+    """Run one scheduled activity to its end; its TaskCompleted or TaskFailed event."""
     try:
         if function is None:
             raise LookupError(f"Activity function '{work.name}' does not exist.")
         result = invoker.call(function.fn, {function.trigger_param: decode_input(work.input)})
-        completed = task_completed(at(), work.task_id, encode_output(result))
+        return task_completed(at(), work.task_id, encode_output(result))
     except Exception as error:  # noqa: BLE001 - an activity's failure is a result the orchestrator sees
-        completed = task_failed(at(), work.task_id, *failure(work.name, error))
-        outcome = completed["Reason"]
-    else:
-        outcome = "ok"
-    log.event("activity.end", **where, outcome=outcome, seconds=round(time.monotonic() - started, 3))
-    return completed
+        return task_failed(at(), work.task_id, *failure(work.name, error))

@@ -2,12 +2,14 @@
 
 `POST /admin/functions/<name>` with `{"input": "<container>/<blob>"}` runs a blob-trigger function
 for that blob now, as the real host's admin API does (no receipt is checked or written): the way to
-deliver the same blob event twice. No master key is needed locally.
+deliver the same blob event twice. No master key is needed locally. The status also reports devhost's
+limits: functionTimeout (seconds), activities running and abandoned, and scratch use with its peak.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from .blob_trigger import BlobTrigger
 from .routes import RouteTable
@@ -15,9 +17,11 @@ from .web import Request, Response, json_response
 
 
 class AdminApi:
-    def __init__(self, functions: list[str], blob_trigger: BlobTrigger) -> None:
+    def __init__(self, functions: list[str], blob_trigger: BlobTrigger,
+                 limits: Callable[[], dict] = dict) -> None:
         self.functions = functions
         self.blob_trigger = blob_trigger
+        self.limits = limits
         self.routes = RouteTable()
         self.routes.add("admin/host/status", {"GET"}, self._status)
         self.routes.add("admin/functions/{name}", {"POST"}, self._invoke)
@@ -30,7 +34,8 @@ class AdminApi:
         return handler(request, **values)
 
     def _status(self, request: Request) -> Response:
-        return json_response(200, {"state": "Running", "host": "devhost", "functions": self.functions})
+        return json_response(200, {"state": "Running", "host": "devhost", "functions": self.functions,
+                                   **self.limits()})
 
     def _invoke(self, request: Request, name: str) -> Response:
         try:

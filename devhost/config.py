@@ -1,6 +1,7 @@
 """What devhost reads from the app folder, as the Functions host does: host.json and local.settings.json.
 
-host.json gives the HTTP route prefix, the Durable task hub name and the activity concurrency;
+host.json gives the HTTP route prefix, the Durable task hub name, the activity concurrency and
+`functionTimeout` (30 minutes when unset, the Flex Consumption and Premium default);
 local.settings.json's `Values` become environment variables (ones already set win, as under
 `func start`), so the app's settings and the blob trigger's connection resolve the same way.
 """
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from restyle.settings import AZURITE_CONNECTION_STRING, Settings
 
+from .timespan import parse_timespan
+
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
 
 
@@ -26,6 +29,7 @@ class HostConfig:
     route_prefix: str = "api"
     hub_name: str = "TestHubName"
     max_concurrent_activities: int = 10
+    function_timeout: float | None = 30 * 60.0  # seconds; None: unbounded (`-1`)
 
     @classmethod
     def load(cls, folder: Path) -> HostConfig:
@@ -36,12 +40,17 @@ class HostConfig:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ConfigError(f"{path} is not valid JSON: {error}") from None
+        try:
+            timeout = parse_timespan(data["functionTimeout"]) if "functionTimeout" in data else cls.function_timeout
+        except ValueError as error:
+            raise ConfigError(f"{path}: functionTimeout: {error}") from None
         extensions = data.get("extensions", {})
         durable = extensions.get("durableTask", {})
         return cls(route_prefix=extensions.get("http", {}).get("routePrefix", cls.route_prefix).strip("/"),
                    hub_name=durable.get("hubName", cls.hub_name),
                    max_concurrent_activities=int(durable.get("maxConcurrentActivityFunctions",
-                                                             cls.max_concurrent_activities)))
+                                                             cls.max_concurrent_activities)),
+                   function_timeout=timeout)
 
 
 def load_local_settings(path: Path) -> list[str]:

@@ -13,12 +13,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from restyle.settings import DATA_CONNECTION
+from restyle.settings import DATA_CONNECTION, Settings
 
 from . import log
-from .activity_io import run_activity
+from .activity_io import invoke_activity
 from .admin import AdminApi
 from .app_http import AppHttp
+from .attempts import ActivityRunner
 from .blob_trigger import BlobTrigger
 from .catalog import Catalog
 from .client_binding import WEBHOOK_PATH, binding_json
@@ -29,7 +30,9 @@ from .history import iso, timer_fired
 from .http_server import DevServer, Router
 from .invoker import Invoker
 from .management import ManagementApi
+from .scratch import MB, ScratchMeter
 from .store import Store
+from .timespan import parse_timespan
 from .workers import ActivityPool, TimerWheel
 
 DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / "restyle-devhost"
@@ -47,6 +50,7 @@ class Options:
     blob_poll_seconds: float = 2.0
     blob_max_attempts: int = 5
     drain_seconds: float = 10.0
+    function_timeout: str | None = None  # TimeSpan text or seconds, `-1` unbounded; default: host.json
 
 
 class Host:
@@ -64,6 +68,12 @@ class Host:
         self.store = Store(options.state_dir / "devhost.sqlite")
         self.invoker = Invoker()
         self.engine = Engine(self.store, {name: f.fn for name, f in catalog.orchestrators.items()}, self._dispatch)
+        settings = Settings()  # after local.settings.json: RESTYLE_TEMP_ROOT and RESTYLE_SCRATCH_LIMIT_MB
+        limit = None if settings.scratch_limit_mb is None else int(settings.scratch_limit_mb * MB)
+        self.meter = ScratchMeter(settings.temp_root, limit, on_exceeded=self._scratch_full).start()
+        timeout = config.function_timeout if options.function_timeout is None else parse_timespan(
+            options.function_timeout)
+        self.activities = ActivityRunner(self._invoke_activity, self._function_name, timeout, utcnow, self.meter)
         self.pool = ActivityPool(options.activity_workers or config.max_concurrent_activities, self._run_activity)
         self.timers = TimerWheel(self._fire_timer)
         router = Router()
@@ -73,7 +83,7 @@ class Host:
         self.blob_trigger = BlobTrigger(catalog.blobs, self.store, self.invoker, client_json,
                                         options.blob_poll_seconds, options.blob_max_attempts)
         router.add(WEBHOOK_PATH, ManagementApi(self.engine, config.hub_name).handle)
-        router.add("/admin", AdminApi(catalog.names(), self.blob_trigger).handle)
+        router.add("/admin", AdminApi(catalog.names(), self.blob_trigger, self.limits).handle)
         router.add(f"/{config.route_prefix}" if config.route_prefix else "",
                    AppHttp(catalog.http, config.route_prefix, self.invoker, client_json).handle)
         recovered = self.engine.recover()
@@ -84,7 +94,8 @@ class Host:
         self.blob_trigger.start()
         log.event("host.started", url=self.url, state=str(self.store.path), hub=config.hub_name,
                   functions=",".join(catalog.names()), recovered=len(recovered),
-                  local_settings=",".join(applied) or None)
+                  local_settings=",".join(applied) or None, function_timeout=timeout,
+                  scratch_root=str(settings.temp_root), scratch_limit_mb=settings.scratch_limit_mb)
 
     def stop(self) -> None:
         """Stop taking work, wait a bounded time for running activities, then close the store."""
@@ -96,6 +107,8 @@ class Host:
         self.timers.stop()
         drained = self.pool.drain(self.options.drain_seconds)
         self.pool.stop()
+        self.meter.stop()
+        log.event("scratch.peak", **self.meter.status())
         self.invoker.stop()
         if drained:
             self.store.close()
@@ -109,9 +122,24 @@ class Host:
             else:
                 self.timers.schedule(item)
 
+    def limits(self) -> dict:
+        """functionTimeout, activities running and abandoned, and scratch use (admin status)."""
+        return {"functionTimeout": self.activities.timeout, "activities": self.activities.status(),
+                "scratch": self.meter.status()}
+
     def _run_activity(self, work: RunActivity) -> None:
-        completed = run_activity(self.catalog.activities.get(work.name), self.invoker, work, utcnow)
-        self.engine.deliver(work.instance_id, work.execution_id, completed)
+        self.engine.deliver(work.instance_id, work.execution_id, self.activities.run(work))
+
+    def _invoke_activity(self, work: RunActivity) -> dict:
+        return invoke_activity(self.catalog.activities.get(work.name), self.invoker, work, utcnow)
+
+    def _function_name(self, activity: str) -> str:
+        function = self.catalog.activities.get(activity)
+        return function.name if function else activity
+
+    def _scratch_full(self, error: OSError) -> None:
+        log.event("scratch.exceeded", logging.WARNING, error=str(error), **self.activities.status())
+        self.activities.fail_running(error)
 
     def _fire_timer(self, timer: StartTimer) -> None:
         self.engine.deliver(timer.instance_id, timer.execution_id, timer_fired(utcnow(), timer.task_id,
