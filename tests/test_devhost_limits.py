@@ -18,7 +18,7 @@ from devhost.__main__ import parse_options
 from devhost.config import ConfigError, HostConfig
 from devhost.history import EventType
 from devhost.host import Host, Options
-from devhost.scratch import MB, ScratchMeter, bytes_under
+from devhost.scratch import MB, ScratchMeter, bytes_under, metered
 from devhost.timespan import format_timespan, parse_timespan
 from restyle.settings import Settings
 from restyle.tempfiles import scratch_dir
@@ -198,3 +198,11 @@ def test_timespans_read_and_print_as_the_host_does():
     with pytest.raises(ValueError):
         parse_timespan("0")
 
+
+
+def test_a_bench_script_meters_a_block_in_process(tmp_path):
+    with metered(tmp_path, interval=0.01) as meter:
+        (tmp_path / "out.bin").write_bytes(b"\0" * (2 * MB))
+        wait_for(lambda: meter.peak_bytes == 2 * MB, timeout=5, what="the sampler to see the file")
+        (tmp_path / "out.bin").unlink()
+    assert meter.peak_bytes == 2 * MB and meter.last_bytes == 0
