@@ -64,6 +64,15 @@ def make_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture(scope="session")
+def media_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`media_clip(kind)`: an edge-case clip from tests/media_clips.py (CLIPS names the kinds), built once per run."""
+    from media_clips import make_clip  # imported here so that other test runs skip PyAV
+
+    folder = tmp_path_factory.mktemp("media_clips")
+    return lambda kind: make_clip(kind, folder)
+
+
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
