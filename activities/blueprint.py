@@ -9,13 +9,12 @@ import azure.durable_functions as df
 
 from restyle.storage import app_store
 
-from .audio import extract_audio_track
 from .cleanup import cleanup_work
 from .probe_input import probe_input
 from .scoring.backend import JobStatus
 from .scoring_activities import backend_for
 from .scoring_activities import write_manifest as write_manifest_blob
-from .split import split_range
+from .split import split_unit
 from .stitch import stitch_output
 
 bp = df.Blueprint()
@@ -28,17 +27,13 @@ def probe(payload: dict) -> dict:
 
 @bp.activity_trigger(input_name="payload")
 def split(payload: dict) -> dict:
-    return split_range(app_store(), payload["blob"], payload["job_id"], payload["first"], payload["last"])
-
-
-@bp.activity_trigger(input_name="payload")
-def extract_audio(payload: dict) -> dict:
-    return extract_audio_track(app_store(), payload["blob"], payload["job_id"])
+    return split_unit(app_store(), payload["blob"], payload["etag"], payload["job_id"], payload["first"],
+                      payload["last"])
 
 
 @bp.activity_trigger(input_name="payload")
 def stitch(payload: dict) -> dict:
-    return stitch_output(app_store(), payload["blob"], payload["job_id"], payload["video"], payload["audio"])
+    return stitch_output(app_store(), payload["blob"], payload["etag"], payload["job_id"])
 
 
 @bp.activity_trigger(input_name="payload")

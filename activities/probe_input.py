@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict
+from dataclasses import asdict, replace
+
+import av
 
 from restyle.blob_names import UnsafeBlobName, safe_blob_name
+from restyle.blob_reader import BlobReader
 from restyle.settings import Settings
 from restyle.storage import BlobStore
-from restyle.tempfiles import scratch_dir
-from scoring_job.probe import ProbeError, VideoInfo, probe_video
+from scoring_job.probe import ProbeError, VideoInfo, probe_file
 
 from .job_inputs import JobInputProblem, check_options, check_style
-from .media_ops import video_packets
+from .output_streams import OutputPlan, plan_output
 from .rejection import reject_upload
-from .segment_plan import SegmentPlan, plan_segments, target_segment_seconds
+from .segment_plan import SegmentPlan, plan_segments, split_units, target_segment_seconds, with_extras
+from .source_index import READ_BUFFER, SourceIndex, open_source, read_index
 from .work_layout import WorkLayout
 
 
@@ -41,10 +44,11 @@ def split_ranges(segment_count: int, parallelism: int) -> list[list[int]]:
 
 def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None = None,
                 options: dict | None = None) -> dict:
-    """Facts and a segment plan (saved as work/<job>/plan.json), or the rejection record.
+    """Facts, a segment plan (work/<job>/plan.json) and an output plan, or the rejection record.
 
     `style` and `options`, when given, are checked too: a job that could not use them is rejected
-    up front rather than failing after the split.
+    up front rather than failing after the split. Only the container's header and index are read
+    (for MP4, the `moov` and the first frame): the video itself is never downloaded here.
     """
     settings = store.settings
     try:
@@ -61,22 +65,28 @@ def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None
         return reject_upload(store, name, "empty file (0 bytes)")
     if blob.size > settings.max_bytes:
         return reject_upload(store, name, f"file is {blob.size} bytes; the limit is {settings.max_bytes}")
-    with scratch_dir(settings.temp_root, "probe-") as scratch:
-        local = store.download_file(settings.input_container, name, scratch / "source")
-        try:
-            info = probe_video(local)
-        except ProbeError as error:
-            return reject_upload(store, name, str(error).replace(str(local), name))
-        facts = video_facts(info)
-        problem = limit_problem(info, settings)
-        if problem:
-            return reject_upload(store, name, problem, facts)
-        packets, time_base = video_packets(local)
+    try:
+        info, output = _header(store, name, blob.etag)
+        index = read_index(store, settings.input_container, name, blob.etag)
+        info = replace(info, frame_count=len(index.video))
+        _check_index(index)
+    except ProbeError as error:
+        return reject_upload(store, name, str(error))
+    except av.FFmpegError as error:
+        return reject_upload(store, name, f"not a readable video (corrupt or unsupported): {name}: {error}")
+    facts = video_facts(info)
+    problem = limit_problem(info, settings)
+    if problem:
+        return reject_upload(store, name, problem, facts)
     target = target_segment_seconds(info.duration, settings.segment_seconds, settings.scoring_workers,
                                     settings.segments_per_worker)
-    plan = plan_segments(packets, time_base, target, info.duration)
+    plan = plan_segments(index.video, float(index.video_time_base), target, info.duration)
+    plan = with_extras(plan, index.video_time_base,
+                       [(s.index, s.time_base, s.times) for s in index.others.values()])
     _check_total(plan, info)
-    store.write_json(settings.work_container, WorkLayout(job_id).plan, plan.as_dict())
+    layout = WorkLayout(job_id)
+    store.write_json(settings.work_container, layout.plan, {**plan.as_dict(), "output": output.as_dict()})
+    store.write_json(settings.work_container, layout.frame_times, frame_times(index, info), indent=None)
     return {
         "accepted": True,
         "blob": name,
@@ -86,8 +96,35 @@ def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None
         "video": facts,
         "split_mode": plan.mode,
         "segment_count": len(plan.segments),
-        "ranges": split_ranges(len(plan.segments), settings.split_parallelism),
+        "units": split_units(plan, index.video),
+        "output": {"format": output.format, "extension": output.extension},
     }
+
+
+def _header(store: BlobStore, name: str, etag: str) -> tuple[VideoInfo, OutputPlan]:
+    """Video facts (decoding the first frame proves the stream decodes) and the output plan."""
+    container = store.settings.input_container
+    info = probe_file(BlobReader(store, container, name, etag), name, READ_BUFFER, count_frames=False)
+    with open_source(store, container, name, etag) as source:
+        return info, plan_output(source)
+
+
+def _check_index(index: SourceIndex) -> None:
+    if not index.video:
+        raise ProbeError("video stream holds no frames")
+    for stream in index.others.values():
+        if stream.untimed:
+            raise ProbeError(f"stream {stream.index} has {stream.untimed} packets without timestamps; they could "
+                             "not be kept in sync with the styled video")
+
+
+def frame_times(index: SourceIndex, info: VideoInfo) -> dict:
+    """Presentation timestamps of every frame, in order, and where the last frame ends: stitch gives
+    these back to the styled frames, so variable frame rates and start offsets survive exactly."""
+    pts = sorted(packet.pts for packet in index.video)
+    tb = index.video_time_base
+    last = pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else round(1 / (info.fps * tb)))
+    return {"time_base": [tb.numerator, tb.denominator], "pts": pts, "end": max(last, pts[-1] + 1)}
 
 
 def _check_total(plan: SegmentPlan, info: VideoInfo) -> None:

@@ -9,9 +9,11 @@ the plan switches to re-encoding each segment with exact frame boundaries instea
 from __future__ import annotations
 
 import itertools
-from bisect import bisect_left
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 
 # A copy plan is used unless some segment would be this many times longer than the target.
 MAX_STRETCH = 2.0
@@ -33,6 +35,8 @@ class PlannedSegment:
     decode_end: int
     start_seconds: float  # presentation time of the first frame
     end_seconds: float  # presentation time of the first frame after the segment (or stream end)
+    start_pts: int = 0  # the first frame's pts (video time base): where this segment's time span begins
+    extras: dict[str, int] = field(default_factory=dict)  # stream index -> packets of other streams in the span
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,8 @@ def _copy_plan(packets: Sequence[Packet], display: list[int], boundaries: list[i
         start_frame = bisect_left(display, packets[first].pts)
         end_seconds = (packets[last].pts - start_pts) * time_base if last < len(packets) else stream_end
         segments.append(PlannedSegment(index, start_frame, last - first, first, last,
-                                       (packets[first].pts - start_pts) * time_base, end_seconds))
+                                       (packets[first].pts - start_pts) * time_base, end_seconds,
+                                       start_pts=packets[first].pts))
     return SegmentPlan("copy", tuple(segments))
 
 
@@ -127,7 +132,47 @@ def _reencode_plan(display: list[int], start_pts: int, time_base: float, target_
     edges = [*starts, len(times)]
     segments = tuple(
         PlannedSegment(index, first, last - first, first, last, times[first],
-                       times[last] if last < len(times) else stream_end)
+                       times[last] if last < len(times) else stream_end, start_pts=display[first])
         for index, (first, last) in enumerate(itertools.pairwise(edges))
     )
     return SegmentPlan("reencode", segments)
+
+
+def boundary_keys(plan: SegmentPlan, video_time_base: Fraction, time_base: Fraction) -> list[int]:
+    """Segment k+1's start in another stream's time base, rounded up: a packet stamped t belongs to
+    segment bisect_right(keys, t), exactly (no float rounding at the boundaries)."""
+    return [math.ceil(segment.start_pts * video_time_base / time_base) for segment in plan.segments[1:]]
+
+
+def with_extras(plan: SegmentPlan, video_time_base: Fraction,
+                streams: Iterable[tuple[int, Fraction, Sequence[int]]]) -> SegmentPlan:
+    """Each segment also carries the packets of the other streams (audio, subtitles, ...) whose
+    timestamps fall in its span: split copies them out of the same byte range, stitch puts them back."""
+    counts: list[dict[str, int]] = [{} for _ in plan.segments]
+    for index, time_base, times in streams:
+        keys = boundary_keys(plan, video_time_base, time_base)
+        for time in times:
+            bucket = counts[bisect_right(keys, time)]
+            bucket[str(index)] = bucket.get(str(index), 0) + 1
+    return replace(plan, segments=tuple(replace(segment, extras=extra)
+                                        for segment, extra in zip(plan.segments, counts, strict=True)))
+
+
+def split_units(plan: SegmentPlan, packets: Sequence[Packet]) -> list[list[int]]:
+    """[first, last) segment ranges, one split activity each. A copy segment is its own unit; exact
+    re-encoded segments that must decode from the same keyframe share one, so that no byte of the
+    source is read twice however sparse its keyframes are."""
+    if plan.mode == "copy":
+        return [[segment.index, segment.index + 1] for segment in plan.segments]
+    keyframes = sorted(packet.pts for packet in packets if packet.keyframe)
+    units: list[list[int]] = []
+    previous = None
+    for segment in plan.segments:
+        position = bisect_right(keyframes, segment.start_pts) - 1
+        seek_from = keyframes[position] if position >= 0 else None
+        if units and seek_from == previous:
+            units[-1][1] = segment.index + 1
+        else:
+            units.append([segment.index, segment.index + 1])
+        previous = seek_from
+    return units

@@ -1,77 +1,323 @@
-"""stitch: styled segments + original audio -> output/<name>.styled.mp4 and a before/after preview.
+"""stitch: styled segments + every other stream of the upload -> output/<name>.styled.mp4 (or .mkv).
 
-Stream copy only. The result is checked before it is published: frame count equal to the
-source's, duration within one frame, audio bit-identical (md5 of its packets). The preview is
-uploaded before the video, so a visible output always has its preview.
+Streamed end to end: each styled segment and each segment's packet spool is read from the work
+container, the packets are muxed in time order straight into the output blob (restyle.blob_writer),
+and an MP4's index is moved to the front on commit, so the file is faststart without ever existing
+on local disk. Memory holds one styled segment's packets at a time.
+
+What the output keeps (checked before it is published, which is atomic):
+- the styled frames carry the source's own presentation timestamps, frame by frame (variable
+  frame rates and start offsets survive; the scoring job itself writes a constant rate);
+- every other stream's packets, bit for bit, with their timestamps (audio start offsets and edit
+  lists follow from them), language/title metadata and dispositions, the chapters, container
+  metadata and attachments; streams the container cannot take are converted or listed as not kept
+  (activities.output_streams).
 """
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+import heapq
+import math
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import PurePosixPath
 
+import av
+
+from restyle.blob_reader import BlobReader
+from restyle.blob_writer import BlobWriter
 from restyle.storage import BlobStore
-from restyle.tempfiles import scratch_dir
-from scoring_job.preview import evenly_spaced, write_preview
 
-from .media_ops import MediaError, audio_md5, concat_with_audio, frame_count, video_duration
-from .segment_plan import SegmentPlan
+from . import packet_spool
+from .media_ops import MediaError
+from .mp4_boxes import move_index_to_front
+from .output_streams import OutputPlan, StreamAction
+from .preview import PreviewSampler
+from .segment_plan import PlannedSegment, SegmentPlan
+from .source_index import open_source
 from .work_layout import WorkLayout
 
 
-def output_names(blob_name: str) -> tuple[str, str]:
+FINE_TICKS = 90_000  # per second: the MPEG clock, fine enough for any frame rate
+
+
+def output_names(blob_name: str, extension: str = ".mp4") -> tuple[str, str]:
     """`clips/Holiday.mov` -> (`clips/Holiday.styled.mp4`, `clips/Holiday.styled.preview.jpg`)."""
     base = str(PurePosixPath(blob_name).with_suffix(""))
-    return f"{base}.styled.mp4", f"{base}.styled.preview.jpg"
+    return f"{base}.styled{extension}", f"{base}.styled.preview.jpg"
 
 
-def stitch_output(store: BlobStore, blob_name: str, job_id: str, video: dict, audio: dict) -> dict:
+class FrameTimes:
+    """The source's frame timestamps, handed back to the styled frames (which are numbered, not timed)."""
+
+    def __init__(self, data: dict) -> None:
+        source_base = Fraction(*data["time_base"])
+        # A coarse time base (AVI's 1/25) leaves no room between two frames for the decode
+        # timestamps of a reordered stream: count in finer ticks, the same instants exactly.
+        ticks = math.ceil(FINE_TICKS * source_base) if source_base > Fraction(1, FINE_TICKS) else 1
+        self.time_base = source_base / ticks
+        self.pts: list[int] = [pts * ticks for pts in data["pts"]]
+        self.end: int = data["end"] * ticks
+        self._step = self.pts[1] - self.pts[0] if len(self.pts) > 1 else self.end - self.pts[0]
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def at(self, frame: int) -> int:
+        """Frame `frame`'s pts; before the first frame, continued at the first interval (decode
+        timestamps of reordered streams start a few frames early)."""
+        return self.pts[frame] if frame >= 0 else self.pts[0] + frame * self._step
+
+    def duration(self, frame: int) -> int:
+        following = self.pts[frame + 1] if frame + 1 < len(self.pts) else self.end
+        return following - self.pts[frame]
+
+
+def stitch_output(store: BlobStore, blob_name: str, etag: str, job_id: str) -> dict:
     settings = store.settings
     layout = WorkLayout(job_id)
-    plan = SegmentPlan.from_dict(store.read_json(settings.work_container, layout.plan))
-    video_name, preview_name = output_names(blob_name)
-    with scratch_dir(settings.temp_root, "stitch-") as scratch:
-        styled = [store.download_file(settings.work_container, layout.styled(seg.index), scratch / f"{seg.index}.mp4")
-                  for seg in plan.segments]
-        track = store.download_file(settings.work_container, audio["blob"], scratch / "audio.mka") \
-            if audio.get("has_audio") else None
-        result = scratch / "output.mp4"
-        copied = concat_with_audio(styled, track, audio.get("codec"), result, scratch / "segments.txt")
-        checks = _verify(result, video, audio if copied else {})
-        preview = _preview(store, plan, layout, styled, scratch)
-        store.upload_file(settings.output_container, preview_name, preview, content_type="image/jpeg")
-        store.upload_file(settings.output_container, video_name, result, content_type="video/mp4",
-                          metadata={"job_id": job_id, "source": _ascii(blob_name)})
+    document = store.read_json(settings.work_container, layout.plan)
+    plan, output = SegmentPlan.from_dict(document), OutputPlan.from_dict(document["output"])
+    times = FrameTimes(store.read_json(settings.work_container, layout.frame_times))
+    video_name, preview_name = output_names(blob_name, output.extension)
+    sampler = PreviewSampler(store, layout, plan)
+    writer = BlobWriter(store, settings.output_container, video_name)
+    try:
+        with open_source(store, settings.input_container, blob_name, etag) as source, \
+                av.open(writer, "w", format=output.format) as muxer:
+            counts = Stitcher(store, layout, plan, output, times, source, muxer, sampler).run()
+    except BaseException:
+        writer.abort()
+        raise
+    store.write_bytes(settings.output_container, preview_name, sampler.jpeg(), "image/jpeg")
+    starts = counts["track_starts"]
+    size = writer.finish(output.content_type, metadata={"job_id": job_id, "source": _ascii(blob_name)},
+                         reorder=(lambda head, moov: move_index_to_front(head, moov, starts))
+                         if output.format == "mp4" else None)
     return {"output_blob": f"{settings.output_container}/{video_name}",
-            "preview_blob": f"{settings.output_container}/{preview_name}", "audio_copied": copied, **checks}
+            "preview_blob": f"{settings.output_container}/{preview_name}", "format": output.format, "bytes": size,
+            "frames": counts["frames"],
+            "duration": round(float((times.end - times.pts[0]) * times.time_base), 3),
+            "streams": [{**_describe(action), "packets": counts["packets"].get(action.index, 0)}
+                        for action in output.streams]}
 
 
-def _verify(result: Path, video: dict, audio: dict) -> dict:
-    frames, duration = frame_count(result), video_duration(result)
-    if frames != video["frame_count"]:
-        raise MediaError(f"stitched video has {frames} frames, the source has {video['frame_count']}")
-    one_frame = 1 / _fps(video["fps"])
-    if abs(duration - video["duration"]) > one_frame + 1e-6:
-        raise MediaError(f"stitched video lasts {duration:.3f} s, the source {video['duration']:.3f} s")
-    if audio.get("md5") and audio_md5(result) != audio["md5"]:
-        raise MediaError("audio of the stitched video differs from the source's")
-    return {"frames": frames, "duration": round(duration, 3)}
+class Stitcher:
+    """One pass: for each segment, its styled video packets and its spooled packets, in time order."""
+
+    def __init__(self, store: BlobStore, layout: WorkLayout, plan: SegmentPlan, output: OutputPlan, times: FrameTimes,
+                 source: av.container.InputContainer, muxer: av.container.OutputContainer,
+                 sampler: PreviewSampler) -> None:
+        self.store, self.layout, self.plan, self.output, self.times = store, layout, plan, output, times
+        self.source, self.muxer, self.sampler = source, muxer, sampler
+        self.streams: dict[int, av.stream.Stream] = {}
+        self.convert: set[int] = set()
+        self.transcoders: dict[int, AudioTranscoder] = {}
+        self.video_out: av.stream.Stream | None = None
+        self.last_dts: int | None = None
+
+    def run(self) -> dict:
+        self.muxer.metadata.update(self.source.metadata)
+        self._add_streams()
+        frames, packets = 0, dict.fromkeys(self.streams, 0)
+        trims = _LeadingTrims()
+        for segment in self.plan.segments:
+            video = self._styled_packets(segment)
+            frames += len(video)
+            extras = list(self._spooled_packets(segment))
+            for packet in extras:
+                packets[packet.stream] += 1
+                trims.see(packet, self.source.streams[packet.stream].time_base)
+            for *_, packet in heapq.merge(self._timed(video, 0), self._timed(extras, 1)):
+                if isinstance(packet, av.Packet):
+                    self.muxer.mux(packet)
+                elif packet.stream in self.transcoders:
+                    self.transcoders[packet.stream].feed(self._rebuilt(packet))
+                else:
+                    self.muxer.mux(self._rebuilt(packet))
+        for transcoder in self.transcoders.values():
+            transcoder.feed(None)
+        if frames != len(self.times):
+            raise MediaError(f"the styled segments hold {frames} frames, the source has {len(self.times)}")
+        expected = self._expected_packets()
+        if packets != expected:
+            raise MediaError(f"packets of the other streams do not add up: kept {packets}, the source has {expected}")
+        styled = next(action.index for action in self.output.streams if action.action == "styled")
+        return {"frames": frames, "packets": {**packets, styled: frames},
+                "track_starts": {self.streams[index].index: start for index, start in trims.starts().items()}}
+
+    def _add_streams(self) -> None:
+        template = self._open_styled(self.plan.segments[0])
+        with template:
+            styled = template.streams.video[0]
+            self.video_out = self.muxer.add_stream_from_template(styled)
+        self.video_out.time_base = self.times.time_base
+        by_index = {stream.index: stream for stream in self.source.streams}
+        for action in self.output.streams:
+            original = by_index[action.index]
+            if action.action == "styled":
+                self._copy_labels(original, self.video_out)
+            elif action.action == "kept":
+                self.streams[action.index] = self._copy_labels(original,
+                                                               self.muxer.add_stream_from_template(original))
+            elif action.action == "converted" and action.type == "audio":
+                self.transcoders[action.index] = AudioTranscoder(original, self.muxer, action.output_codec)
+                self.streams[action.index] = self._copy_labels(original, self.transcoders[action.index].stream)
+            elif action.action == "converted":
+                self.streams[action.index] = self._copy_labels(original, self.muxer.add_stream(action.output_codec))
+                self.streams[action.index].time_base = original.time_base
+                self.convert.add(action.index)
+        for attachment in (s for s in self.source.streams if s.type == "attachment"):
+            self.muxer.add_attachment(attachment.name, attachment.mimetype, bytes(attachment.data))
+        chapters = self.source.chapters()
+        if chapters:
+            self.muxer.set_chapters(chapters)
+
+    @staticmethod
+    def _copy_labels(original: av.stream.Stream, target: av.stream.Stream) -> av.stream.Stream:
+        """Language, title and the rest of the stream's tags, and its default/forced/... flags. The MP4
+        demuxer reads a track's title as `name`; the muxers write `title`."""
+        tags = dict(original.metadata)
+        if "name" in tags and "title" not in tags:
+            tags["title"] = tags.pop("name")
+        target.metadata.update(tags)
+        target.disposition = original.disposition
+        return target
+
+    def _open_styled(self, segment: PlannedSegment) -> av.container.InputContainer:
+        reader = BlobReader(self.store, self.store.settings.work_container, self.layout.styled(segment.index))
+        return av.open(reader, "r", buffer_size=256 * 1024)
+
+    def _styled_packets(self, segment: PlannedSegment) -> list[av.Packet]:
+        """The segment's styled packets, re-timed to the source frames they are (see FrameTimes)."""
+        with self._open_styled(segment) as styled:
+            stream = styled.streams.video[0]
+            packets = [p for p in styled.demux(stream) if p.size]
+            if len(packets) != segment.frames:
+                raise MediaError(f"styled segment {segment.index} has {len(packets)} frames, expected "
+                                 f"{segment.frames}")
+            self.sampler.offer(segment, stream, packets)
+        ranks = {pts: rank for rank, pts in enumerate(sorted(p.pts for p in packets))}
+        delay = max(order - ranks[p.pts] for order, p in enumerate(packets))
+        for order, packet in enumerate(packets):
+            frame = segment.start_frame + ranks[packet.pts]
+            packet.pts = self.times.at(frame)
+            dts = self.times.at(segment.start_frame + order - delay)
+            if self.last_dts is not None and dts <= self.last_dts:
+                dts = self.last_dts + 1
+            if dts > packet.pts:
+                raise MediaError(f"segment {segment.index}: frame {frame} cannot be re-timed (decode order)")
+            packet.dts, self.last_dts = dts, dts
+            packet.duration = self.times.duration(frame)
+            packet.time_base = self.times.time_base
+            packet.stream = self.video_out
+        return packets
+
+    def _spooled_packets(self, segment: PlannedSegment) -> Iterator[packet_spool.SpooledPacket]:
+        data = self.store.read_bytes(self.store.settings.work_container, self.layout.extras(segment.index))
+        for packet in packet_spool.decode(data):
+            if packet.stream in self.streams:
+                yield packet
+
+    def _timed(self, packets, group: int) -> Iterator[tuple[float, int, int, object]]:
+        for order, packet in enumerate(packets):
+            if isinstance(packet, av.Packet):
+                stamp, time_base = packet.dts, packet.time_base
+            else:
+                stamp = packet.dts if packet.dts is not None else packet.pts
+                time_base = self.source.streams[packet.stream].time_base
+            yield float(stamp * time_base), group, order, packet
+
+    def _rebuilt(self, spooled: packet_spool.SpooledPacket) -> av.Packet:
+        if spooled.stream in self.convert:
+            spooled = _mov_text_as_subrip(spooled)
+        packet = spooled.to_packet()
+        packet.time_base = self.source.streams[spooled.stream].time_base
+        packet.stream = self.streams[spooled.stream]
+        return packet
+
+    def _expected_packets(self) -> dict[int, int]:
+        expected = dict.fromkeys(self.streams, 0)
+        for segment in self.plan.segments:
+            for stream, count in segment.extras.items():
+                if int(stream) in expected:
+                    expected[int(stream)] += count
+        return expected
 
 
-def _preview(store: BlobStore, plan: SegmentPlan, layout: WorkLayout, styled: list[Path], scratch: Path) -> Path:
-    """Three frames across the video; the 'before' frames come from the source segments."""
-    samples = []
-    for frame in evenly_spaced(plan.total_frames):
-        segment = next(s for s in plan.segments if s.start_frame <= frame < s.start_frame + s.frames)
-        source = scratch / f"source_{segment.index}.mp4"
-        if not source.exists():
-            store.download_file(store.settings.work_container, layout.segment(segment.index), source)
-        samples.append((source, styled[segment.index], frame - segment.start_frame))
-    return write_preview(samples, scratch / "preview.jpg")
+class AudioTranscoder:
+    """Decode an audio stream no output container holds as it is and encode it into one that does,
+    at the same rate and channels, timestamps carried over."""
+
+    def __init__(self, original: av.audio.stream.AudioStream, muxer: av.container.OutputContainer,
+                 codec: str) -> None:
+        self._decoder = original.codec_context
+        self._muxer = muxer
+        rate = original.codec_context.sample_rate
+        self.stream = muxer.add_stream(codec, rate=rate, layout=original.codec_context.layout)
+        self.stream.time_base = Fraction(1, rate)
+        formats = self.stream.codec_context.codec.audio_formats or ()
+        self._resampler = av.AudioResampler(format=formats[0].name if formats else "s16",
+                                            layout=original.codec_context.layout, rate=rate,
+                                            frame_size=self.stream.codec_context.frame_size or None)
+        self._next: int | None = None
+
+    def feed(self, packet: av.Packet | None) -> None:
+        """Audio is continuous: the first packet's time places it, samples count on from there."""
+        if self._next is None and packet is not None and packet.pts is not None:
+            self._next = round(packet.pts * packet.time_base * self.stream.rate)
+        frames = self._decoder.decode(packet)
+        for frame in frames if packet is not None else [*frames, None]:
+            if frame is not None:
+                frame.pts, frame.time_base = self._next or 0, self.stream.time_base
+                self._next = (self._next or 0) + frame.samples
+            for chunk in self._resampler.resample(frame):
+                for encoded in self.stream.encode(chunk):
+                    self._muxer.mux(encoded)
+        if packet is None:
+            for encoded in self.stream.encode(None):
+                self._muxer.mux(encoded)
 
 
-def _fps(text: str) -> float:
-    numerator, _, denominator = text.partition("/")
-    return float(numerator) / float(denominator or 1)
+class _LeadingTrims:
+    """Streams whose first packets the source's edit list hides (AAC priming after a start offset):
+    where their content starts and how much of the media is skipped, for the MP4 edit list."""
+
+    def __init__(self) -> None:
+        self._trims: dict[int, tuple[float, float]] = {}
+        self._open: set[int] = set()
+        self._seen: set[int] = set()
+
+    def see(self, packet: packet_spool.SpooledPacket, time_base: Fraction) -> None:
+        if packet.stream not in self._seen:
+            self._seen.add(packet.stream)
+            if packet.flags & packet_spool.DISCARD and packet.pts is not None and packet.pts >= 0:
+                self._open.add(packet.stream)
+                self._trims[packet.stream] = (float(packet.pts * time_base), 0.0)
+        if packet.stream in self._open:
+            if packet.flags & packet_spool.DISCARD:
+                start, trim = self._trims[packet.stream]
+                self._trims[packet.stream] = (start, trim + float(packet.duration * time_base))
+            else:
+                self._open.discard(packet.stream)
+
+    def starts(self) -> dict[int, tuple[float, float]]:
+        """stream -> (content start s, trim s)."""
+        return {stream: (start + trim, trim) for stream, (start, trim) in self._trims.items() if trim > 0}
+
+
+def _mov_text_as_subrip(packet: packet_spool.SpooledPacket) -> packet_spool.SpooledPacket:
+    """A 3GPP timed-text sample is a 16-bit text length, the UTF-8 text, then style boxes: SubRip
+    keeps the text."""
+    length = int.from_bytes(packet.data[:2], "big")
+    return packet_spool.SpooledPacket(packet.stream, packet.pts, packet.dts, packet.duration, packet.flags,
+                                      packet.data[2:2 + length])
+
+
+def _describe(action: StreamAction) -> dict:
+    return {"index": action.index, "type": action.type, "codec": action.codec, "action": action.action,
+            "output_codec": action.output_codec, "language": action.language, "title": action.title,
+            **({"note": action.note} if action.note else {})}
 
 
 def _ascii(text: str) -> str:

@@ -19,8 +19,9 @@ def segment_name(index: int) -> str:
 
 
 def segment_path(index: int) -> str:
-    """A source segment's path relative to the job folder (as the manifest lists it)."""
-    return f"segments/{segment_name(index)}.mp4"
+    """A source segment's path relative to the job folder (as the manifest lists it). Matroska, because
+    it holds any video codec a source may bring (MPEG-2 from .mpg, WMV, FLV1, ...) by stream copy."""
+    return f"segments/{segment_name(index)}.mkv"
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,13 @@ class WorkLayout:
         return f"{self.job_id}/{MANIFEST_NAME}"
 
     @property
-    def audio(self) -> str:
-        return f"{self.job_id}/audio.mka"
+    def frame_times(self) -> str:
+        """Every source frame's presentation timestamp: stitch gives them back to the styled frames."""
+        return f"{self.job_id}/frame_times.json"
+
+    def extras(self, index: int) -> str:
+        """The segment's packets of the source's other streams (activities.packet_spool)."""
+        return f"{self.job_id}/extras/{segment_name(index)}.pkts"
 
     @property
     def styled_prefix(self) -> str:

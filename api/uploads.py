@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import PurePosixPath
 
 import azure.durable_functions as df
 
@@ -11,8 +10,6 @@ from restyle.storage import BlobNotFound, BlobStore
 from scoring_job.manifest import ScoringOptions
 
 from .jobs import job_for_upload, start_job
-
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +22,11 @@ def options_from_metadata(metadata: dict[str, str]) -> dict:
 
 
 async def handle_upload(client: df.DurableOrchestrationClient, store: BlobStore, blob_name: str) -> str | None:
-    """Start the job for an upload; returns its instance id, or None when there is nothing to do."""
-    if PurePosixPath(blob_name).suffix.lower() not in VIDEO_EXTENSIONS:
-        log.info("ignoring %s: not a video file name (%s)", blob_name, ", ".join(VIDEO_EXTENSIONS))
-        return None
+    """Start the job for an upload; returns its instance id, or None when there is nothing to do.
+
+    Every upload gets a job whatever its name: probe decides by content whether it is a video (any
+    container ffmpeg demuxes) and rejects anything else with its reason, so no blob stays in input/
+    unanswered."""
     try:
         info = store.info(store.settings.input_container, blob_name)
     except BlobNotFound:

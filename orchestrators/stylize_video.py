@@ -1,6 +1,6 @@
 """stylize_video: one orchestration per uploaded video, reading like the data flow.
 
-probe -> (extract_audio || split ranges) -> manifest -> submit -> monitor -> stitch -> cleanup.
+probe -> split (one activity per segment, in waves) -> manifest -> submit -> monitor -> stitch -> cleanup.
 
 Deterministic: no I/O (settings arrive in the input as `policy`), time only from the context.
 The monitor phase restarts itself with continue_as_new every `polls_per_history` polls, so the
@@ -30,21 +30,19 @@ def _status(context: df.DurableOrchestrationContext, job: dict, stage: str, **de
 
 
 def prepare(context: df.DurableOrchestrationContext, job: dict):
-    """probe, fan out audio + split, write the manifest, submit the first scoring attempt."""
+    """probe, fan out the split, write the manifest, submit the first scoring attempt."""
     retry, job_id = _retry(job["policy"]), context.instance_id
     _status(context, job, "probe")
     probed = yield context.call_activity_with_retry("probe", retry, {
         "blob": job["blob"], "job_id": job_id, "style": job["style"], "options": job.get("options", {})})
     if not probed["accepted"]:
         raise JobRejected(f"input rejected: {probed['reason']} (moved to {probed['rejected_blob']})")
-    _status(context, job, "split", segments_total=probed["segment_count"])
-    source = {"blob": probed["blob"], "job_id": job_id}
-    results = yield context.task_all(
-        [context.call_activity_with_retry("extract_audio", retry, source)]
-        + [context.call_activity_with_retry("split", retry, {**source, "first": a, "last": b})
-           for a, b in probed["ranges"]]
-    )
-    audio, splits = results[0], results[1:]
+    source = {"blob": probed["blob"], "etag": probed["etag"], "job_id": job_id}
+    units, wave, splits = probed["units"], job["policy"]["split_parallelism"], []
+    for start in range(0, len(units), wave):
+        _status(context, job, "split", segments_total=probed["segment_count"], segments_split=units[start][0])
+        splits += yield context.task_all([context.call_activity_with_retry("split", retry, {
+            **source, "first": first, "last": last}) for first, last in units[start:start + wave]])
     manifest = yield context.call_activity_with_retry("write_manifest", retry, {
         "job_id": job_id, "video": probed["video"], "style": probed["style"], "options": probed["options"],
         "split_frames": sum(split["frames"] for split in splits),
@@ -52,7 +50,7 @@ def prepare(context: df.DurableOrchestrationContext, job: dict):
     deadline = context.current_utc_datetime + timedelta(seconds=job["policy"]["scoring_deadline_seconds"])
     handle = yield context.call_activity_with_retry("submit_scoring", retry, {
         "job_id": job_id, "segments_total": manifest["segments_total"], "attempt": 1})
-    return {**job, "blob": probed["blob"], "video": probed["video"], "audio": audio,
+    return {**job, "blob": probed["blob"], "etag": probed["etag"], "video": probed["video"],
             "scoring": {"handle": handle, "attempt": 1, "deadline": deadline.isoformat(),
                         "delay": job["policy"]["poll_initial_seconds"], "started": _now(context)}}
 
@@ -116,7 +114,7 @@ def stylize_video(context: df.DurableOrchestrationContext):
             return None  # continued as new
         _status(context, job, "stitch")
         stitched = yield context.call_activity_with_retry("stitch", retry, {
-            "blob": job["blob"], "job_id": context.instance_id, "video": job["video"], "audio": job["audio"]})
+            "blob": job["blob"], "etag": job["etag"], "job_id": context.instance_id})
         yield context.call_activity_with_retry("cleanup", retry, {"job_id": context.instance_id, "succeeded": True})
         _status(context, job, "done", segments_done=completed["segments_total"],
                 segments_total=completed["segments_total"])

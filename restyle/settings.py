@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     segment_seconds: float = Field(default=10.0, gt=0)
     scoring_workers: int = Field(default=2, gt=0)
     segments_per_worker: int = Field(default=3, gt=0)
-    split_parallelism: int = Field(default=4, gt=0)  # split activities fanned out per video
+    split_parallelism: int = Field(default=4, gt=0)  # split activities of one video running at once (a wave)
 
     # Scoring: "local" (torchrun on this machine) or "azureml" (MPI command job on a GPU cluster).
     scoring_backend: Literal["local", "azureml"] = "local"
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     def orchestration_policy(self) -> dict:
         """What the orchestrator needs from settings, passed in its input (orchestrators do no I/O)."""
         keys = ("scoring_max_attempts", "scoring_deadline_seconds", "poll_initial_seconds", "poll_max_seconds",
-                "polls_per_history", "activity_retry_attempts", "activity_retry_seconds")
+                "polls_per_history", "activity_retry_attempts", "activity_retry_seconds", "split_parallelism")
         return {key: getattr(self, key) for key in keys}
 
     def as_environment(self) -> dict[str, str]:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContentSettings
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings
 
 from .settings import Settings, get_settings
 
@@ -29,6 +31,28 @@ _CLIENT_OPTIONS = {
 
 class BlobNotFound(LookupError):
     """The named blob does not exist (a missing upload, or one already handled)."""
+
+
+class SourceChanged(RuntimeError):
+    """A blob read pinned to an ETag found another version: it was replaced or deleted mid-job."""
+
+
+@dataclass
+class Traffic:
+    """Bytes moved through this store, counted where they cross the wire (benchmarks read it)."""
+
+    bytes_down: int = 0
+    bytes_up: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, down: int = 0, up: int = 0) -> None:
+        with self._lock:
+            self.bytes_down += down
+            self.bytes_up += up
+
+    def reset(self) -> None:
+        with self._lock:
+            self.bytes_down = self.bytes_up = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +78,7 @@ class BlobStore:
     def __init__(self, service: BlobServiceClient, settings: Settings) -> None:
         self.service = service
         self.settings = settings
+        self.traffic = Traffic()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobStore:
@@ -83,9 +108,11 @@ class BlobStore:
     def upload_file(self, container: str, name: str, path: Path, metadata: dict[str, str] | None = None,
                     content_type: str | None = None) -> None:
         settings = ContentSettings(content_type=content_type) if content_type else None
+        size = path.stat().st_size
         with path.open("rb") as data:
-            self._blob(container, name).upload_blob(data, overwrite=True, metadata=metadata, length=path.stat().st_size,
+            self._blob(container, name).upload_blob(data, overwrite=True, metadata=metadata, length=size,
                                                     max_concurrency=TRANSFER_CONCURRENCY, content_settings=settings)
+        self.traffic.add(up=size)
 
     def download_file(self, container: str, name: str, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,8 +121,47 @@ class BlobStore:
         except ResourceNotFoundError:
             raise BlobNotFound(f"{container}/{name} does not exist") from None
         with path.open("wb") as target:
-            stream.readinto(target)
+            self.traffic.add(down=stream.readinto(target))
         return path
+
+    def read_range(self, container: str, name: str, offset: int, length: int, etag: str | None = None) -> bytes:
+        """Bytes [offset, offset+length) of a blob; with `etag`, only of that version (else SourceChanged)."""
+        pin = {"etag": _quoted(etag), "match_condition": MatchConditions.IfNotModified} if etag else {}
+        try:
+            data = self._blob(container, name).download_blob(offset, length, max_concurrency=1, **pin).readall()
+        except ResourceModifiedError:
+            raise SourceChanged(f"{container}/{name} was replaced after the job started (ETag {etag} is gone); "
+                                "the new upload gets its own job") from None
+        except ResourceNotFoundError:
+            if etag:
+                raise SourceChanged(f"{container}/{name} was deleted while the job was reading it") from None
+            raise BlobNotFound(f"{container}/{name} does not exist") from None
+        self.traffic.add(down=len(data))
+        return data
+
+    def pinned_info(self, container: str, name: str, etag: str) -> BlobInfo:
+        """The blob's properties, refusing any version but `etag`."""
+        try:
+            props = self._blob(container, name).get_blob_properties(etag=_quoted(etag),
+                                                                    match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError:
+            raise SourceChanged(f"{container}/{name} was replaced after the job started (ETag {etag} is gone); "
+                                "the new upload gets its own job") from None
+        except ResourceNotFoundError:
+            raise SourceChanged(f"{container}/{name} was deleted while the job was reading it") from None
+        return BlobInfo(container, name, props.size, props.etag.strip('"'), dict(props.metadata or {}))
+
+    def stage_block(self, container: str, name: str, block_id: str, data: bytes) -> None:
+        """One uncommitted block of a block blob: invisible until commit_blocks names it."""
+        self._blob(container, name).stage_block(block_id, data, length=len(data))
+        self.traffic.add(up=len(data))
+
+    def commit_blocks(self, container: str, name: str, block_ids: list[str], metadata: dict[str, str] | None = None,
+                      content_type: str | None = None) -> None:
+        """Publish the staged blocks, in this order, as the blob's whole content (atomic for readers)."""
+        settings = ContentSettings(content_type=content_type) if content_type else None
+        self._blob(container, name).commit_block_list([BlobBlock(block_id) for block_id in block_ids],
+                                                      content_settings=settings, metadata=metadata)
 
     def copy(self, source_container: str, source_name: str, target_container: str, target_name: str) -> None:
         """Copy through this process in chunks (works with identity auth, where a server-side copy
@@ -108,6 +174,7 @@ class BlobStore:
         self._blob(target_container, target_name).upload_blob(
             stream.chunks(), length=stream.size, overwrite=True, metadata=metadata, max_concurrency=1
         )
+        self.traffic.add(down=stream.size, up=stream.size)
 
     def delete(self, container: str, name: str) -> bool:
         try:
@@ -125,17 +192,30 @@ class BlobStore:
             self.delete(container, name)
         return len(names)
 
-    def write_json(self, container: str, name: str, payload: dict) -> None:
-        self._blob(container, name).upload_blob(
-            json.dumps(payload, indent=2).encode(), overwrite=True,
-            content_settings=ContentSettings(content_type="application/json"),
-        )
+    def write_bytes(self, container: str, name: str, data: bytes, content_type: str) -> None:
+        """A small blob from memory (JSON, a preview, a segment's packet spool)."""
+        self._blob(container, name).upload_blob(data, overwrite=True,
+                                                content_settings=ContentSettings(content_type=content_type))
+        self.traffic.add(up=len(data))
 
-    def read_json(self, container: str, name: str) -> dict:
+    def read_bytes(self, container: str, name: str) -> bytes:
         try:
-            return json.loads(self._blob(container, name).download_blob().readall())
+            data = self._blob(container, name).download_blob().readall()
         except ResourceNotFoundError:
             raise BlobNotFound(f"{container}/{name} does not exist") from None
+        self.traffic.add(down=len(data))
+        return data
+
+    def write_json(self, container: str, name: str, payload: dict, indent: int | None = 2) -> None:
+        self.write_bytes(container, name, json.dumps(payload, indent=indent).encode(), "application/json")
+
+    def read_json(self, container: str, name: str) -> dict:
+        return json.loads(self.read_bytes(container, name))
+
+
+def _quoted(etag: str) -> str:
+    """ETags are kept unquoted (as BlobInfo has them); the service compares the quoted form."""
+    return etag if etag.startswith('"') else f'"{etag}"'
 
 
 @cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 
@@ -41,27 +42,43 @@ class VideoInfo:
 
 
 def probe_video(path: str | Path) -> VideoInfo:
-    """Read the first video stream's facts; raise ProbeError with the reason when there is none."""
+    """Read the main video stream's facts; raise ProbeError with the reason when there is none."""
     path = Path(path)
     if not path.is_file():
         raise ProbeError(f"file not found: {path}")
     if path.stat().st_size == 0:
         raise ProbeError(f"empty file (0 bytes): {path}")
+    return probe_file(str(path), str(path))
+
+
+def probe_file(source: str | BinaryIO, name: str, buffer_size: int = 32768, count_frames: bool = True) -> VideoInfo:
+    """probe_video for an open file object (a blob read by ranges) or a path; `name` is for messages.
+
+    Without `count_frames`, a container that does not store the frame count (Matroska, MPEG-TS) is
+    not demuxed to count them: frame_count is then 0 and the caller counts from its own index."""
     try:
-        with av.open(str(path)) as container:
-            return _read_info(container, path)
+        with av.open(source, "r", buffer_size=buffer_size) as container:
+            return _read_info(container, name, count_frames)
     except av.error.FFmpegError as error:
-        raise ProbeError(f"not a readable video (corrupt or unsupported): {path}: {error}") from None
+        raise ProbeError(f"not a readable video (corrupt or unsupported): {name}: {error}") from None
 
 
-def _read_info(container: av.container.InputContainer, path: Path) -> VideoInfo:
+def main_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The video that gets styled: the first video stream that is not cover art (attached picture)."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise ProbeError("no video stream (only cover art)")
+
+
+def _read_info(container: av.container.InputContainer, path: str, count_frames: bool = True) -> VideoInfo:
     format_name = container.format.name
     if any(marker in format_name for marker in _IMAGE_FORMATS):
         raise ProbeError(f"a still image, not a video ({format_name}): {path}")
     if not container.streams.video:
         kind = "audio only" if container.streams.audio else "no video stream"
         raise ProbeError(f"not a video ({kind}): {path}")
-    stream = container.streams.video[0]
+    stream = main_video_stream(container)
     context = stream.codec_context
     if not context.width or not context.height:
         raise ProbeError(f"video stream has no frame size (corrupt header): {path}")
@@ -69,8 +86,8 @@ def _read_info(container: av.container.InputContainer, path: Path) -> VideoInfo:
     if not fps:
         raise ProbeError(f"video stream has no frame rate: {path}")
     duration = _duration_seconds(container, stream)
-    frame_count = stream.frames or _count_packets(container, stream)
-    if frame_count <= 0:
+    frame_count = stream.frames or (_count_packets(container, stream) if count_frames else 0)
+    if frame_count <= 0 and count_frames:
         raise ProbeError(f"video stream holds no frames: {path}")
     rotation = _first_frame_rotation(container, stream)
     width, height = (context.height, context.width) if rotation % 180 == 90 else (context.width, context.height)

@@ -353,7 +353,7 @@ _CONTAINERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, .
     "container_3gp": ("3gp", H264, ("-c:a", "aac", "-ac", "1", "-ar", "16000"), ("-f", "3gp"),
                       "3GP: H.264 + mono AAC"),
     "container_webm": ("webm", _VP9, ("-c:a", "libopus"), ("-f", "webm"), "WebM: VP9 + Opus"),
-    "container_avi": ("avi", ("-c:v", "mpeg4", "-q:v", "5"), ("-c:a", "libmp3lame"), ("-f", "avi"),
+    "container_avi": ("avi", ("-c:v", "mpeg4", "-q:v", "5", "-bf", "0"), ("-c:a", "libmp3lame"), ("-f", "avi"),
                       "AVI: MPEG-4 part 2 + MP3"),
 }
 

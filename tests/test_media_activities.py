@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from stream_inventory import compare, inventory
 
-from activities.audio import extract_audio_track
 from activities.cleanup import cleanup_work
-from activities.media_ops import audio_md5, frame_count, video_duration
 from activities.probe_input import probe_input
 from activities.segment_plan import SegmentPlan
-from activities.split import split_range
+from activities.split import split_unit
 from activities.stitch import output_names, stitch_output
 from activities.work_layout import WorkLayout
+from restyle.storage import SourceChanged
 from scoring_job.engine import DeviceConfig
 from scoring_job.ffmpeg_binary import ffmpeg_binary
 from scoring_job.pipeline import stylize_segment
@@ -39,36 +39,36 @@ def run_job(store, source: Path, name: str, job_id: str = "job1") -> tuple[dict,
     store.upload_file(settings.input_container, name, source)
     probed = probe_input(store, name, job_id)
     assert probed["accepted"], probed
-    splits = [split_range(store, name, job_id, first, last) for first, last in probed["ranges"]]
+    splits = [split_unit(store, name, probed["etag"], job_id, first, last) for first, last in probed["units"]]
     assert sum(s["frames"] for s in splits) == probed["video"]["frame_count"]
-    audio = extract_audio_track(store, name, job_id)
     layout = WorkLayout(job_id)
     plan = SegmentPlan.from_dict(store.read_json(settings.work_container, layout.plan))
     scratch = settings.temp_root / "transform"
     for segment in plan.segments:
-        local = store.download_file(settings.work_container, layout.segment(segment.index), scratch / "in.mp4")
+        local = store.download_file(settings.work_container, layout.segment(segment.index), scratch / "in.mkv")
         stylize_segment(local, scratch / "out.mp4", Negative(), expected_frames=segment.frames,
                         fps=probed["video"]["fps"])
         store.upload_file(settings.work_container, layout.styled(segment.index), scratch / "out.mp4")
-    stitched = stitch_output(store, name, job_id, probed["video"], audio)
+    stitched = stitch_output(store, name, probed["etag"], job_id)
     return probed, stitched
 
 
-def fetch_output(store, name: str, folder: Path) -> Path:
-    video_name, preview_name = output_names(name)
+def fetch_output(store, name: str, folder: Path, extension: str = ".mp4") -> Path:
+    video_name, preview_name = output_names(name, extension)
     store.download_file(store.settings.output_container, preview_name, folder / "preview.jpg")
-    return store.download_file(store.settings.output_container, video_name, folder / "out.mp4")
+    return store.download_file(store.settings.output_container, video_name, folder / f"out{extension}")
 
 
-def test_bunny_round_trip_keeps_frames_duration_and_audio(store, bunny, tmp_path):
+def test_bunny_round_trip_keeps_every_frame_and_stream(store, bunny, tmp_path):
     probed, stitched = run_job(store, bunny, "films/Big Buck Bünny.mp4")
     assert probed["video"]["frame_count"] == 132 and probed["segment_count"] >= 4
-    assert stitched["frames"] == 132 and stitched["audio_copied"]
+    assert stitched["frames"] == 132 and stitched["format"] == "mp4"
+    assert [(s["type"], s["action"]) for s in stitched["streams"]] == [("video", "styled"), ("audio", "kept")]
     out = fetch_output(store, "films/Big Buck Bünny.mp4", tmp_path)
     info = probe_video(out)
     assert (info.width, info.height, info.frame_count) == (1280, 720, 132)
-    assert abs(video_duration(out) - probe_video(bunny).duration) <= 1 / 25
-    assert audio_md5(out) == audio_md5(bunny)
+    assert compare(inventory(bunny), inventory(out)) == []
+    assert out.read_bytes()[4:8] == b"ftyp" and out.read_bytes()[36:40] == b"moov"  # faststart
     assert (tmp_path / "preview.jpg").stat().st_size > 10_000
     assert cleanup_work(store, "job1", succeeded=True)["removed"] > 0
     assert list(store.list_names(store.settings.work_container)) == []
@@ -93,28 +93,41 @@ def test_edge_clips_round_trip_exactly(case, store, make_clip, tmp_path):
     out = fetch_output(store, f"{case}.mp4", tmp_path)
     info = probe_video(out)
     assert (info.width, info.height) == (source_info.width, source_info.height)
-    assert frame_count(out) == stitched["frames"] == source_info.frame_count
-    assert abs(video_duration(out) - source_info.duration) <= 1 / float(source_info.fps) + 1e-6
-    assert info.has_audio == source_info.has_audio
-    if source_info.has_audio:
-        assert audio_md5(out) == audio_md5(source)
+    assert stitched["frames"] == info.frame_count == source_info.frame_count
+    assert compare(inventory(source), inventory(out)) == []
     if case == "sparse keyframes":
         assert probed["split_mode"] == "reencode" and probed["segment_count"] > 1
+        assert probed["units"] == [[0, probed["segment_count"]]]  # one keyframe: one pass over the source
     if case == "closed gops":
         assert probed["split_mode"] == "copy" and probed["segment_count"] > 1
+        assert len(probed["units"]) == probed["segment_count"]
 
 
-def test_variable_frame_rate_keeps_every_frame(store, tmp_path):
-    """VFR is normalised: every frame kept, written at the average rate, duration within a frame."""
+def test_variable_frame_rate_keeps_every_frame_time(store, tmp_path):
+    """VFR survives: every styled frame is shown at its source frame's time (the scoring job writes
+    a constant rate; stitch gives the timestamps back)."""
     source = tmp_path / "vfr.mp4"
     subprocess.run([ffmpeg_binary(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x96:rate=30",
                     "-vf", "setpts='if(lt(N,30),N/30,1+(N-30)/10)/TB'", "-frames:v", "60", "-fps_mode", "vfr",
                     "-c:v", "libx264", str(source)], check=True)
-    source_info = probe_video(source)
     _, stitched = run_job(store, source, "vfr.mp4")
     out = fetch_output(store, "vfr.mp4", tmp_path)
-    assert stitched["frames"] == frame_count(out) == source_info.frame_count == 60
-    assert abs(video_duration(out) - source_info.duration) <= 1 / float(source_info.fps) + 1e-6
+    assert stitched["frames"] == 60
+    source_times, out_times = inventory(source).streams[0].frame_times, inventory(out).streams[0].frame_times
+    assert max(abs(a - b) for a, b in zip(source_times, out_times, strict=True)) < 0.001
+    assert compare(inventory(source), inventory(out)) == []
+
+
+def test_a_re_upload_during_the_job_fails_it_with_the_reason(store, make_clip):
+    """Every read of the source is pinned to the ETag probe saw: a new upload under the same name
+    (which gets its own job) never mixes into this one."""
+    source = make_clip(frames=48, extra=("-g", "12"))
+    store.upload_file(store.settings.input_container, "clip.mp4", source)
+    probed = probe_input(store, "clip.mp4", "job1")
+    store.upload_file(store.settings.input_container, "clip.mp4", make_clip(frames=30))
+    first, last = probed["units"][0]
+    with pytest.raises(SourceChanged, match="was replaced after the job started"):
+        split_unit(store, "clip.mp4", probed["etag"], "job1", first, last)
 
 
 def test_work_is_kept_after_a_failure(store):

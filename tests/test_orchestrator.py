@@ -18,10 +18,16 @@ POLICY = Settings(poll_initial_seconds=5, poll_max_seconds=60, polls_per_history
 VIDEO = {"frame_count": 132, "fps": "25/1", "duration": 5.28, "width": 1280, "height": 720}
 
 
+def _units(segments: int, units: int) -> list[list[int]]:
+    edges = [round(k * segments / units) for k in range(units + 1)]
+    return [[a, b] for a, b in zip(edges, edges[1:], strict=False)]
+
+
 class FakeActivities(dict):
     """Activity name -> callable; scoring advances one segment per status poll."""
 
-    def __init__(self, segments: int = 4, scoring_outcomes: list[str] | None = None, split_failures: int = 0):
+    def __init__(self, segments: int = 4, scoring_outcomes: list[str] | None = None, split_failures: int = 0,
+                 units: int | None = None):
         super().__init__()
         self.polls = 0
         self.attempt_states = list(scoring_outcomes or ["completed"])
@@ -29,15 +35,15 @@ class FakeActivities(dict):
         self.update(
             probe=lambda a: {"accepted": True, "blob": a["blob"], "etag": "e", "style": a["style"],
                              "options": a["options"], "video": VIDEO, "split_mode": "copy",
-                             "segment_count": segments, "ranges": [[0, 2], [2, segments]]},
-            extract_audio=lambda a: {"has_audio": True, "codec": "aac", "md5": "m", "blob": "j/audio.mka"},
+                             "segment_count": segments, "units": _units(segments, units or segments),
+                             "output": {"format": "mp4", "extension": ".mp4"}},
             split=self._split,
             write_manifest=lambda a: {"segments_total": segments, "frames_total": a["split_frames"]},
             submit_scoring=lambda a: {"backend": "fake", "attempt": a["attempt"], "segments_total": segments},
             scoring_status=self._status,
             cancel_scoring=lambda h: {"canceled": h["attempt"]},
             stitch=lambda a: {"output_blob": "output/clip.styled.mp4", "preview_blob": "output/p.jpg",
-                              "frames": 132, "duration": 5.28, "audio_copied": True},
+                              "frames": 132, "duration": 5.28, "format": "mp4", "streams": []},
             cleanup=lambda a: {"removed": 3, "kept": False},
         )
         self.segments = segments
@@ -46,7 +52,8 @@ class FakeActivities(dict):
         if argument["first"] == 2 and self.split_failures:
             self.split_failures -= 1
             raise ConnectionError("storage hiccup")
-        return {"first": argument["first"], "last": argument["last"], "frames": 66, "mode": "copy"}
+        frames = 132 // self.segments * (argument["last"] - argument["first"])
+        return {"first": argument["first"], "last": argument["last"], "frames": frames, "mode": "copy"}
 
     def _status(self, handle):
         self.polls += 1
@@ -73,10 +80,19 @@ def test_happy_path_reads_like_the_data_flow():
     host, result = start(FakeActivities())
     assert result["output_blob"] == "output/clip.styled.mp4" and result["frames"] == 132
     order = names(host)
-    assert order[:4] == ["probe", "extract_audio", "split", "split"]
-    assert order[4:6] == ["write_manifest", "submit_scoring"]
+    assert order[:5] == ["probe", "split", "split", "split", "split"]
+    assert order[5:7] == ["write_manifest", "submit_scoring"]
     assert order[-2:] == ["stitch", "cleanup"] and host.calls[-1][1] == {"job_id": "job-1", "succeeded": True}
-    assert host.calls[4][1]["split_frames"] == 132
+    assert host.calls[5][1]["split_frames"] == 132
+    assert all(argument["etag"] == "e" for name, argument in host.calls if name in ("split", "stitch"))
+
+
+def test_the_split_fans_out_in_waves_of_the_configured_size():
+    host, result = start(FakeActivities(segments=5), split_parallelism=2)
+    splits = [(argument["first"], argument["last"]) for name, argument in host.calls if name == "split"]
+    assert splits == [(k, k + 1) for k in range(5)]
+    waves = sorted({status["segments_split"] for status in host.custom_statuses if status["stage"] == "split"})
+    assert waves == [0, 2, 4]  # a wave starts only when the one before it has finished
 
 
 def test_progress_is_in_the_custom_status():
@@ -92,7 +108,7 @@ def test_progress_is_in_the_custom_status():
 def test_a_split_that_fails_once_is_retried():
     host, result = start(FakeActivities(split_failures=1))
     assert result["frames"] == 132
-    assert names(host).count("split") == 3
+    assert names(host).count("split") == 5
 
 
 def test_a_failed_scoring_job_is_resubmitted_and_succeeds():
@@ -131,7 +147,7 @@ def test_a_rejected_input_fails_with_the_reason_and_runs_nothing_else():
 
 def test_history_stays_bounded_over_a_long_monitor():
     """A job that runs for hours: continue_as_new every few polls keeps each history short."""
-    activities = FakeActivities(segments=200)
+    activities = FakeActivities(segments=200, units=4)  # the split's own history is not under test here
     host = ReplayHost(stylize_video, activities)
     policy = {**POLICY, "scoring_deadline_seconds": 24 * 3600}  # 200 polls at the 60 s cap: ~3.3 hours
     result = host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": policy})

@@ -25,8 +25,8 @@ def test_manifest_matches_the_plan(planned, tmp_path):
     assert result == {"segments_total": 2, "frames_total": 30}
     data = planned.read_json(planned.settings.work_container, "j1/manifest.json")
     manifest = Manifest.model_validate(data)
-    assert [(s.path, s.frames) for s in manifest.segments] == [("segments/segment_00000.mp4", 12),
-                                                                ("segments/segment_00001.mp4", 18)]
+    assert [(s.path, s.frames) for s in manifest.segments] == [("segments/segment_00000.mkv", 12),
+                                                                ("segments/segment_00001.mkv", 18)]
     assert manifest.fps == "25/1" and manifest.options.crf == 20
 
 
