@@ -21,6 +21,7 @@ from restyle.blob_names import UnsafeBlobName, safe_blob_name
 from restyle.storage import BlobNotFound, BlobStore
 
 from .errors import ApiError
+from .instance_query import query_instances
 
 ORCHESTRATOR = "stylize_video"
 TERMINAL = {"Completed", "Failed", "Canceled", "Terminated"}
@@ -137,7 +138,7 @@ def parse_status_filter(text: str | None) -> list[df.OrchestrationRuntimeStatus]
 
 
 async def list_jobs(client: df.DurableOrchestrationClient, status_filter: str | None) -> list[dict]:
-    statuses = await client.get_status_by(runtime_status=parse_status_filter(status_filter))
+    statuses = await query_instances(client, parse_status_filter(status_filter))  # all pages, not the first 100
     views = [job_view(status) for status in statuses if status.name == ORCHESTRATOR]
     return sorted(views, key=lambda view: view["created"] or "", reverse=True)
 
