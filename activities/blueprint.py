@@ -12,7 +12,7 @@ from restyle.storage import app_store
 from .cleanup import cleanup_work
 from .probe_input import probe_input
 from .scoring.backend import JobStatus
-from .scoring_activities import backend_for
+from .scoring_activities import backend_for, submit_attempt
 from .scoring_activities import write_manifest as write_manifest_blob
 from .split import split_unit
 from .stitch import stitch_output
@@ -49,7 +49,8 @@ def write_manifest(payload: dict) -> dict:
 
 @bp.activity_trigger(input_name="payload")
 def submit_scoring(payload: dict) -> dict:
-    return backend_for(app_store()).submit(payload["job_id"], payload["segments_total"], payload["attempt"])
+    store = app_store()
+    return submit_attempt(store, backend_for(store), payload["job_id"], payload["segments_total"], payload["attempt"])
 
 
 @bp.activity_trigger(input_name="handle")
@@ -62,3 +63,9 @@ def scoring_status(handle: dict) -> dict:
 def cancel_scoring(handle: dict) -> dict:
     backend_for(app_store()).cancel(handle)
     return {"canceled": handle.get("name") or handle.get("job_id")}
+
+
+@bp.activity_trigger(input_name="payload")
+def cancel_job_scoring(payload: dict) -> dict:
+    """Every attempt of the job still running, by job id: the failure path's handle may be stale."""
+    return {"canceled": backend_for(app_store()).cancel_job(payload["job_id"])}

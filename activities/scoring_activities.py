@@ -33,6 +33,28 @@ def write_manifest(store: BlobStore, job_id: str, video: dict, style: str, optio
     return {"segments_total": len(segments), "frames_total": manifest.total_frames}
 
 
+class JobCanceled(RuntimeError):
+    """The job was canceled (DELETE /api/jobs/{id}): no scoring attempt may start for it."""
+
+
+def mark_canceled(store: BlobStore, job_id: str) -> None:
+    store.write_json(store.settings.work_container, WorkLayout(job_id).canceled_marker, {"canceled": True})
+
+
+def submit_attempt(store: BlobStore, backend: ScoringBackend, job_id: str, segments_total: int, attempt: int) -> dict:
+    """Submit unless the job was canceled; checked again after the submit, because a DELETE may mark
+    the job and sweep its attempts while this activity runs (terminating an orchestration does not
+    stop its activities). Either the sweep finds this attempt or this check cancels it."""
+    marker = WorkLayout(job_id).canceled_marker
+    if store.exists(store.settings.work_container, marker):
+        raise JobCanceled(f"job {job_id} was canceled; attempt {attempt} not submitted")
+    handle = backend.submit(job_id, segments_total, attempt)
+    if store.exists(store.settings.work_container, marker):
+        backend.cancel(handle)
+        raise JobCanceled(f"job {job_id} was canceled while attempt {attempt} was being submitted; canceled it")
+    return handle
+
+
 def backend_for(store: BlobStore) -> ScoringBackend:
     if store.settings.scoring_backend == "azureml":
         from .scoring.azureml import AzureMLBackend

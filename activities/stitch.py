@@ -37,7 +37,6 @@ from .segment_plan import PlannedSegment, SegmentPlan
 from .source_index import open_source
 from .work_layout import WorkLayout
 
-
 FINE_TICKS = 90_000  # per second: the MPEG clock, fine enough for any frame rate
 
 

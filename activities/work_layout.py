@@ -50,6 +50,12 @@ class WorkLayout:
         return f"{self.job_id}/extras/{segment_name(index)}.pkts"
 
     @property
+    def canceled_marker(self) -> str:
+        """Outside `prefix` on purpose: removing a canceled job's intermediates keeps the marker, so a
+        submit_scoring still running (or redelivered) after the DELETE sees it."""
+        return f"{self.job_id}.canceled"
+
+    @property
     def styled_prefix(self) -> str:
         return f"{self.job_id}/{STYLED_FOLDER}/"
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import azure.durable_functions as df
 
 from activities.job_inputs import JobInputProblem, check_options, check_style
-from activities.scoring_activities import backend_for
+from activities.scoring_activities import backend_for, mark_canceled
 from activities.work_layout import WorkLayout
 from restyle.blob_names import UnsafeBlobName, safe_blob_name
 from restyle.storage import BlobNotFound, BlobStore
 
 from .errors import ApiError
+from .instance_query import query_instances
 
 ORCHESTRATOR = "stylize_video"
 TERMINAL = {"Completed", "Failed", "Canceled", "Terminated"}
@@ -137,18 +138,20 @@ def parse_status_filter(text: str | None) -> list[df.OrchestrationRuntimeStatus]
 
 
 async def list_jobs(client: df.DurableOrchestrationClient, status_filter: str | None) -> list[dict]:
-    statuses = await client.get_status_by(runtime_status=parse_status_filter(status_filter))
+    statuses = await query_instances(client, parse_status_filter(status_filter))  # all pages, not the first 100
     views = [job_view(status) for status in statuses if status.name == ORCHESTRATOR]
     return sorted(views, key=lambda view: view["created"] or "", reverse=True)
 
 
 async def cancel_job(client: df.DurableOrchestrationClient, store: BlobStore, instance_id: str) -> dict:
-    """Terminate the orchestration, cancel its scoring job, and remove its intermediates.
+    """Mark the job canceled, terminate the orchestration, cancel its scoring job, and remove its
+    intermediates (the marker stays: see activities.scoring_activities.submit_attempt).
 
     The upload stays in input/ (a canceled job's video is the user's to keep or re-run)."""
     view = await get_job(client, instance_id)
     if view["status"] in TERMINAL:
         raise ApiError(409, "job_finished", f"job {instance_id} has already finished ({view['status']})")
+    mark_canceled(store, instance_id)  # first: a submit_scoring still running checks it after its submit
     await client.terminate(instance_id, "canceled by DELETE /api/jobs")
     canceled = backend_for(store).cancel_job(instance_id)
     removed = store.delete_prefix(store.settings.work_container, WorkLayout(instance_id).prefix)

@@ -14,6 +14,7 @@ from datetime import datetime
 from .client_binding import WEBHOOK_PATH, management_urls
 from .engine import TERMINAL, Engine, InstanceExists, UnknownOrchestrator
 from .history import parse_iso
+from .paging import CONTINUATION_HEADER, DEFAULT_PAGE_SIZE, BadToken, page
 from .routes import RouteTable
 from .web import Request, Response, json_response
 
@@ -68,9 +69,7 @@ class ManagementApi:
         query = request.query
         if instance_id is None:
             if request.method == "GET":
-                return json_response(200, self.engine.query(
-                    _statuses(query), _time(query, "createdTimeFrom"), _time(query, "createdTimeTo"),
-                    query.get("instanceIdPrefix"), _flag(query, "showInput", False)))
+                return self._query(request)
             if request.method == "DELETE":
                 return self._purge_by(query)
         elif operation is None:
@@ -83,6 +82,17 @@ class ManagementApi:
         elif request.method == "POST" and operation.lower() in UNSUPPORTED_OPERATIONS:
             return json_response(501, {"Message": f"devhost does not implement {operation}"})
         return json_response(404)
+
+    def _query(self, request: Request) -> Response:
+        """One page (`top`, default 100) and the next page's token in `x-ms-continuation-token`."""
+        query = request.query
+        statuses = self.engine.query(_statuses(query), _time(query, "createdTimeFrom"), _time(query, "createdTimeTo"),
+                                     query.get("instanceIdPrefix"), _flag(query, "showInput", False))
+        try:
+            found, token = page(statuses, _int(query, "top", DEFAULT_PAGE_SIZE), request.header(CONTINUATION_HEADER))
+        except BadToken as error:
+            raise BadRequest(str(error)) from None
+        return json_response(200, found, **{CONTINUATION_HEADER: token})
 
     def _status(self, request: Request, instance_id: str) -> Response:
         query = request.query
@@ -142,3 +152,10 @@ def _time(query: dict[str, str], name: str) -> datetime | None:
 def _flag(query: dict[str, str], name: str, default: bool) -> bool:
     value = query.get(name, "").lower()
     return {"true": True, "false": False}.get(value, default)
+
+
+def _int(query: dict[str, str], name: str, default: int) -> int:
+    try:
+        return int(query[name]) if query.get(name) else default
+    except ValueError:
+        raise BadRequest(f"{name} is not a number: {query[name]!r}") from None

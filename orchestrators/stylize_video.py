@@ -123,8 +123,18 @@ def stylize_video(context: df.DurableOrchestrationContext):
         raise
     except Exception:
         _status(context, job, "failed")
+        yield from _stop_scoring(context, job, retry)
         yield context.call_activity_with_retry("cleanup", retry, {"job_id": context.instance_id, "succeeded": False})
         raise
+
+
+def _stop_scoring(context: df.DurableOrchestrationContext, job: dict, retry: df.RetryOptions):
+    """On every failure path, cancel whatever attempt is in flight (GPU nodes bill until then); best
+    effort: the failure being reported may be the very error that makes the cancel fail too."""
+    try:
+        yield context.call_activity_with_retry("cancel_job_scoring", retry, {"job_id": context.instance_id})
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        _status(context, job, "failed", scoring_cancel="failed")
 
 
 # Registered without rebinding the name, so tests drive the plain generator through the SDK.

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
+from aml_double import FakeMLClient
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from activities.scoring.azureml import (
     AZUREML_STATES,
@@ -72,61 +70,75 @@ def test_the_table_covers_every_documented_status():
     assert set(AZUREML_STATES) == documented
 
 
-@dataclass
-class FakeJob:
-    name: str
-    status: str = "Queued"
-    error: object = None
-    properties: dict = field(default_factory=dict)
-
-
-class FakeJobs:
-    """MLClient.jobs: the only Azure boundary the backend touches."""
-
-    def __init__(self) -> None:
-        self.created: list = []
-        self.canceled: list[str] = []
-        self.jobs: dict[str, FakeJob] = {}
-
-    def create_or_update(self, job):
-        self.created.append((job, sorted(p.name for p in Path(job.code).iterdir())))
-        self.jobs[job.name] = FakeJob(job.name)
-        return self.jobs[job.name]
-
-    def get(self, name: str) -> FakeJob:
-        if name not in self.jobs:  # what MLClient raises for an unknown job name
-            raise ResourceNotFoundError(f"job {name} not found")
-        return self.jobs[name]
-
-    def begin_cancel(self, name: str) -> None:
-        self.canceled.append(name)
-
-
-class FakeMLClient:
-    def __init__(self) -> None:
-        self.jobs = FakeJobs()
-
-
 def test_submit_status_and_cancel_through_the_jobs_boundary(store):
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
     handle = backend.submit("job7", segments_total=3, attempt=1)
     assert handle == {"backend": "azureml", "name": "restyle-job7-a1", "job_id": "job7", "segments_total": 3}
-    _, code_listing = client.jobs.created[0]
-    assert code_listing == ["scoring_job"]
+    assert client.jobs.jobs["restyle-job7-a1"].spec.code  # the snapshot folder went with the create
     assert backend.status(handle).state is JobState.QUEUED
     for index in range(2):  # two segments finished: their result JSONs are in work/<job>/styled/
         store.write_json(store.settings.work_container, f"job7/styled/segment_{index:05d}.json", {"frames": 5})
-    client.jobs.jobs["restyle-job7-a1"].status = "Running"
-    status = backend.status(handle)
+    for _ in range(3):
+        status = backend.status(handle)  # the service moves the job along on its own
     assert (status.state, status.segments_done, status.segments_total) == (JobState.RUNNING, 2, 3)
-    client.jobs.jobs["restyle-job7-a1"].status = "Failed"
-    client.jobs.jobs["restyle-job7-a1"].error = {"code": "PreemptionError", "message": "node preempted"}
+    job = client.jobs.jobs["restyle-job7-a1"]
+    job.path, job.error = ("Failed",), {"code": "PreemptionError", "message": "node preempted"}
+    job.status = "Failed"
     assert backend.status(handle).state is JobState.PREEMPTED
-    client.jobs.jobs["restyle-job7-a1"].error = {"code": "UserError", "message": "exit 1"}
+    job.error = {"code": "UserError", "message": "exit 1"}
     assert backend.status(handle).state is JobState.FAILED
+
+
+def test_cancel_is_asynchronous_in_the_service(store):
+    client = FakeMLClient()
+    backend = AzureMLBackend(client, store)
+    handle = backend.submit("job9", segments_total=1, attempt=1)
     backend.cancel(handle)
-    assert client.jobs.canceled == ["restyle-job7-a1"]
+    assert client.jobs.cancels == ["restyle-job9-a1"]
+    assert backend.status(handle).state is JobState.CANCELING
+    assert backend.status(handle).state is JobState.CANCELED
+
+
+def test_a_second_delivery_of_submit_finds_the_job_instead_of_failing(store):
+    """Durable runs activities at least once: the same (job, attempt) submitted twice is one job."""
+    client = FakeMLClient()
+    backend = AzureMLBackend(client, store)
+    first = backend.submit("job5", segments_total=2, attempt=1)
+    again = backend.submit("job5", segments_total=2, attempt=1)
+    assert again == first and list(client.jobs.jobs) == ["restyle-job5-a1"]
+
+
+def test_a_submit_that_failed_after_the_create_went_through_is_retried_safely(store):
+    client = FakeMLClient()
+    backend = AzureMLBackend(client, store)
+    client.jobs.fail_after_create = 1  # the PUT created the job, then its answer was lost
+    handle = backend.submit("job6", segments_total=2, attempt=1)  # not an error: the job exists
+    assert handle["name"] == "restyle-job6-a1" and client.jobs.creates == ["restyle-job6-a1"]
+    assert backend.submit("job6", segments_total=2, attempt=1) == handle  # the activity's retry
+    assert client.jobs.creates == ["restyle-job6-a1"]
+
+
+def test_a_failed_create_that_made_no_job_is_raised(store):
+    client = FakeMLClient()
+    backend = AzureMLBackend(client, store)
+
+    def refuse(job, **_kwargs):
+        raise HttpResponseError("quota exceeded")
+
+    client.jobs.create_or_update = refuse
+    with pytest.raises(HttpResponseError, match="quota"):
+        backend.submit("job4", segments_total=2, attempt=1)
+
+
+def test_the_double_refuses_a_second_create_like_the_service(store, tmp_path):
+    client = FakeMLClient()
+    job = build_scoring_job(store.settings, "j", 1, code_snapshot(tmp_path))
+    client.jobs.create_or_update(job)
+    with pytest.raises(ResourceExistsError):
+        client.jobs.create_or_update(job)
+    with pytest.raises(ResourceNotFoundError):
+        client.jobs.get("restyle-nobody-a1")
 
 
 def test_cancel_job_finds_the_attempts_still_running_by_name(store):
@@ -135,6 +147,5 @@ def test_cancel_job_finds_the_attempts_still_running_by_name(store):
     for attempt in (1, 2):
         backend.submit("job8", segments_total=3, attempt=attempt)
     client.jobs.jobs["restyle-job8-a1"].status = "Failed"  # attempt 1 was pre-empted; 2 is running
-    client.jobs.jobs["restyle-job8-a2"].status = "Running"
     assert backend.cancel_job("job8") == 1
-    assert client.jobs.canceled == ["restyle-job8-a2"]
+    assert client.jobs.cancels == ["restyle-job8-a2"]

@@ -21,6 +21,7 @@ from devhost.history import (
     event_raised,
     execution_started,
     iso,
+    leaves,
     task_completed,
     task_failed,
     timer_fired,
@@ -258,3 +259,51 @@ def test_a_retry_event_behind_another_event_is_refused():
         run_episode(execution, handle, [ok(0, "P"), fail(1, "q1")], T0)
     with pytest.raises(ValueError, match="not expected"):
         run_episode(execution, handle, [ok(0, "P"), ok(0, "P")], T0)
+
+
+# Azure/azure-functions-durable-python#603 (reported on SDK 1.5.0): an activity called with retry times
+# out, its retry succeeds, the next yield is a task_all of new activities with retry, they all
+# complete, and the orchestrator never wakes. prepare() has this shape (probe, then the split fan-out),
+# so it is replayed here generically, with the events the extension writes for it.
+RETRY3 = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=3)
+TIMEOUT = "Timeout value of 00:30:00 was exceeded by function: Functions.probe"
+
+
+def retried_then_fan_out(context: df.DurableOrchestrationContext):
+    first = yield context.call_activity_with_retry("first", RETRY3, "in")
+    parts = yield context.task_all([context.call_activity_with_retry("part", RETRY3, i) for i in range(3)])
+    return {"first": first, "parts": parts}
+
+
+def late_duplicate(execution: Execution, handle, completion: dict) -> None:
+    """An episode for a completion nobody waits for any more, as DTFx appends it (a redelivered
+    activity finishing after its attempt was failed by the timeout): the SDK must ignore it."""
+    execution._append(EventType.ORCHESTRATOR_STARTED, T0)
+    execution.history.append(completion)
+    state = json.loads(handle(context_json("inst", execution.input, execution.history)))
+    assert len(leaves(state["actions"][0])) == execution.known_actions  # it scheduled nothing
+    execution._append(EventType.ORCHESTRATOR_COMPLETED, T0)
+
+
+@pytest.mark.parametrize("duplicate_before", [None, "retried_success", "fan_out", "part_fails", "last_part"])
+def test_a_retried_activity_then_a_retried_fan_out_wakes_the_orchestrator(duplicate_before):
+    execution, handle, outcome = begin(retried_then_fan_out)
+    steps = {
+        "retry_timer": [fail(0, TIMEOUT)],  # attempt 1 timed out -> retry timer 1
+        "retried_success": [timer_fired(T0, 1, iso(T0))],  # -> attempt 2 is task 2
+        "fan_out": [ok(2, "first")],  # -> task_all of parts 3, 4, 5
+        "part_fails": [ok(3, "p0"), fail(4, "storage hiccup")],  # -> retry timer 6 for part 1
+        "part_retry": [timer_fired(T0, 6, iso(T0))],  # -> part 1 again as task 7
+        "last_part": [ok(5, "p2")],
+        "done": [ok(7, "p1")],
+    }
+    for name, batch in steps.items():
+        if name == duplicate_before:
+            late_duplicate(execution, handle, ok(0, "first, late"))
+        if name == "part_fails":  # as DTFx takes them: the retry event first in its episode
+            batch = sorted(batch, key=lambda item: not execution.numbers_a_retry(item))
+        outcome = run_episode(execution, handle, batch, T0)
+    assert (outcome.status, outcome.output) == ("Completed", {"first": "first", "parts": ["p0", "p1", "p2"]})
+    scheduled = [(item["EventId"], item["Name"]) for item in execution.history
+                 if item["EventType"] == EventType.TASK_SCHEDULED]
+    assert scheduled == [(0, "first"), (2, "first"), (3, "part"), (4, "part"), (5, "part"), (7, "part")]

@@ -176,6 +176,24 @@ def test_no_identity_gets_a_privileged_role() -> None:
     assert [name for role_id, name in PRIVILEGED_ROLES.items() if role_id in text] == []
 
 
+def _grants(variable: str, principal: str) -> set[str]:
+    rbac = bicep("app/rbac.bicep")["variables"]
+    return {grant["roleId"]["operator"]["operands"]["operand_2"] for grant in rbac[variable]["value"]
+            if grant["principalId"] == principal}
+
+
+def test_the_event_grid_blob_trigger_gets_exactly_what_it_uses() -> None:
+    """The Event Grid-source blob trigger (azure-sdk-for-net Microsoft.Azure.WebJobs.Extensions.Storage.Blobs):
+    the webhook queues each event on the *host* account (BlobTriggerQueueWriterFactory: GetHost()),
+    receipts live there too; on the data account it reads the blob and writes the poison queue
+    (BlobListenerFactory: poisonQueueClient = the target account). Blob Data Owner adds only ACL and
+    ownership rights of hierarchical-namespace accounts, which this one is not: Contributor (the
+    app also writes work/, output/, rejected/) and Queue Data Contributor are exactly enough."""
+    assert _grants("dataGrants", "appPrincipalId") == {"blobContributor", "queueContributor"}
+    assert {"blobOwner", "queueContributor", "tableContributor"} <= _grants("opsGrants", "appPrincipalId")
+    assert resource("app/storage.bicep", "account")["properties"].get("isHnsEnabled") in (None, False)
+
+
 # --- app settings: what Bicep emits == what the code reads ------------------------------------
 
 def test_app_settings_are_exactly_the_settings_the_code_reads() -> None:

@@ -33,7 +33,7 @@ def test_function_app_registers_the_orchestrator_activities_trigger_and_api():
     assert isinstance(function_app.app, df.DFApp)
     functions = app_functions()
     activities = {"probe", "split", "stitch", "cleanup", "write_manifest", "submit_scoring",
-                  "scoring_status", "cancel_scoring"}
+                  "scoring_status", "cancel_scoring", "cancel_job_scoring"}
     http = {"create_job": ("POST", "jobs"), "read_job": ("GET", "jobs/{instance_id}"), "read_jobs": ("GET", "jobs"),
             "delete_job": ("DELETE", "jobs/{instance_id}")}
     assert set(functions) == activities | set(http) | {"stylize_video", "on_video_uploaded"}

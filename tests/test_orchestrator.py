@@ -7,6 +7,8 @@ deadline, progress and bounded history.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from devhost.inline import OrchestrationFailed, ReplayHost
@@ -20,7 +22,7 @@ VIDEO = {"frame_count": 132, "fps": "25/1", "duration": 5.28, "width": 1280, "he
 
 def _units(segments: int, units: int) -> list[list[int]]:
     edges = [round(k * segments / units) for k in range(units + 1)]
-    return [[a, b] for a, b in zip(edges, edges[1:], strict=False)]
+    return [[a, b] for a, b in itertools.pairwise(edges)]
 
 
 class FakeActivities(dict):
@@ -42,6 +44,7 @@ class FakeActivities(dict):
             submit_scoring=lambda a: {"backend": "fake", "attempt": a["attempt"], "segments_total": segments},
             scoring_status=self._status,
             cancel_scoring=lambda h: {"canceled": h["attempt"]},
+            cancel_job_scoring=lambda a: {"canceled": 1},
             stitch=lambda a: {"output_blob": "output/clip.styled.mp4", "preview_blob": "output/p.jpg",
                               "frames": 132, "duration": 5.28, "format": "mp4", "streams": []},
             cleanup=lambda a: {"removed": 3, "kept": False},
@@ -88,7 +91,7 @@ def test_happy_path_reads_like_the_data_flow():
 
 
 def test_the_split_fans_out_in_waves_of_the_configured_size():
-    host, result = start(FakeActivities(segments=5), split_parallelism=2)
+    host, _ = start(FakeActivities(segments=5), split_parallelism=2)
     splits = [(argument["first"], argument["last"]) for name, argument in host.calls if name == "split"]
     assert splits == [(k, k + 1) for k in range(5)]
     waves = sorted({status["segments_split"] for status in host.custom_statuses if status["stage"] == "split"})
@@ -119,6 +122,35 @@ def test_a_failed_scoring_job_is_resubmitted_and_succeeds():
 
 def test_scoring_that_keeps_failing_fails_the_job_with_the_reason_and_cleans_up():
     activities = FakeActivities(scoring_outcomes=["failed"])
+    host = ReplayHost(stylize_video, activities)
+    with pytest.raises(OrchestrationFailed, match="scoring failed 3 times"):
+        host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": POLICY})
+    assert host.calls[-1] == ("cleanup", {"job_id": "job-1", "succeeded": False})
+
+
+def test_a_persistent_status_error_cancels_the_scoring_job_before_failing():
+    """Roles not yet propagated, say: every status poll fails, the activity's retries run out, and
+    the GPU job must not be left running (and billing) behind the failed orchestration."""
+    activities = FakeActivities()
+
+    def forbidden(_handle):
+        raise PermissionError("403 AuthorizationFailed: the identity may not read jobs")
+
+    activities["scoring_status"] = forbidden
+    host = ReplayHost(stylize_video, activities)
+    with pytest.raises(OrchestrationFailed, match="403 AuthorizationFailed"):
+        host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": POLICY})
+    assert names(host)[-2:] == ["cancel_job_scoring", "cleanup"]
+    assert host.calls[-2][1] == {"job_id": "job-1"}
+
+
+def test_a_cancel_that_fails_too_still_cleans_up_and_reports_the_first_error():
+    activities = FakeActivities(scoring_outcomes=["failed"])
+
+    def unreachable(_argument):
+        raise ConnectionError("workspace unreachable")
+
+    activities["cancel_job_scoring"] = unreachable
     host = ReplayHost(stylize_video, activities)
     with pytest.raises(OrchestrationFailed, match="scoring failed 3 times"):
         host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": POLICY})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from aml_double import FakeMLClient
 from PIL import Image
 
-from activities.scoring_activities import write_manifest
+from activities.scoring.azureml import AzureMLBackend
+from activities.scoring_activities import JobCanceled, mark_canceled, submit_attempt, write_manifest
 from activities.segment_plan import PlannedSegment, SegmentPlan
 from scoring_job.manifest import Manifest
 
@@ -42,3 +44,31 @@ def test_a_style_image_is_copied_into_the_job(planned, tmp_path):
 def test_lost_frames_stop_the_job(planned):
     with pytest.raises(ValueError, match="frame counts disagree: plan 30, split 29"):
         write_manifest(planned, "j1", VIDEO, "19", {}, split_frames=29)
+
+
+def test_a_submit_racing_a_delete_cancels_the_attempt_the_sweep_missed(store):
+    """DELETE /api/jobs/{id} marks the job, terminates it and sweeps its attempts; terminating does not
+    stop a submit_scoring already running, whose job may appear after the sweep."""
+    client = FakeMLClient()
+    backend = AzureMLBackend(client, store)
+    create = client.jobs.create_or_update
+
+    def create_after_the_delete(job, **kwargs):
+        mark_canceled(store, "j2")  # the DELETE runs while the create is on its way
+        assert backend.cancel_job("j2") == 0  # its sweep finds nothing yet
+        return create(job, **kwargs)
+
+    client.jobs.create_or_update = create_after_the_delete
+    with pytest.raises(JobCanceled, match="canceled while attempt 1"):
+        submit_attempt(store, backend, "j2", segments_total=2, attempt=1)
+    assert client.jobs.cancels == ["restyle-j2-a1"]
+
+
+def test_a_submit_delivered_after_a_delete_starts_nothing(store):
+    client = FakeMLClient()
+    mark_canceled(store, "j3")
+    store.write_json(store.settings.work_container, "j3/manifest.json", {})
+    store.delete_prefix(store.settings.work_container, "j3/")  # the DELETE removes work/<id>/, not the marker
+    with pytest.raises(JobCanceled):
+        submit_attempt(store, AzureMLBackend(client, store), "j3", segments_total=2, attempt=1)
+    assert client.jobs.creates == []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from azure.ai.ml import Input, MpiDistribution, Output, command
 from azure.ai.ml.entities import Command, ManagedIdentityConfiguration
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from restyle.storage import BlobStore
 
@@ -96,10 +96,25 @@ class AzureMLBackend:
         return cls(client, store)
 
     def submit(self, job_id: str, segments_total: int, attempt: int) -> dict:
-        with tempfile.TemporaryDirectory(prefix="aml-code-", dir=self._scratch()) as folder:
-            job = build_scoring_job(self.store.settings, job_id, attempt, code_snapshot(Path(folder)))
-            created = self.ml_client.jobs.create_or_update(job)
-        return {"backend": "azureml", "name": created.name, "job_id": job_id, "segments_total": segments_total}
+        """Get-or-create the attempt's job. Durable runs an activity at least once (a host restart
+        redelivers it; a retry follows an error raised after the PUT went through), and Azure ML
+        refuses a second create of a name, so an attempt that exists already is the one to watch."""
+        name = azureml_job_name(job_id, attempt)
+        if self._find(name) is None:
+            try:
+                with tempfile.TemporaryDirectory(prefix="aml-code-", dir=self._scratch()) as folder:
+                    self.ml_client.jobs.create_or_update(
+                        build_scoring_job(self.store.settings, job_id, attempt, code_snapshot(Path(folder))))
+            except HttpResponseError:  # ResourceExistsError included: a concurrent delivery won
+                if self._find(name) is None:
+                    raise
+        return {"backend": "azureml", "name": name, "job_id": job_id, "segments_total": segments_total}
+
+    def _find(self, name: str):
+        try:
+            return self.ml_client.jobs.get(name)
+        except ResourceNotFoundError:
+            return None
 
     def status(self, handle: dict) -> JobStatus:
         job = self.ml_client.jobs.get(handle["name"])
@@ -119,9 +134,8 @@ class AzureMLBackend:
         canceled = 0
         for attempt in range(1, self.store.settings.scoring_max_attempts + 1):
             name = azureml_job_name(job_id, attempt)
-            try:
-                job = self.ml_client.jobs.get(name)
-            except ResourceNotFoundError:
+            job = self._find(name)
+            if job is None:
                 continue
             if not AZUREML_STATES.get(job.status, JobState.QUEUED).terminal and job.status != "CancelRequested":
                 self.ml_client.jobs.begin_cancel(name)

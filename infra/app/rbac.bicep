@@ -35,6 +35,9 @@ var role = {
 
 var dataGrants = [
   { principalId: appPrincipalId, roleId: role.blobContributor }
+  // The Event Grid-source blob trigger reads the blob and writes its poison queue here; its event queue and
+  // receipts are on the host (ops) account. Blob Data Owner (listed generically in the Functions docs) adds
+  // only ACL/ownership rights of HNS accounts: not needed (tests/test_infra.py says why, with sources).
   { principalId: appPrincipalId, roleId: role.queueContributor } // the blob trigger's poison queue
   { principalId: clusterPrincipalId, roleId: role.blobContributor }
 ]
