@@ -14,10 +14,9 @@ from restyle.storage import BlobStore
 from scoring_job.probe import ProbeError, VideoInfo, probe_file
 
 from .job_inputs import JobInputProblem, check_options, check_style
-from .output_streams import OutputPlan, plan_output
 from .rejection import reject_upload
 from .segment_plan import SegmentPlan, plan_segments, split_units, target_segment_seconds, with_extras
-from .source_index import READ_BUFFER, SourceIndex, open_source, read_index
+from .source_index import READ_BUFFER, SourceIndex, read_index
 from .work_layout import WorkLayout
 
 
@@ -66,8 +65,10 @@ def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None
     if blob.size > settings.max_bytes:
         return reject_upload(store, name, f"file is {blob.size} bytes; the limit is {settings.max_bytes}")
     try:
-        info, output = _header(store, name, blob.etag)
+        info = probe_file(BlobReader(store, settings.input_container, name, blob.etag), name, READ_BUFFER,
+                          count_frames=False)
         index = read_index(store, settings.input_container, name, blob.etag)
+        output = index.output
         info = replace(info, frame_count=len(index.video))
         _check_index(index)
     except ProbeError as error:
@@ -99,14 +100,6 @@ def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None
         "units": split_units(plan, index.video),
         "output": {"format": output.format, "extension": output.extension},
     }
-
-
-def _header(store: BlobStore, name: str, etag: str) -> tuple[VideoInfo, OutputPlan]:
-    """Video facts (decoding the first frame proves the stream decodes) and the output plan."""
-    container = store.settings.input_container
-    info = probe_file(BlobReader(store, container, name, etag), name, READ_BUFFER, count_frames=False)
-    with open_source(store, container, name, etag) as source:
-        return info, plan_output(source)
 
 
 def _check_index(index: SourceIndex) -> None:

@@ -20,7 +20,7 @@ from restyle.storage import BlobStore
 from scoring_job.probe import main_video_stream
 
 from .mp4_boxes import NotIsoMedia, media_data_ranges
-from .output_streams import kept_streams
+from .output_streams import OutputPlan, kept_streams, plan_output
 from .segment_plan import Packet
 
 READ_BUFFER = 256 * 1024  # PyAV's read size: fewer Python calls than its 32 KiB default
@@ -42,6 +42,7 @@ class SourceIndex:
     video_time_base: Fraction
     others: dict[int, StreamPackets]
     index_only: bool  # True when only the container's index was read
+    output: OutputPlan  # decided from the same open: what the output keeps of each stream
 
 
 def open_source(store: BlobStore, container: str, name: str, etag: str | None,
@@ -93,7 +94,7 @@ def _demux(store: BlobStore, container: str, name: str, etag: str,
         if zeros is not None:
             video = _index_checked(video, video_stream, others, source)
         packets = [Packet(pts, dts, key) for pts, dts, key, _, _ in video]
-        return SourceIndex(packets, video_stream.time_base, others, zeros is not None)
+        return SourceIndex(packets, video_stream.time_base, others, zeros is not None, plan_output(source))
 
 
 def _index_checked(video, stream, others, source) -> list[tuple[int, int, bool, int, int]]:

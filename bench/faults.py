@@ -47,10 +47,10 @@ from e2e_support import (  # noqa: E402
     write_clip,
 )
 
-from activities.media_ops import audio_md5, frame_count, video_duration  # noqa: E402
 from activities.stitch import output_names  # noqa: E402
 from api.jobs import job_instance_id  # noqa: E402
 from api.uploads import options_from_metadata  # noqa: E402
+from tools.media_facts import audio_md5, frame_count, video_duration  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results") / "faults.json"
 # 128 frames of 256x144 at 24 fps cut into 8 segments of 16 (~1 s of scoring each on this machine).
@@ -336,44 +336,9 @@ def _time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f")
 
 
-class StitchFfmpegKill(Fault):
-    """SIGKILL the ffmpeg that stitch runs: the activity fails, its retry publishes the one output."""
-
-    name, points = "stitch_ffmpeg_kill", ("stitch",)
-
-    def inject(self, run: Run, point: str) -> dict:
-        run.wait_activity("stitch")
-        host_pid = run.stack.host.process.pid
-
-        def ffmpeg() -> list[str] | None:
-            for pid in descendants(host_pid):
-                argv = command_line(pid)
-                if argv and "ffmpeg" in Path(argv[0]).name:
-                    os.kill(pid, signal.SIGKILL)
-                    return argv
-            return None
-
-        try:
-            argv = wait_for(ffmpeg, 30, "an ffmpeg under stitch", interval=0.002)
-        except AssertionError:
-            return {"hit": False, "killed": None}
-        return {"hit": True, "killed": "concat" if "concat" in argv else "audio md5" if "md5" in argv else argv[1:4]}
-
-    def assess(self, run: Run) -> dict:
-        return {"stitch_attempts": len(re.findall(rf"activity\.begin instance={run.job_id} \S+ name=stitch ",
-                                                  run.log.text))}
-
-    @staticmethod
-    def checks(figures: dict) -> dict[str, bool]:
-        return {"stitch_retried": figures["stitch_attempts"] == 2}
-
-    @staticmethod
-    def summary(f: dict) -> str:
-        return f"killed ffmpeg ({f['killed']}); stitch ran {f['stitch_attempts']} times"
-
-
-FAULTS: dict[str, type[Fault]] = {fault.name: fault for fault in (WorkerKill, DevhostKill, AzuriteOutage,
-                                                                 StitchFfmpegKill)}
+# (stitch no longer runs an ffmpeg process to kill: it muxes in-process; devhost_kill at stitch_upload
+# covers a crash half-way through publishing)
+FAULTS: dict[str, type[Fault]] = {fault.name: fault for fault in (WorkerKill, DevhostKill, AzuriteOutage)}
 MATRIX = [(name, point) for name, fault in FAULTS.items() for point in fault.points]
 # Cases that need other app settings run on a deployment of their own.
 CASE_SETTINGS = {("worker_sigkill", "middle_2_ranks"): {"LOCAL_PROCESSES": "2"}}

@@ -26,6 +26,16 @@ from devhost.store import Store
 JOBS = 130
 
 
+@pytest.fixture(autouse=True)
+def fresh_sdk_session(monkeypatch) -> None:
+    """The SDK keeps one aiohttp session per process, bound to the event loop that made it (the worker
+    has one loop); each asyncio.run here is a new loop, so each test starts without one."""
+    from azure.durable_functions.models.utils import http_utils
+
+    monkeypatch.setattr(http_utils, "_client_session", None)
+    monkeypatch.setattr(http_utils, "_session_lock", asyncio.Lock())
+
+
 @pytest.fixture
 def origin(tmp_path) -> Iterator[str]:
     """devhost's management API over 130 pending jobs and one instance of another orchestrator."""
