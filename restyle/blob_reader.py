@@ -2,7 +2,7 @@
 
 Functions hosts have little disk (~0.8 GB on Flex Consumption) and our inputs may be 8 GB, so no
 activity downloads a whole video: PyAV/libavformat reads through this object, and each miss
-fetches one range. Ranges grow while reading is sequential (64 KiB up to 4 MiB, so a linear pass
+fetches one range. Ranges grow while reading is sequential (64 KiB up to 1 MiB, so a linear pass
 costs few requests) and shrink back on a jump (so skipping through an index costs few bytes).
 Every fetch is pinned to the ETag the job started with: a re-upload mid-job raises SourceChanged.
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from .storage import BlobStore
 
 MIN_FETCH = 64 * 1024
-MAX_FETCH = 4 * 1024 * 1024
+MAX_FETCH = 1024 * 1024  # past a segment's end a split over-reads at most this: 1 MiB keeps that ~5% of 10 s of 1080p
 CACHED_RANGES = 6  # a demuxer alternating between a few regions (interleaved tracks) keeps hitting
 
 
