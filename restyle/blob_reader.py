@@ -17,6 +17,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from .blob_file import BlobFile
 from .storage import BlobStore
 
 MIN_FETCH = 64 * 1024
@@ -24,38 +25,26 @@ MAX_FETCH = 1024 * 1024  # past a segment's end a split over-reads at most this:
 CACHED_RANGES = 6  # a demuxer alternating between a few regions (interleaved tracks) keeps hitting
 
 
-class BlobReader(io.RawIOBase):
+class BlobReader(BlobFile):
     """`open()`-like access to `container/name` at version `etag` (None: whatever is current)."""
 
     def __init__(self, store: BlobStore, container: str, name: str, etag: str | None = None,
                  zeros: Sequence[tuple[int, int]] = ()) -> None:
-        super().__init__()
-        self._store, self._container, self._name, self._etag = store, container, name, etag
+        super().__init__(container, name)
+        self._store, self._etag = store, etag
         info = store.pinned_info(container, name, etag) if etag else store.info(container, name)
         self.size = info.size
         self.etag = info.etag
         self._zeros = sorted(zeros)
         self._cache: OrderedDict[int, bytes] = OrderedDict()  # start offset -> bytes, most recent last
-        self._pos = 0
         self._next_fetch = MIN_FETCH
         self._last_end = -1
-
-    @property
-    def name(self) -> str:
-        return f"{self._container}/{self._name}"
 
     def readable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        self._pos = max(0, base + offset)
+        self._pos = max(0, self._seek_target(offset, whence, self.size))
         return self._pos
 
     def readinto(self, buffer) -> int:

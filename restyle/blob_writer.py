@@ -16,6 +16,7 @@ import io
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from .blob_file import BlobFile
 from .storage import BlobStore
 
 BLOCK_BYTES = 4 * 1024 * 1024
@@ -32,12 +33,12 @@ def block_id(number: int) -> str:
     return base64.b64encode(f"block-{number:08d}".encode()).decode()
 
 
-class BlobWriter(io.RawIOBase):
+class BlobWriter(BlobFile):
     """Streams `container/name`; `finish()` publishes it, `abort()` (or an error) leaves nothing visible."""
 
     def __init__(self, store: BlobStore, container: str, name: str, head_bytes: int = HEAD_BYTES) -> None:
-        super().__init__()
-        self._store, self._container, self._name = store, container, name
+        super().__init__(container, name)
+        self._store = store
         self._head = bytearray()
         self._head_limit = head_bytes
         self._pending = bytearray()  # body bytes not yet staged
@@ -45,27 +46,15 @@ class BlobWriter(io.RawIOBase):
         self._blocks: list[str] = []
         self._uploads: list[Future] = []
         self._executor = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="blob-writer")
-        self._pos = 0
         self._end = 0  # highest position written
         self._data_end: int | None = None  # set by the first seek back: what follows is the trailer
         self._trailer = bytearray()
 
-    @property
-    def name(self) -> str:
-        return f"{self._container}/{self._name}"
-
     def writable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._end}[whence]
-        target = base + offset
+        target = self._seek_target(offset, whence, self._end)
         if target < self._pos and self._data_end is None:
             self._data_end = self._end
         self._pos = target
