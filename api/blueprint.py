@@ -2,8 +2,13 @@
 
 HTTP: POST /api/jobs, GET /api/jobs/{instance_id}, GET /api/jobs?status=..., DELETE /api/jobs/{instance_id};
 all at auth level FUNCTION, JSON in and out, errors as {"error": {"code", "message"}}.
+
+The Python worker runs every `async def` function on its one event loop, so a blocking storage or
+Azure ML call made there would stall every other invocation of the worker: those calls run in a
+thread (`asyncio.to_thread`), one hop per step that needs them (tests/test_api_event_loop.py).
 """
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -64,7 +69,7 @@ def _body(req: func.HttpRequest) -> object:
 @bp.durable_client_input(client_name="client")
 @_json_errors
 async def create_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    job = job_for_request(app_store(), _body(req))
+    job = await asyncio.to_thread(job_for_request, app_store(), _body(req))  # storage reads block
     created = await start_job(client, job)
     links = client.get_client_response_links(req, job.instance_id)
     body = {"id": job.instance_id, "created": created, "job": _job_url(req, job.instance_id), **links}

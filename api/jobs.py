@@ -7,6 +7,7 @@ and the tests (which run them against devhost's real Durable endpoints).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -147,13 +148,23 @@ async def cancel_job(client: df.DurableOrchestrationClient, store: BlobStore, in
     """Mark the job canceled, terminate the orchestration, cancel its scoring job, and remove its
     intermediates (the marker stays: see activities.scoring_activities.submit_attempt).
 
-    The upload stays in input/ (a canceled job's video is the user's to keep or re-run)."""
+    The upload stays in input/ (a canceled job's video is the user's to keep or re-run). Storage and
+    backend calls block, so they run in a thread (this runs on the worker's one event loop): two hops,
+    because the mark must be written before the terminate and the sweep must follow it."""
     view = await get_job(client, instance_id)
     if view["status"] in TERMINAL:
         raise ApiError(409, "job_finished", f"job {instance_id} has already finished ({view['status']})")
-    mark_canceled(store, instance_id)  # first: a submit_scoring still running checks it after its submit
+    # first: a submit_scoring still running checks it after its submit
+    await asyncio.to_thread(mark_canceled, store, instance_id)
     await client.terminate(instance_id, "canceled by DELETE /api/jobs")
+    canceled = await asyncio.to_thread(stop_scoring_and_clean, store, instance_id)
+    return {"id": instance_id, "status": "Terminated", "scoring_jobs_canceled": canceled}
+
+
+def stop_scoring_and_clean(store: BlobStore, instance_id: str) -> int:
+    """Cancel every running attempt of the job's scoring (local processes, or Azure ML calls) and
+    remove work/<id>/ (blocking); returns the number of attempts canceled."""
     canceled = backend_for(store).cancel_job(instance_id)
     removed = store.delete_prefix(store.settings.work_container, WorkLayout(instance_id).prefix)
     log.info("canceled job %s: %d scoring runs stopped, %d work blobs removed", instance_id, canceled, removed)
-    return {"id": instance_id, "status": "Terminated", "scoring_jobs_canceled": canceled}
+    return canceled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import azure.durable_functions as df
@@ -9,7 +10,7 @@ import azure.durable_functions as df
 from restyle.storage import BlobNotFound, BlobStore
 from scoring_job.manifest import ScoringOptions
 
-from .jobs import job_for_upload, start_job
+from .jobs import JobStart, job_for_upload, start_job
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,17 @@ async def handle_upload(client: df.DurableOrchestrationClient, store: BlobStore,
 
     Every upload gets a job whatever its name: probe decides by content whether it is a video (any
     container ffmpeg demuxes) and rejects anything else with its reason, so no blob stays in input/
-    unanswered."""
+    unanswered. The blob read runs in a thread: this runs on the worker's one event loop."""
+    job = await asyncio.to_thread(upload_job, store, blob_name)
+    if job is None:
+        return None
+    started = await start_job(client, job)
+    log.info("%s job %s for %s", "started" if started else "duplicate event, existing", job.instance_id, blob_name)
+    return job.instance_id
+
+
+def upload_job(store: BlobStore, blob_name: str) -> JobStart | None:
+    """The upload's job from its properties (blocking: one storage call); None when the blob is gone."""
     try:
         info = store.info(store.settings.input_container, blob_name)
     except BlobNotFound:
@@ -34,8 +45,4 @@ async def handle_upload(client: df.DurableOrchestrationClient, store: BlobStore,
         return None
     metadata = {key.lower(): value for key, value in info.metadata.items()}
     style = metadata.get("style") or store.settings.default_style
-    job = job_for_upload(store, blob_name, info.etag, style, options_from_metadata(info.metadata))
-    started = await start_job(client, job)
-    log.info("%s job %s for %s (ETag %s)", "started" if started else "duplicate event, existing", job.instance_id,
-             blob_name, info.etag)
-    return job.instance_id
+    return job_for_upload(store, blob_name, info.etag, style, options_from_metadata(info.metadata))
