@@ -1,6 +1,7 @@
 """Load: N short clips dropped into input/ at once on one devhost, the app as a user runs it.
 
     python bench/load.py [--clips 20]
+    python bench/load.py --slow-storage [--delay 0.2]   (GET p95 while POSTs and DELETEs wait on storage)
 
 Azurite + devhost (tests/e2e_support.running_stack) with the local scoring backend, one scoring
 process per job, uncompiled model (blob metadata `compile=false`). While the burst runs it samples,
@@ -9,11 +10,17 @@ they are devhost's children in sessions of their own), and the scoring jobs runn
 and the local backend's state dirs); a bounded polling loop times GET /api/jobs/{id} round-robin
 over the jobs. Activities at once come from devhost's log (activity.begin/end). Writes
 bench/results/load.json and prints a table.
+
+`--slow-storage` measures something else (see `slow_storage`): GET /api/jobs/{id} latency while
+POSTs and DELETEs whose storage calls are made slow are in flight on the same worker loop, with
+the app's blocking calls in threads and, for comparison, inline on the loop as they were before.
+It prints JSON and a table, and writes a file only with --output.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -22,6 +29,9 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -249,18 +259,185 @@ def print_table(result: dict) -> None:
         print(f"| {name} | {value} |")
 
 
+SLOWED = ("info", "exists", "write_json", "delete_prefix")  # the storage calls of POST and DELETE
+
+
+@contextmanager
+def slowed_store(settings: Settings, delay: float) -> Iterator[BlobStore]:
+    """The real (Azurite) store, each of SLOWED first sleeping `delay` s, served to the API's handlers."""
+    from unittest import mock
+
+    store = BlobStore.from_settings(settings)
+    store.ensure_containers()
+    store.write_bytes(settings.input_container, "clip.mp4", b"not inspected here", "video/mp4")
+    for name in SLOWED:
+        real = getattr(store, name)
+        setattr(store, name, lambda *a, _real=real, **k: (time.sleep(delay), _real(*a, **k))[1])
+    with mock.patch("api.blueprint.app_store", lambda: store):
+        yield store
+
+
+@contextmanager
+def management_api(folder: Path, pending: list[str]) -> Iterator[str]:
+    """devhost's Durable management API on loopback, over `pending` jobs that never run; its client binding."""
+    from api.jobs import ORCHESTRATOR
+    from devhost.client_binding import WEBHOOK_PATH, binding_json
+    from devhost.engine import Engine
+    from devhost.http_server import DevServer, Router
+    from devhost.management import ManagementApi
+    from devhost.store import Store
+
+    state = Store(folder / "state.db")
+    engine = Engine(state, {ORCHESTRATOR: lambda _context: "{}"}, lambda _work: None)
+    for instance_id in pending:
+        engine.start(ORCHESTRATOR, instance_id, json.dumps({"blob": "clip.mp4"}))
+    router = Router()
+    router.add(WEBHOOK_PATH, ManagementApi(engine, "restyle").handle)
+    server = DevServer(("127.0.0.1", 0), router)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield binding_json(f"http://127.0.0.1:{server.server_address[1]}", "restyle")
+    finally:
+        server.shutdown()
+        state.close()
+
+
+async def _close_sdk_session() -> None:
+    from azure.durable_functions.models.utils import http_utils
+
+    if http_utils._client_session is not None:
+        await http_utils._client_session.close()
+        http_utils._client_session = None
+
+
+async def _inline(function, /, *args, **kwargs):
+    """asyncio.to_thread without the thread: the blocking call runs on the loop, as before the fix."""
+    return function(*args, **kwargs)
+
+
+def slow_storage_run(connection: str, folder: Path, inline: bool, delay: float, writers: int, rounds: int,
+                     max_gets: int, timeout: float) -> dict:
+    """One worker loop (devhost's Invoker: coroutines on one loop, as the Python worker runs them);
+    `writers` threads each send `rounds` x (POST, DELETE) through it while this thread GETs one job
+    every 20 ms. Bounded: at most `max_gets` GETs, and nothing new starts after `timeout` s."""
+    from unittest import mock
+
+    import azure.functions as func
+    from app_index import app_functions
+    from azure.durable_functions.models.utils import http_utils
+
+    from devhost.invoker import Invoker
+
+    handlers = {name: function.get_user_function() for name, function in app_functions().items()}
+    tag = uuid.uuid4().hex[:12]
+    settings = Settings(storage_connection_string=connection, temp_root=folder / "scratch",
+                        **{f"{kind}_container": f"{kind[:3]}{tag}" for kind in
+                           ("input", "styles", "work", "output", "rejected")})
+    victims = [f"victim-{writer}-{n}" for writer in range(writers) for n in range(rounds)]
+    folder.mkdir(parents=True)
+    # the SDK's aiohttp session is bound to the loop that made it; each run has a new loop
+    http_utils._client_session, http_utils._session_lock = None, asyncio.Lock()
+    invoker = Invoker()
+
+    def call(name: str, method: str, body: bytes = b"", route: dict | None = None) -> tuple[int, float]:
+        req = func.HttpRequest(method, "http://127.0.0.1:7071/api/jobs", body=body, route_params=route or {},
+                               headers={"content-type": "application/json"})
+        started = time.perf_counter()
+        status = invoker.call(handlers[name], {"req": req, "client": binding}).status_code
+        return status, (time.perf_counter() - started) * 1000
+
+    def get() -> tuple[int, float]:
+        return call("read_job", "GET", route={"instance_id": "watched"})
+
+    writes: list[tuple[str, int, float]] = []
+    deadline = time.monotonic() + timeout
+
+    def write(writer: int) -> None:
+        for n in range(rounds):
+            if time.monotonic() > deadline:
+                return
+            post = json.dumps({"blob": "clip.mp4", "style": "19"}).encode()
+            writes.append(("POST", *call("create_job", "POST", post)))
+            writes.append(("DELETE", *call("delete_job", "DELETE", route={"instance_id": f"victim-{writer}-{n}"})))
+
+    patch = mock.patch("asyncio.to_thread", _inline) if inline else nullcontext()
+    try:
+        with management_api(folder, ["watched", *victims]) as binding, slowed_store(settings, delay), patch:
+            idle = [get() for _ in range(20)]  # before any write: the GET alone
+            threads = [threading.Thread(target=write, args=(w,), daemon=True) for w in range(writers)]
+            began = time.monotonic()
+            for thread in threads:
+                thread.start()
+            busy: list[tuple[int, float]] = []
+            while any(t.is_alive() for t in threads) and len(busy) < max_gets and time.monotonic() < deadline:
+                busy.append(get())
+                time.sleep(0.02)
+            for thread in threads:
+                thread.join(timeout + 60)
+            wall = time.monotonic() - began
+    finally:
+        invoker.call(_close_sdk_session, {})
+        invoker.stop()
+    latencies = [ms for _, ms in busy]
+    return {
+        "blocking_calls": "inline on the loop (before)" if inline else "asyncio.to_thread (the app)",
+        "idle_get_p95_ms": round(percentile([ms for _, ms in idle], 0.95), 1),
+        "gets": len(busy), "gets_not_200": sum(status != 200 for status, _ in busy),
+        "get_p50_ms": round(percentile(latencies, 0.5), 1), "get_p95_ms": round(percentile(latencies, 0.95), 1),
+        "get_max_ms": round(max(latencies, default=float("nan")), 1),
+        "writes": len(writes), "writes_not_202": sum(status != 202 for _, status, _ in writes),
+        "write_p50_ms": round(percentile([ms for _, _, ms in writes], 0.5), 1), "wall_s": round(wall, 1),
+    }
+
+
+def slow_storage(delay: float, writers: int, rounds: int, max_gets: int, timeout: float) -> dict:
+    """GET p95 while POSTs and DELETEs with slow storage are in flight: Azurite and devhost's
+    management API on loopback in this process, every storage call of POST and DELETE `delay` s
+    slower; once with the blocking calls inline on the loop (before), once in threads (the app)."""
+    from tools.azurite import running_azurite
+
+    with tempfile.TemporaryDirectory(prefix="restyle-slow-storage-") as folder, \
+            running_azurite(Path(folder) / "azurite") as connection:
+        runs = [slow_storage_run(connection, Path(folder) / mode, mode == "inline", delay, writers, rounds,
+                                 max_gets, timeout) for mode in ("inline", "threads")]
+    return {"delay_s": delay, "slowed": list(SLOWED), "writers": writers, "rounds_per_writer": rounds,
+            "machine": {"cpus": os.cpu_count()}, "runs": runs}
+
+
+def print_slow_storage(result: dict) -> None:
+    print(f"| storage calls of POST/DELETE +{result['delay_s']} s, {result['writers']} writers | idle GET p95 | "
+          "GET p50 / p95 / max under writes | GETs (not 200) | writes (not 202), p50 |\n|---|---|---|---|---|")
+    for run in result["runs"]:
+        print(f"| {run['blocking_calls']} | {run['idle_get_p95_ms']} ms | {run['get_p50_ms']} / {run['get_p95_ms']} / "
+              f"{run['get_max_ms']} ms | {run['gets']} ({run['gets_not_200']}) | {run['writes']} "
+              f"({run['writes_not_202']}), {run['write_p50_ms']} ms |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--timeout", type=float, default=900, help="seconds before the polling loop gives up")
     parser.add_argument("--max-requests", type=int, default=20_000)
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=None, help=f"default {RESULTS.relative_to(ROOT)} "
+                        "(none with --slow-storage)")
+    slow = parser.add_argument_group("--slow-storage: GET latency while POSTs and DELETEs wait on slow storage")
+    slow.add_argument("--slow-storage", action="store_true")
+    slow.add_argument("--delay", type=float, default=0.2, help="seconds added to each storage call of POST/DELETE")
+    slow.add_argument("--writers", type=int, default=4, help="threads sending POST then DELETE")
+    slow.add_argument("--rounds", type=int, default=5, help="POST+DELETE pairs per writer")
+    slow.add_argument("--max-gets", type=int, default=500)
     args = parser.parse_args()
+    if args.slow_storage:
+        result = slow_storage(args.delay, args.writers, args.rounds, args.max_gets, min(args.timeout, 120))
+        if args.output:
+            args.output.write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps(result, indent=1))
+        print_slow_storage(result)
+        return
     result = run(args.clips, args.frames, args.timeout, args.max_requests)
-    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    (args.output or RESULTS).write_text(json.dumps(result, indent=1) + "\n")
     print_table(result)
-
 
 if __name__ == "__main__":
     main()
