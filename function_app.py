@@ -1,6 +1,7 @@
 """Azure Functions entry point (Python v2 programming model, Durable Functions).
 
-The Functions host imports this module and takes `app`; it only registers blueprints.
+The Functions host imports this module and takes `app`; it only registers blueprints (after
+configuring telemetry: exporter chosen by settings, restyle/telemetry.py).
 """
 
 import azure.durable_functions as df
@@ -9,6 +10,10 @@ import azure.functions as func
 from activities.blueprint import bp as activities
 from api.blueprint import bp as api
 from orchestrators.stylize_video import bp as orchestrators
+from restyle.settings import get_settings
+from restyle.telemetry import configure_telemetry
+
+configure_telemetry(get_settings())
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(orchestrators)

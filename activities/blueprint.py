@@ -1,6 +1,8 @@
 """Durable activity triggers: thin adapters over the plain functions of activities/.
 
-Inputs and outputs are small JSON dicts (blob names, counts), never media bytes.
+Inputs and outputs are small JSON dicts (blob names, counts), never media bytes. Each adapter runs
+under `job_activity` (restyle/telemetry.py): a span in its job's trace, the job id on every log
+record, duration and failure metrics.
 """
 
 from __future__ import annotations
@@ -8,10 +10,11 @@ from __future__ import annotations
 import azure.durable_functions as df
 
 from restyle.storage import app_store
+from restyle.telemetry import job_activity, record_scoring_results, record_scoring_status
 
 from .cleanup import cleanup_work
 from .probe_input import probe_input
-from .scoring.backend import JobStatus
+from .scoring.backend import JobStatus, scoring_results
 from .scoring_activities import backend_for, submit_attempt
 from .scoring_activities import write_manifest as write_manifest_blob
 from .split import split_unit
@@ -20,52 +23,68 @@ from .stitch import stitch_output
 bp = df.Blueprint()
 
 
+def _scoring_progress(handle: dict, status: dict) -> None:
+    """Segments done on every poll; per-segment frames/s and rank seconds once, when the job completes."""
+    record_scoring_status(handle["job_id"], status)
+    if status["state"] == "completed":
+        record_scoring_results(handle["job_id"], scoring_results(app_store(), handle["job_id"]))
+
+
 @bp.activity_trigger(input_name="payload")
+@job_activity()
 def probe(payload: dict) -> dict:
     return probe_input(app_store(), payload["blob"], payload["job_id"], payload.get("style"), payload.get("options"))
 
 
 @bp.activity_trigger(input_name="payload")
+@job_activity()
 def split(payload: dict) -> dict:
     return split_unit(app_store(), payload["blob"], payload["etag"], payload["job_id"], payload["first"],
                       payload["last"])
 
 
 @bp.activity_trigger(input_name="payload")
+@job_activity()
 def stitch(payload: dict) -> dict:
     return stitch_output(app_store(), payload["blob"], payload["etag"], payload["job_id"])
 
 
 @bp.activity_trigger(input_name="payload")
+@job_activity()
 def cleanup(payload: dict) -> dict:
     return cleanup_work(app_store(), payload["job_id"], payload["succeeded"])
 
 
 @bp.activity_trigger(input_name="payload")
+@job_activity()
 def write_manifest(payload: dict) -> dict:
     return write_manifest_blob(app_store(), payload["job_id"], payload["video"], payload["style"], payload["options"],
                           payload["split_frames"])
 
 
 @bp.activity_trigger(input_name="payload")
+@job_activity()
 def submit_scoring(payload: dict) -> dict:
     store = app_store()
     return submit_attempt(store, backend_for(store), payload["job_id"], payload["segments_total"], payload["attempt"])
 
 
 @bp.activity_trigger(input_name="handle")
+@job_activity(on_result=_scoring_progress)
 def scoring_status(handle: dict) -> dict:
     status: JobStatus = backend_for(app_store()).status(handle)
     return status.as_dict()
 
 
 @bp.activity_trigger(input_name="handle")
+@job_activity()
 def cancel_scoring(handle: dict) -> dict:
     backend_for(app_store()).cancel(handle)
     return {"canceled": handle.get("name") or handle.get("job_id")}
 
 
 @bp.activity_trigger(input_name="payload")
+@job_activity()
 def cancel_job_scoring(payload: dict) -> dict:
     """Every attempt of the job still running, by job id: the failure path's handle may be stale."""
     return {"canceled": backend_for(app_store()).cancel_job(payload["job_id"])}

@@ -12,6 +12,7 @@ in front of the media data on commit (`trailer_first`), which is what makes a fi
 from __future__ import annotations
 
 import base64
+import contextvars
 import io
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -99,8 +100,9 @@ class BlobWriter(BlobFile):
         self._staged += len(data)
         while len(self._uploads) >= UPLOADS_IN_FLIGHT:
             self._uploads.pop(0).result()
-        self._uploads.append(self._executor.submit(self._store.stage_block, self._container, self._name,
-                                                   block_id(number), data))
+        # in a copy of this context, so the upload's bytes are counted for the activity that writes
+        self._uploads.append(self._executor.submit(contextvars.copy_context().run, self._store.stage_block,
+                                                   self._container, self._name, block_id(number), data))
 
     def finish(self, content_type: str, metadata: dict[str, str] | None = None,
                reorder: Callable[[bytes, bytes], bytes] | None = None) -> int:

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # Azure the instance's disk is the cap).
     scratch_limit_mb: float | None = Field(default=None, gt=0)
 
+    # Telemetry (restyle/telemetry.py): where spans, metrics and logs go. "azure_monitor" reads
+    # APPLICATIONINSIGHTS_CONNECTION_STRING; "console" prints them; "none" exports nothing.
+    telemetry_exporter: Literal["none", "console", "azure_monitor"] = "none"
+
     def orchestration_policy(self) -> dict:
         """What the orchestrator needs from settings, passed in its input (orchestrators do no I/O)."""
         keys = ("scoring_max_attempts", "scoring_deadline_seconds", "poll_initial_seconds", "poll_max_seconds",

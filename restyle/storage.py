@@ -18,6 +18,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings
 
 from .settings import Settings, get_settings
+from .telemetry import record_bytes
 
 BLOCK_SIZE = 4 * 1024 * 1024
 TRANSFER_CONCURRENCY = 2
@@ -49,6 +50,7 @@ class Traffic:
         with self._lock:
             self.bytes_down += down
             self.bytes_up += up
+        record_bytes(down, up)
 
     def reset(self) -> None:
         with self._lock:

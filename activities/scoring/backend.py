@@ -56,3 +56,10 @@ class ScoringBackend(Protocol):
 def segments_done(store: BlobStore, job_id: str) -> int:
     names = store.list_names(store.settings.work_container, WorkLayout(job_id).styled_prefix)
     return sum(1 for name in names if name.endswith(".json"))
+
+
+def scoring_results(store: BlobStore, job_id: str) -> list[dict]:
+    """The scoring job's result JSON of every finished segment (frames, seconds, fps, device)."""
+    layout = WorkLayout(job_id)
+    return [store.read_json(store.settings.work_container, name)
+            for name in store.list_names(store.settings.work_container, layout.styled_prefix) if name.endswith(".json")]

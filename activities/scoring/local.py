@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from restyle.storage import BlobStore
+from restyle.telemetry import record_queue_wait
 from scoring_job.files import write_text_atomic
 
 from .backend import JobState, JobStatus, segments_done
@@ -119,6 +120,7 @@ class LocalBackend:
                               for state, pid in pids.items() if pid is None), key=lambda queued: queued["submitted"])
             for queued in waiting[:max(self.store.settings.local_max_jobs - running, 0)]:
                 self._launch(queued["state"], queued["job_id"])
+                record_queue_wait(time.time() - queued["submitted"], queued["job_id"], "local")
 
     def _launch(self, state: Path, job_id: str) -> None:
         with (state / "job.log").open("ab") as output:

@@ -50,4 +50,6 @@ output settings object = {
   RESTYLE_AML_ENVIRONMENT: amlEnvironment
   RESTYLE_AML_INSTANCE_COUNT: string(amlInstanceCount)
   RESTYLE_AML_PROCESSES_PER_INSTANCE: string(amlProcessesPerInstance)
+  // Spans, metrics and logs (restyle/telemetry.py) to APPLICATIONINSIGHTS_CONNECTION_STRING, as the identity.
+  RESTYLE_TELEMETRY_EXPORTER: 'azure_monitor'
 }

@@ -1,0 +1,253 @@
+"""Telemetry with OpenTelemetry: one trace per job, a span per activity, metrics, job ids on log lines.
+
+`configure_telemetry(settings)` (called once by function_app.py) picks the exporter from
+`settings.telemetry_exporter`: "none" (the local default: spans and metrics go nowhere, log records
+still carry the job id), "console" (spans, metrics and logs printed as JSON on stdout) or
+"azure_monitor" (Application Insights, from APPLICATIONINSIGHTS_CONNECTION_STRING with an Entra ID
+token). The code that emits is the same for all three.
+
+One trace per job without passing context through the orchestrator: the trace id is a hash of the
+job (orchestration instance) id, and every activity span is started under a remote parent built
+from it, so an activity on any instance, at any time, redelivered or not, lands in its job's trace.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+SCOPE = "restyle"
+# Payload fields copied onto an activity's span when present (small scalars, never media).
+SPAN_FIELDS = ("attempt", "succeeded", "first", "last", "segments_total", "backend")
+
+_job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("restyle_job_id", default=None)
+_activity: contextvars.ContextVar[str | None] = contextvars.ContextVar("restyle_activity", default=None)
+_lock = threading.Lock()
+_configured = False
+
+
+def current_job_id() -> str | None:
+    return _job_id.get()
+
+
+# --- log records -------------------------------------------------------------------------------
+
+def install_log_fields() -> None:
+    """Every log record made inside a job context gets `job_id` (and `activity`) attributes: the
+    OpenTelemetry log handler exports them as fields (customDimensions in Application Insights)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "restyle_job_fields", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        job_id = _job_id.get()
+        if job_id is not None:
+            record.job_id = job_id
+            activity = _activity.get()
+            if activity is not None:
+                record.activity = activity
+        return record
+
+    factory.restyle_job_fields = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+# --- instruments -------------------------------------------------------------------------------
+
+class _Instruments:
+    def __init__(self, tracer_provider=None, meter_provider=None) -> None:
+        self.tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
+        meter = (meter_provider or metrics.get_meter_provider()).get_meter(SCOPE)
+        self.duration = meter.create_histogram("restyle.activity.duration", unit="s",
+                                               description="activity run time, by activity and outcome")
+        self.failures = meter.create_counter("restyle.failures", unit="{failure}",
+                                             description="failed activities and rejected uploads, by reason")
+        self.bytes = meter.create_counter("restyle.storage.bytes", unit="By",
+                                          description="blob bytes moved, by direction and activity")
+        self.segments_done = meter.create_gauge("restyle.scoring.segments_done", unit="{segment}",
+                                                description="styled segments of a job, as last polled")
+        self.segment_fps = meter.create_histogram("restyle.scoring.frames_per_second", unit="{frame}/s",
+                                                  description="stylize throughput of each finished segment")
+        self.gpu_seconds = meter.create_counter("restyle.scoring.gpu_seconds", unit="s",
+                                                description="rank (GPU) seconds spent stylizing a job's segments")
+        self.queue_wait = meter.create_histogram("restyle.scoring.queue_wait", unit="s",
+                                                 description="time a scoring attempt waited for a local slot")
+
+
+_instruments = _Instruments()
+
+
+def use_providers(tracer_provider=None, meter_provider=None) -> None:
+    """Emit to these providers instead of the global ones (tests: in-memory exporter and reader)."""
+    global _instruments
+    _instruments = _Instruments(tracer_provider, meter_provider)
+
+
+def configure_telemetry(settings) -> None:
+    """Install the exporter `settings.telemetry_exporter` names; once per process (later calls do nothing)."""
+    global _configured
+    with _lock:
+        if _configured:
+            return
+        _configured = True
+    install_log_fields()
+    exporter = settings.telemetry_exporter
+    if exporter == "none":
+        return
+    from opentelemetry.sdk.resources import Resource
+
+    resource = Resource.create({"service.name": SCOPE})
+    if exporter == "azure_monitor":
+        from azure.identity import DefaultAzureCredential
+        from azure.monitor.opentelemetry import configure_azure_monitor
+
+        # The connection string comes from APPLICATIONINSIGHTS_CONNECTION_STRING; the component has
+        # local auth off, so the exporter authenticates as the app's identity (AZURE_CLIENT_ID).
+        configure_azure_monitor(credential=DefaultAzureCredential(), resource=resource)
+    elif exporter == "console":
+        _configure_console(resource)
+    else:
+        raise ValueError(f"unknown telemetry exporter {exporter!r}")
+    use_providers()  # re-read the (now real) global providers
+
+
+def _configure_console(resource) -> None:
+    from opentelemetry._logs import set_logger_provider
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[
+        PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=30_000)]))
+    logger_provider = LoggerProvider(resource=resource)
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(ConsoleLogExporter()))
+    set_logger_provider(logger_provider)
+    logging.getLogger().addHandler(LoggingHandler(level=logging.INFO, logger_provider=logger_provider))
+
+
+# --- one trace per job -------------------------------------------------------------------------
+
+def job_trace_id(job_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:16], "big") or 1
+
+
+def job_context(job_id: str) -> otel_context.Context:
+    """A context whose (remote, never exported) parent span puts children in the job's trace."""
+    digest = hashlib.sha256(job_id.encode()).digest()
+    parent = SpanContext(job_trace_id(job_id), int.from_bytes(digest[16:24], "big") or 1, is_remote=True,
+                         trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    return trace.set_span_in_context(NonRecordingSpan(parent))
+
+
+def failure_reason(error: BaseException) -> str:
+    """A bounded label for a failure: the exception's class, never its message."""
+    return type(error).__name__
+
+
+class Run:
+    """One activity run, as its scope reports it: `outcome` may be changed inside (e.g. "rejected")."""
+
+    def __init__(self, span: trace.Span) -> None:
+        self.span = span
+        self.outcome = "succeeded"
+
+
+@contextmanager
+def activity_scope(name: str, payload: Any) -> Iterator[Run]:
+    """The span, job id on log records, duration and failure metrics of one activity run."""
+    install_log_fields()
+    fields = payload if isinstance(payload, dict) else {}
+    job_id = fields.get("job_id")
+    attributes = {"activity": name, **({"job_id": job_id} if job_id else {}),
+                  **{key: fields[key] for key in SPAN_FIELDS if isinstance(fields.get(key), (bool, int, str))}}
+    tokens = (_job_id.set(job_id), _activity.set(name))
+    started = time.perf_counter()
+    outcome = "failed"  # until the body returns
+    try:
+        with _instruments.tracer.start_as_current_span(
+                name, context=job_context(job_id) if job_id else None, kind=SpanKind.CONSUMER,
+                attributes=attributes, set_status_on_exception=False) as span:
+            run = Run(span)
+            try:
+                yield run
+            except Exception as error:
+                reason = failure_reason(error)
+                span.set_status(Status(StatusCode.ERROR, f"{reason}: {error}"))
+                span.set_attributes({"outcome": outcome, "failure_reason": reason})
+                _instruments.failures.add(1, {"activity": name, "reason": reason})
+                raise
+            outcome = run.outcome
+            span.set_attribute("outcome", outcome)
+    finally:
+        _instruments.duration.record(time.perf_counter() - started, {"activity": name, "outcome": outcome})
+        _activity.reset(tokens[1])
+        _job_id.reset(tokens[0])
+
+
+def job_activity(on_result: Callable[[Any, Any], None] | None = None):
+    """Decorator for an activity adapter: `activity_scope` around it (named after the function), and
+    `on_result(payload, result)` inside the scope for activity-specific metrics."""
+
+    def wrap(function):
+        @functools.wraps(function)
+        def run(*args, **kwargs):  # the worker passes the input by its binding name (payload=, handle=)
+            payload = args[0] if args else next(iter(kwargs.values()), None)
+            with activity_scope(function.__name__, payload) as scope:
+                result = function(*args, **kwargs)
+                if isinstance(result, dict) and result.get("accepted") is False:  # a rejected upload
+                    scope.outcome = "rejected"
+                    scope.span.set_attribute("failure_reason", "rejected")
+                    _instruments.failures.add(1, {"activity": function.__name__, "reason": "rejected"})
+                if on_result is not None:
+                    on_result(payload, result)
+                return result
+
+        return run
+
+    return wrap
+
+
+# --- activity-specific metrics -----------------------------------------------------------------
+
+def record_bytes(down: int = 0, up: int = 0) -> None:
+    """Called by the blob store for every transfer; attributed to the activity running it."""
+    attributes = {"activity": _activity.get() or "other"}
+    if down:
+        _instruments.bytes.add(down, {**attributes, "direction": "down"})
+    if up:
+        _instruments.bytes.add(up, {**attributes, "direction": "up"})
+
+
+def record_scoring_status(job_id: str, status: dict) -> None:
+    _instruments.segments_done.set(status["segments_done"], {"job_id": job_id})
+
+
+def record_scoring_results(job_id: str, results: list[dict]) -> None:
+    """Per finished segment (the scoring job's result JSONs): frames/s and the rank seconds it took."""
+    for result in results:
+        if result.get("fps"):
+            _instruments.segment_fps.record(result["fps"], {"job_id": job_id})
+        if result.get("seconds"):
+            _instruments.gpu_seconds.add(result["seconds"], {"job_id": job_id, "device": result.get("device", "")})
+
+
+def record_queue_wait(seconds: float, job_id: str, backend: str) -> None:
+    _instruments.queue_wait.record(max(seconds, 0.0), {"job_id": job_id, "backend": backend})

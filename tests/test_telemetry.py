@@ -1,0 +1,140 @@
+"""What the activity adapters emit (restyle/telemetry.py), read back from OpenTelemetry's in-memory
+exporter and metric reader: the spans of a job share its trace, failures are counted by reason,
+log records carry the job id, and duration, bytes and scoring metrics exist. Real Azurite."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from activities import blueprint
+from activities.scoring.backend import JobState, JobStatus
+from activities.work_layout import WorkLayout
+from restyle import telemetry
+
+
+@pytest.fixture
+def emitted():
+    """(span exporter, metric reader) the telemetry module emits to during the test."""
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    telemetry.use_providers(tracer_provider, MeterProvider(metric_readers=[reader]))
+    yield spans, reader
+    telemetry.use_providers()
+
+
+@pytest.fixture
+def app_store(store, monkeypatch):
+    monkeypatch.setattr(blueprint, "app_store", lambda: store)
+    return store
+
+
+def points(reader: InMemoryMetricReader, name: str) -> list:
+    data = reader.get_metrics_data()
+    return [point for resource in (data.resource_metrics if data else []) for scope in resource.scope_metrics
+            for metric in scope.metrics if metric.name == name for point in metric.data.data_points]
+
+
+def test_spans_of_a_job_share_its_trace_and_failures_count_by_reason(emitted, app_store, make_clip) -> None:
+    spans, reader = emitted
+    store = app_store
+    store.upload_file(store.settings.input_container, "clip.mp4", make_clip(frames=12))
+    store.write_json(store.settings.work_container, WorkLayout("job-b").inside("note.json"), {"x": 1})
+
+    blueprint.probe({"blob": "clip.mp4", "job_id": "job-a"})
+    with pytest.raises(Exception) as failure:  # no plan was written: the manifest cannot be made
+        blueprint.write_manifest({"job_id": "job-a", "video": {"frame_count": 12, "fps": 24}, "style": "19",
+                                  "options": {}, "split_frames": 12})
+    blueprint.cleanup({"job_id": "job-a", "succeeded": False})
+    assert blueprint.cleanup({"job_id": "job-b", "succeeded": True}) == {"removed": 1, "kept": False}
+
+    finished = spans.get_finished_spans()
+    assert [span.name for span in finished] == ["probe", "write_manifest", "cleanup", "cleanup"]
+    job_a, job_b = finished[:3], finished[3:]
+    assert {span.context.trace_id for span in job_a} == {telemetry.job_trace_id("job-a")}
+    assert job_b[0].context.trace_id == telemetry.job_trace_id("job-b") != telemetry.job_trace_id("job-a")
+    assert [span.attributes["job_id"] for span in finished] == ["job-a"] * 3 + ["job-b"]
+    assert job_a[2].attributes["succeeded"] is False and job_b[0].attributes["succeeded"] is True
+    assert [span.status.status_code for span in finished] == [StatusCode.UNSET, StatusCode.ERROR,
+                                                               StatusCode.UNSET, StatusCode.UNSET]
+    reason = type(failure.value).__name__
+    assert job_a[1].attributes["failure_reason"] == reason
+    assert job_a[0].attributes["outcome"] == "succeeded"
+
+    failures = {(dict(p.attributes)["activity"], dict(p.attributes)["reason"]): p.value
+                for p in points(reader, "restyle.failures")}
+    assert failures == {("write_manifest", reason): 1}
+    durations = {(dict(p.attributes)["activity"], dict(p.attributes)["outcome"]): p.count
+                 for p in points(reader, "restyle.activity.duration")}
+    assert durations == {("probe", "succeeded"): 1, ("write_manifest", "failed"): 1, ("cleanup", "succeeded"): 2}
+    moved = {(dict(p.attributes)["activity"], dict(p.attributes)["direction"]): p.value
+             for p in points(reader, "restyle.storage.bytes")}
+    assert moved[("probe", "down")] > 0  # probe read the upload's index
+    assert moved[("other", "up")] > 0  # the test's own upload, outside any activity
+
+
+def test_a_rejected_upload_counts_as_a_failure(emitted, app_store, tmp_path) -> None:
+    spans, reader = emitted
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    app_store.upload_file(app_store.settings.input_container, "junk.mp4", junk)
+    assert blueprint.probe({"blob": "junk.mp4", "job_id": "job-r"})["accepted"] is False
+    assert spans.get_finished_spans()[0].attributes["outcome"] == "rejected"
+    assert [(dict(p.attributes)["reason"], p.value) for p in points(reader, "restyle.failures")] == [("rejected", 1)]
+
+
+def test_log_records_inside_an_activity_carry_its_job_id(emitted, caplog) -> None:
+    @telemetry.job_activity()
+    def noisy(handle: dict) -> dict:
+        logging.getLogger("restyle.test").info("working")
+        return {}
+
+    caplog.set_level(logging.INFO, logger="restyle.test")
+    noisy(handle={"job_id": "job-log"})  # called by binding name, as the worker does
+    logging.getLogger("restyle.test").info("outside")
+    inside, outside = caplog.records
+    assert (inside.job_id, inside.activity) == ("job-log", "noisy")
+    assert not hasattr(outside, "job_id")
+
+
+def test_scoring_status_records_progress_and_throughput(emitted, app_store, monkeypatch) -> None:
+    spans, reader = emitted
+    layout = WorkLayout("job-s")
+    for index, (frames, seconds) in enumerate([(48, 2.0), (24, 4.0)]):
+        app_store.write_json(app_store.settings.work_container, f"{layout.styled_prefix}seg{index}.json",
+                             {"segment": index, "frames": frames, "seconds": seconds, "fps": frames / seconds,
+                              "device": "cuda:0"})
+
+    class Finished:
+        def status(self, handle: dict) -> JobStatus:
+            return JobStatus(JobState.COMPLETED, 2, 2, "done")
+
+    monkeypatch.setattr(blueprint, "backend_for", lambda store: Finished())
+    blueprint.scoring_status(handle={"backend": "local", "job_id": "job-s", "attempt": 2, "segments_total": 2})
+
+    assert spans.get_finished_spans()[0].attributes["attempt"] == 2
+    assert [(dict(p.attributes), p.value) for p in points(reader, "restyle.scoring.segments_done")] == [
+        ({"job_id": "job-s"}, 2)]
+    fps = points(reader, "restyle.scoring.frames_per_second")
+    assert [(p.count, p.sum) for p in fps] == [(2, 24 + 6)]
+    assert [p.value for p in points(reader, "restyle.scoring.gpu_seconds")] == [6.0]
+
+
+def test_queue_wait_of_a_local_job(emitted, settings) -> None:
+    from activities.scoring.local import LocalBackend
+    from restyle.storage import BlobStore
+
+    _, reader = emitted
+    backend = LocalBackend(BlobStore.from_settings(settings))
+    backend._launch = lambda state, job_id: None  # the wait is measured, not the run
+    backend.submit("job-q", 1, 1)
+    assert [dict(p.attributes) for p in points(reader, "restyle.scoring.queue_wait")] == [
+        {"job_id": "job-q", "backend": "local"}]
