@@ -23,6 +23,21 @@ from .manifest import Manifest, ManifestError, Segment
 
 log = logging.getLogger("scoring_job")
 
+
+class _JobFields(logging.Filter):
+    """Puts the job id and rank on every log line of this process (set once the manifest is read),
+    so a rank's log can be matched to the app's telemetry of the same job."""
+
+    job_id = "-"
+    rank = "-"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.job_id, record.rank = self.job_id, self.rank
+        return True
+
+
+_FIELDS = _JobFields()
+
 _RANK_VARIABLES = (
     ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"),  # Azure ML MPI
     ("RANK", "WORLD_SIZE", "LOCAL_RANK"),  # torchrun
@@ -84,6 +99,7 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
     from .video_io import EncodeOptions
 
     manifest = Manifest.load(input_dir)
+    _FIELDS.job_id, _FIELDS.rank = manifest.job_id, str(rank.rank)
     mine = shard(manifest.segments, rank.world_size)[rank.rank]
     todo = [segment for segment in mine if not is_complete(output_dir, segment)]
     log.info("rank %d/%d: %d segments assigned, %d already done, %d to do",
@@ -131,7 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=2, help="extra attempts per failing segment")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s job_id=%(job_id)s rank=%(rank)s %(name)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_FIELDS)
     try:
         rank = rank_from_env()
         failed = run(args.input, args.output, rank, retries=args.retries, device=args.device)

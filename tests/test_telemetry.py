@@ -138,3 +138,23 @@ def test_queue_wait_of_a_local_job(emitted, settings) -> None:
     backend.submit("job-q", 1, 1)
     assert [dict(p.attributes) for p in points(reader, "restyle.scoring.queue_wait")] == [
         {"job_id": "job-q", "backend": "local"}]
+
+
+def test_every_log_line_of_a_scoring_rank_names_its_job(tmp_path) -> None:
+    """scoring_job cannot import restyle: its ranks put job_id and rank on each line themselves."""
+    import json
+    import subprocess
+    import sys
+
+    from scoring_job.manifest import Manifest, Segment
+
+    input_dir, output_dir = tmp_path / "in", tmp_path / "out"
+    segment = Segment(index=0, path="segments/000.mp4", frames=5)
+    Manifest(job_id="job-rank", fps="24/1", style="19", segments=[segment]).save(input_dir)
+    output_dir.mkdir()  # the one segment is done already: the rank logs and exits without a model
+    (output_dir / f"{segment.name}.mp4").write_bytes(b"styled")
+    (output_dir / f"{segment.name}.json").write_text(json.dumps({"frames": 5}))
+    run = subprocess.run([sys.executable, "-m", "scoring_job.score", "--input", str(input_dir),
+                          "--output", str(output_dir)], capture_output=True, text=True, check=True)
+    lines = run.stderr.splitlines()
+    assert lines and all(" job_id=job-rank rank=0 " in line for line in lines), lines
