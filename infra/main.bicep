@@ -96,6 +96,18 @@ module monitoring 'app/monitoring.bicep' = {
 }
 
 // What users upload and get back.
+// A workbook over the app's spans and metrics (restyle/telemetry.py): jobs by status, failure
+// reasons, throughput, GPU minutes per video.
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    location: location
+    tags: tags
+  }
+}
+
 module dataStorage 'app/storage.bicep' = {
   name: 'data-storage'
   scope: rg

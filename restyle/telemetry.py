@@ -29,7 +29,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 
 SCOPE = "restyle"
 # Payload fields copied onto an activity's span when present (small scalars, never media).
-SPAN_FIELDS = ("attempt", "succeeded", "first", "last", "segments_total", "backend")
+SPAN_FIELDS = ("blob", "attempt", "succeeded", "first", "last", "segments_total", "backend")
 
 _job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("restyle_job_id", default=None)
 _activity: contextvars.ContextVar[str | None] = contextvars.ContextVar("restyle_activity", default=None)

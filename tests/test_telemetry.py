@@ -67,7 +67,7 @@ def test_spans_of_a_job_share_its_trace_and_failures_count_by_reason(emitted, ap
                                                                StatusCode.UNSET, StatusCode.UNSET]
     reason = type(failure.value).__name__
     assert job_a[1].attributes["failure_reason"] == reason
-    assert job_a[0].attributes["outcome"] == "succeeded"
+    assert (job_a[0].attributes["outcome"], job_a[0].attributes["blob"]) == ("succeeded", "clip.mp4")
 
     failures = {(dict(p.attributes)["activity"], dict(p.attributes)["reason"]): p.value
                 for p in points(reader, "restyle.failures")}
@@ -158,3 +158,19 @@ def test_every_log_line_of_a_scoring_rank_names_its_job(tmp_path) -> None:
                           "--output", str(output_dir)], capture_output=True, text=True, check=True)
     lines = run.stderr.splitlines()
     assert lines and all(" job_id=job-rank rank=0 " in line for line in lines), lines
+
+
+def test_the_workbook_reads_metrics_and_span_fields_the_app_emits() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    workbook = (root / "infra" / "app" / "workbook.bicep").read_text(encoding="utf-8")
+    code = (root / "restyle" / "telemetry.py").read_text(encoding="utf-8")
+    metrics_read = set(re.findall(r'name == "(restyle\.[\w.]+)"', workbook))
+    assert metrics_read == {"restyle.scoring.frames_per_second", "restyle.activity.duration",
+                            "restyle.scoring.gpu_seconds", "restyle.storage.bytes"}
+    assert all(f'"{name}"' in code for name in metrics_read)
+    fields_read = set(re.findall(r"customDimensions\.(\w+)", workbook))
+    assert fields_read <= {"job_id", "activity", "outcome", "failure_reason", "succeeded", "blob", "direction"}
+    assert {"blob", "succeeded"} <= set(telemetry.SPAN_FIELDS)
