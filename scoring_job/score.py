@@ -24,16 +24,21 @@ from .manifest import Manifest, ManifestError, Segment
 log = logging.getLogger("scoring_job")
 
 
-class _JobFields(logging.Filter):
+class _JobFields(logging.Formatter):
     """Puts the job id and rank on every log line of this process (set once the manifest is read),
-    so a rank's log can be matched to the app's telemetry of the same job."""
+    so a rank's log can be matched to the app's telemetry of the same job. A formatter, not a filter:
+    records are shared by every handler, so they are formatted from a copy and never changed."""
 
     job_id = "-"
     rank = "-"
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.job_id, record.rank = self.job_id, self.rank
-        return True
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s job_id=%(job_id)s rank=%(rank)s %(name)s %(levelname)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        copy = logging.makeLogRecord(record.__dict__)
+        copy.job_id, copy.rank = getattr(record, "job_id", self.job_id), self.rank
+        return super().format(copy)
 
 
 _FIELDS = _JobFields()
@@ -147,10 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=2, help="extra attempts per failing segment")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s job_id=%(job_id)s rank=%(rank)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(_FIELDS)
+        handler.setFormatter(_FIELDS)
     try:
         rank = rank_from_env()
         failed = run(args.input, args.output, rank, retries=args.retries, device=args.device)
