@@ -27,6 +27,3 @@ def video_encoder(output: av.container.OutputContainer, source: av.video.stream.
     stream.options = {"crf": str(REENCODE_CRF), "preset": REENCODE_PRESET}
     return stream
 
-
-def seconds(value: int | None, time_base: Fraction) -> float | None:
-    return None if value is None else float(value * time_base)

@@ -13,18 +13,12 @@ import numpy as np
 
 from restyle.blob_reader import BlobReader
 from restyle.storage import BlobStore
+from scoring_job.preview import evenly_spaced
 
 from .segment_plan import PlannedSegment, SegmentPlan
 from .work_layout import WorkLayout
 
 TILE_WIDTH = 320
-TILES = 3
-
-
-def evenly_spaced(frame_count: int, tiles: int = TILES) -> list[int]:
-    """Frame numbers at the centres of `tiles` equal parts of the video (distinct, ascending)."""
-    tiles = max(1, min(tiles, frame_count))
-    return [(frame_count * (2 * k + 1)) // (2 * tiles) for k in range(tiles)]
 
 
 def nth_frame(frames, n: int) -> av.VideoFrame:

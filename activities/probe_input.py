@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import asdict, replace
 
 import av
@@ -32,13 +31,6 @@ def limit_problem(info: VideoInfo, settings: Settings) -> str | None:
     if info.width * info.height > settings.max_pixels:
         return f"frames of {info.width}x{info.height} exceed the limit of {settings.max_pixels} pixels"
     return None
-
-
-def split_ranges(segment_count: int, parallelism: int) -> list[list[int]]:
-    """Contiguous [first, last) segment ranges, one per split activity, as even as possible."""
-    ranges = min(segment_count, parallelism)
-    edges = [round(k * segment_count / ranges) for k in range(ranges + 1)]
-    return [[a, b] for a, b in itertools.pairwise(edges)]
 
 
 def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None = None,

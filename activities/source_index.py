@@ -41,7 +41,6 @@ class SourceIndex:
     video: list[Packet]
     video_time_base: Fraction
     others: dict[int, StreamPackets]
-    index_only: bool  # True when only the container's index was read
     output: OutputPlan  # decided from the same open: what the output keeps of each stream
 
 
@@ -94,7 +93,7 @@ def _demux(store: BlobStore, container: str, name: str, etag: str,
         if zeros is not None:
             video = _index_checked(video, video_stream, others, source)
         packets = [Packet(pts, dts, key) for pts, dts, key, _, _ in video]
-        return SourceIndex(packets, video_stream.time_base, others, zeros is not None, plan_output(source))
+        return SourceIndex(packets, video_stream.time_base, others, plan_output(source))
 
 
 def _index_checked(video, stream, others, source) -> list[tuple[int, int, bool, int, int]]:
