@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt scoring_job/requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt scoring_job/requirements.txt forecast_job/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt

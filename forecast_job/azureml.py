@@ -1,0 +1,128 @@
+"""The Azure ML path: the many-models run as a pipeline job of two steps over the work datastore.
+
+1. `train`: a parallel job (run_function task, entry `forecast_job/prs_entry.py`) over the MLTable in
+   <work>/partitions with `partition_keys=["partition"]`: one mini-batch per partition, spread over
+   `instance_count` nodes x `max_concurrency_per_instance` processes. Results go to <work>/trained.
+   - `error_threshold=-1`: with a partitioned table input, Azure ML counts every row of a mini-batch
+     that run() does not return an item for as a failed item, and run() returns one id per
+     partition, not one per row; failures are counted per mini-batch instead:
+   - `mini_batch_error_threshold`: how many partitions may fail before the job fails;
+   - `retry_settings`: a failed mini-batch (run() raised) is retried `max_retries` times; only failed
+     partitions are retried, and a resubmitted job skips partitions with a trained result.
+2. `publish`: a command job (`python -m forecast_job.publish`) that registers into the workspace's
+   MLflow registry (MLFLOW_TRACKING_URI is the workspace's inside a job), runs the gate and writes
+   forecasts/metrics/gate report to <work>/results; artifacts go to <datastore>/models/, shared by
+   every run, so a champion from an earlier run stays readable.
+
+Parallel jobs run only as pipeline steps (Azure ML docs, "Use parallel jobs in pipelines"), hence
+the pipeline. azure-ai-ml is imported when a spec is built, so the rest of the package never needs it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .manifest import PARTITION_KEY, PARTITIONS_FOLDER
+
+PACKAGE = Path(__file__).resolve().parent
+ENTRY_SCRIPT = "forecast_job/prs_entry.py"
+TRAINED_FOLDER = "trained"
+RESULTS_FOLDER = "results"
+MODELS_FOLDER = "models"  # registered artifacts: models/<dataset>/<partition id>/<run id>/*.pkl
+
+
+@dataclass(frozen=True)
+class AzureMLOptions:
+    compute: str = "cpu-cluster"
+    environment: str = "restyle-forecast@latest"
+    datastore: str = "work"  # datastore over the data account's work container
+    experiment: str = "restyle-many-models"
+    instance_count: int = 1
+    max_concurrency_per_instance: int = 4  # processes per node (one per core)
+    mini_batch_error_threshold: int = 10  # failed partitions tolerated before the job fails
+    max_retries: int = 2  # retries of a failed partition (mini-batch)
+    mini_batch_timeout_seconds: int = 600  # one partition's run() call
+    gate_metric: str = "mase"
+    gate_threshold: float = 1.0
+
+
+def code_snapshot(root: Path) -> Path:
+    """A folder holding only the forecast_job package: Azure ML uploads it as the steps' code."""
+    target = Path(root) / "forecast_job"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial"))
+    return Path(root)
+
+
+def azureml_job_name(run_id: str, attempt: int) -> str:
+    return f"restyle-mm-{run_id}-a{attempt}".lower()
+
+
+def build_pipeline_job(options: AzureMLOptions, run_id: str, attempt: int, code_root: Path):
+    """The pipeline job to submit for one run (one attempt) whose work folder is <datastore>/<run_id>/."""
+    from azure.ai.ml import Input, Output, command, dsl
+    from azure.ai.ml.entities import ManagedIdentityConfiguration, RetrySettings
+    from azure.ai.ml.parallel import RunFunction, parallel_run_function
+
+    work = f"azureml://datastores/{options.datastore}/paths/{run_id}"
+    models = f"azureml://datastores/{options.datastore}/paths/{MODELS_FOLDER}"  # shared by every run
+    train_component = parallel_run_function(
+        name="train_partitions",
+        display_name="train one model per partition",
+        inputs={"partitions": Input(type="mltable", mode="direct"), "work": Input(type="uri_folder", mode="ro_mount")},
+        outputs={"trained": Output(type="uri_folder", mode="rw_mount")},
+        input_data="${{inputs.partitions}}",
+        partition_keys=[PARTITION_KEY],
+        instance_count=options.instance_count,
+        max_concurrency_per_instance=options.max_concurrency_per_instance,
+        error_threshold=-1,
+        mini_batch_error_threshold=options.mini_batch_error_threshold,
+        retry_settings=RetrySettings(max_retries=options.max_retries,
+                                     timeout=options.mini_batch_timeout_seconds),
+        logging_level="INFO",
+        task=RunFunction(code=str(code_root), entry_script=ENTRY_SCRIPT, environment=options.environment,
+                         program_arguments="--work ${{inputs.work}} --output ${{outputs.trained}}"),
+        identity=ManagedIdentityConfiguration(),
+    )
+    publish_component = command(
+        name="publish",
+        display_name="register, gate and forecast",
+        code=str(code_root),
+        command=("python -m forecast_job.publish --work ${{inputs.work}} --output ${{inputs.trained}} "
+                 "--registry mlflow: --artifacts ${{outputs.artifacts}} "
+                 f"--artifact-uri {models} --results ${{{{outputs.results}}}} "
+                 f"--gate-metric {options.gate_metric} --gate-threshold {options.gate_threshold:g}"),
+        inputs={"work": Input(type="uri_folder", mode="ro_mount"),
+                "trained": Input(type="uri_folder", mode="ro_mount")},
+        outputs={"results": Output(type="uri_folder", mode="rw_mount"),
+                 "artifacts": Output(type="uri_folder", mode="rw_mount")},
+        environment=options.environment,
+        identity=ManagedIdentityConfiguration(),
+    )
+
+    @dsl.pipeline(name=azureml_job_name(run_id, attempt), display_name=f"many models {run_id} attempt {attempt}",
+                  experiment_name=options.experiment, description="Train, register, gate and forecast per partition",
+                  tags={"restyle_run": run_id, "attempt": str(attempt)}, default_compute=options.compute)
+    def many_models(work_folder, partitions):
+        train = train_component(partitions=partitions, work=work_folder)
+        train.outputs.trained = Output(type="uri_folder", mode="rw_mount", path=f"{work}/{TRAINED_FOLDER}/")
+        publish = publish_component(work=work_folder, trained=train.outputs.trained)
+        publish.outputs.results = Output(type="uri_folder", mode="rw_mount", path=f"{work}/{RESULTS_FOLDER}/")
+        publish.outputs.artifacts = Output(type="uri_folder", mode="rw_mount", path=f"{models}/")
+
+    job = many_models(work_folder=Input(type="uri_folder", path=f"{work}/", mode="ro_mount"),
+                      partitions=Input(type="mltable", path=f"{work}/{PARTITIONS_FOLDER}/", mode="direct"))
+    job.name = azureml_job_name(run_id, attempt)  # get-or-create by name, as the scoring backend does
+    return job
+
+
+def forecast_environment():
+    """The environment registered as AzureMLOptions.environment (by the deployment hook)."""
+    from azure.ai.ml.entities import Environment
+
+    from .environment import BASE_IMAGE, NAME, conda_specification
+
+    return Environment(name=NAME, image=BASE_IMAGE, conda_file=conda_specification(),
+                       description="Restyle many models: statsforecast, pyarrow, mltable, MLflow for Azure ML")

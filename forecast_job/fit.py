@@ -1,0 +1,90 @@
+"""One partition's training: evaluate every candidate on held-out windows, pick the best, refit it
+on all the data. A pure function of the series and the options (no I/O), so the Azure ML entry,
+the local process pool, tests and the benchmark all call the same code.
+
+Evaluation: `windows` origins (1 = a plain holdout), each holding out the last `horizon` points
+that follow it; a candidate's metrics are averaged over the windows. The seasonal naive forecast
+of each window is the baseline every candidate's `relative_mae` is measured against. A candidate
+that raises is left out (its error recorded); the baseline cannot fail, so every partition ends
+with a model.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .metrics import mean_metrics, window_metrics
+from .models import BASELINE, COMBINATION, COMBINED, MODEL_SETS, Combination, make_model
+
+
+@dataclass(frozen=True)
+class Trained:
+    model_type: str  # the chosen candidate's name
+    model: object  # fitted on all of the series; .predict(h) -> {"mean": array}
+    baseline: object  # seasonal naive fitted on all of the series (served, flagged, when nothing passes)
+    metrics: dict[str, float]  # the chosen candidate's evaluation metrics
+    baseline_metrics: dict[str, float]
+    candidates: dict[str, dict[str, float]]  # every candidate's evaluation metrics
+    errors: dict[str, str] = field(default_factory=dict)  # candidates that failed, and why
+
+
+def _origins(n: int, horizon: int, windows: int) -> list[int]:
+    """Training lengths of the evaluation windows, oldest first; the last holds out the final `horizon`."""
+    return [n - horizon * (windows - w) for w in range(windows)]
+
+
+def _forecast(name: str, y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mean = np.asarray(make_model(name, season_length).forecast(y=y, h=horizon)["mean"], dtype="float64")
+    if mean.shape != (horizon,) or not np.all(np.isfinite(mean)):
+        raise ValueError("forecast has missing or infinite values")
+    return mean
+
+
+def _fit(name: str, y: np.ndarray, season_length: int, members: tuple[str, ...]):
+    if name == COMBINATION:
+        return Combination({member: _fit(member, y, season_length, members) for member in members})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make_model(name, season_length).fit(y=y)
+
+
+def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: str = "default",
+                 windows: int = 1, selection_metric: str = "mase") -> Trained:
+    names = MODEL_SETS[model_set]
+    singles = [name for name in names if name != COMBINATION]
+    origins = _origins(len(y), horizon, windows)
+    if origins[0] < 2:
+        raise ValueError(f"series of {len(y)} points is too short for {windows} windows of {horizon}")
+    forecasts: dict[str, list[np.ndarray]] = {}
+    errors: dict[str, str] = {}
+    for name in singles:
+        try:
+            forecasts[name] = [_forecast(name, y[:origin], horizon, season_length) for origin in origins]
+        except Exception as error:
+            if name == BASELINE:
+                raise
+            errors[name] = f"{type(error).__name__}: {error}"
+    members = tuple(name for name in COMBINED if name in forecasts)
+    if COMBINATION in names and len(members) >= 2:
+        forecasts[COMBINATION] = [np.mean([forecasts[m][w] for m in members], axis=0) for w in range(windows)]
+    candidates = {}
+    for name, per_window in forecasts.items():
+        candidates[name] = mean_metrics([
+            window_metrics(y[origin:origin + horizon], per_window[w], y[:origin], season_length,
+                           forecasts[BASELINE][w])
+            for w, origin in enumerate(origins)])
+    # Lowest selection metric wins; ties keep the set's order (the baseline is first: simplest wins).
+    chosen = min(candidates, key=lambda name: (_finite(candidates[name][selection_metric]), names.index(name)))
+    baseline = _fit(BASELINE, y, season_length, members)
+    model = baseline if chosen == BASELINE else _fit(chosen, y, season_length, members)
+    return Trained(chosen, model, baseline, candidates[chosen], candidates[BASELINE], candidates, errors)
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else math.inf

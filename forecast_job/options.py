@@ -1,0 +1,83 @@
+"""What a user (or the blob's metadata) may set for a many-models run, with documented defaults.
+
+Two small objects: `TableOptions` says how to read the table (which columns are the partition keys,
+the timestamp and the target, and the frequency); `TrainOptions` says what to train (model set,
+horizon, season length, evaluation). Both are frozen pydantic models so the manifest carries them
+verbatim and a job on another machine reads exactly what the Function App decided. No pandas or
+statsforecast here: the Function App imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_TIMESTAMP = "timestamp"
+DEFAULT_TARGET = "target"
+MODEL_SETS = ("fast", "default", "full")
+
+
+class OptionsError(ValueError):
+    """An option given in blob metadata (or on the command line) is not valid; the message names it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TableOptions(_Strict):
+    """Column names and frequency. Defaults: `timestamp`, `target`, and every other column is a
+    partition key; the frequency is inferred from the data (a pandas offset alias such as `MS`)."""
+
+    timestamp_column: str = Field(default=DEFAULT_TIMESTAMP, min_length=1)
+    target_column: str = Field(default=DEFAULT_TARGET, min_length=1)
+    partition_columns: tuple[str, ...] | None = None  # None: every column but timestamp and target
+    freq: str | None = None  # None: the most common frequency pandas infers over the partitions
+    min_length: int | None = Field(default=None, gt=0)  # None: holdout + 2 seasons (see TrainOptions)
+
+    @field_validator("partition_columns")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and (not value or len(set(value)) != len(value) or not all(v.strip() for v in value)):
+            raise ValueError("partition columns must be distinct, non-empty names (at least one)")
+        return value
+
+
+class TrainOptions(_Strict):
+    """What to train per partition. Defaults: the `default` model set, a horizon of one season
+    (12 for monthly data; 10 where there is no season), a holdout as long as the horizon, and one
+    evaluation window (set `windows` > 1 for rolling-origin evaluation)."""
+
+    model_set: Literal["fast", "default", "full"] = "default"
+    horizon: int | None = Field(default=None, gt=0)  # None: one season, or 10 without seasonality
+    season_length: int | None = Field(default=None, gt=0)  # None: from the frequency (12 for monthly)
+    windows: int = Field(default=1, gt=0, le=10)  # evaluation origins, each `horizon` apart
+    selection_metric: Literal["mase", "smape", "wape"] = "mase"
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+# Blob metadata keys (case-insensitive, as Azure Storage returns them lower-cased) -> option fields.
+_TABLE_KEYS = {"timestamp_column": "timestamp_column", "target_column": "target_column",
+               "partition_columns": "partition_columns", "freq": "freq", "min_length": "min_length"}
+_TRAIN_KEYS = {"model_set": "model_set", "horizon": "horizon", "season_length": "season_length",
+               "windows": "windows", "selection_metric": "selection_metric"}
+
+
+def options_from_metadata(metadata: Mapping[str, str]) -> tuple[TableOptions, TrainOptions]:
+    """Options from an upload's blob metadata (all strings); unknown keys are ignored, bad values
+    raise OptionsError naming the key, so the upload can be rejected with that reason."""
+    lowered = {key.lower(): value for key, value in metadata.items()}
+    table = {field: lowered[key] for key, field in _TABLE_KEYS.items() if key in lowered}
+    if "partition_columns" in table:
+        table["partition_columns"] = _split(table["partition_columns"])
+    train = {field: lowered[key] for key, field in _TRAIN_KEYS.items() if key in lowered}
+    try:
+        return TableOptions(**table), TrainOptions(**train)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise OptionsError(f"invalid options in the upload's metadata: {problems}") from None

@@ -1,0 +1,131 @@
+"""After training: register every trained partition, run the gate, write the batch forecast, the
+metrics table and the gate report. One call, idempotent (a repeat registers nothing twice).
+
+    python -m forecast_job.publish --work DIR --output DIR --registry index:PATH.sqlite \
+        --artifacts DIR --results DIR [--gate-metric mase --gate-threshold 1]
+
+`--registry mlflow:URI` registers into an MLflow registry instead (`mlflow:` alone: the tracking
+URI in MLFLOW_TRACKING_URI, as inside an Azure ML job, where it is the workspace's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .files import write_text_atomic
+from .gate import GateRule, gate_report, run_gate
+from .manifest import Manifest, load_rejections
+from .registry import ArtifactStore, FolderArtifacts, IndexRegistry, ModelVersion, NewVersion, Registry
+from .train import read_results
+
+log = logging.getLogger("forecast_job")
+GATE_REPORT = "gate_report.json"
+
+
+@dataclass(frozen=True)
+class PublishSummary:
+    run_id: str
+    registered: int
+    failed: int
+    rejected: int
+    unserved: int
+    pass_rate: float | None
+    register_seconds: float
+    gate_seconds: float
+    forecast_seconds: float
+    forecasts: str
+    metrics: str
+    gate_report: str
+
+
+def register_results(manifest: Manifest, records: list[dict], output: Path, registry: Registry,
+                     artifacts: ArtifactStore) -> list[ModelVersion]:
+    """Copy each trained partition's artifacts to the artifact store and register them in one batch."""
+    versions = []
+    for record in records:
+        if record["status"] != "trained":
+            continue
+        pid, folder = record["partition_id"], Path(output) / record["partition_id"]
+        prefix = f"{manifest.dataset}/{pid}/{manifest.run_id}"
+        uris = {kind: artifacts.put(f"{prefix}/{name}", (folder / name).read_bytes())
+                for kind, name in record["artifacts"].items()}
+        metrics = {**record["metrics"], **{f"baseline.{k}": v for k, v in record["baseline_metrics"].items()}}
+        versions.append(NewVersion(manifest.dataset, manifest.run_id, record["keys"], record["model_type"], metrics,
+                                   uris["model"], uris["baseline"], last_timestamp=record["last_timestamp"],
+                                   freq=record["freq"], partition_id=pid))
+    return registry.register_many(versions)
+
+
+def publish(work: Path, output: Path, registry: Registry, artifacts: ArtifactStore, results: Path,
+            rule: GateRule | None = None) -> PublishSummary:
+    from .forecast import batch_forecast, metrics_table, run_folder
+
+    rule = rule or GateRule()
+    manifest = Manifest.load(work)
+    wanted = {entry.id for entry in manifest.partitions}
+    records = [r for r in read_results(output) if r["partition_id"] in wanted and r["run_id"] == manifest.run_id]
+    started = time.perf_counter()
+    challengers = register_results(manifest, records, output, registry, artifacts)
+    registered = time.perf_counter()
+    decisions = run_gate(registry, challengers, rule)
+    gated = time.perf_counter()
+    rejected = load_rejections(work)
+    failed = [{"partition_id": r["partition_id"], "keys": r["keys"], "error": r.get("error")}
+              for r in records if r["status"] == "failed"]
+    report = gate_report(decisions, rule, manifest.run_id, manifest.dataset, rejected, failed)
+    report_path = write_text_atomic(run_folder(results, "gate", manifest.run_id) / GATE_REPORT,
+                                    json.dumps(report, indent=1))
+    forecasts, unserved = batch_forecast(manifest, registry, artifacts, results)
+    by_partition = {row["partition_id"]: row for row in report["partitions"]}
+    metrics = metrics_table(manifest, records, by_partition, rejected, results)
+    done = time.perf_counter()
+    return PublishSummary(manifest.run_id, len(challengers), len(failed), len(rejected), len(unserved),
+                          report["pass_rate"], registered - started, gated - registered, done - gated,
+                          str(forecasts), str(metrics), str(report_path))
+
+
+def open_registry(spec: str) -> Registry:
+    """`index:PATH` (the SQLite index) or `mlflow:URI` (`mlflow:` alone reads MLFLOW_TRACKING_URI)."""
+    kind, _, location = spec.partition(":")
+    if kind == "index" and location:
+        return IndexRegistry(Path(location))
+    if kind == "mlflow":
+        from .mlflow_registry import MlflowRegistry
+
+        uri = location or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            raise ValueError("--registry mlflow: needs a URI or MLFLOW_TRACKING_URI")
+        return MlflowRegistry(uri)
+    raise ValueError(f"--registry {spec!r}: use index:PATH or mlflow:URI")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True, help="the training job's input folder (manifest.json)")
+    parser.add_argument("--output", type=Path, required=True, help="the training job's output folder")
+    parser.add_argument("--registry", required=True, help="index:PATH.sqlite or mlflow:URI")
+    parser.add_argument("--artifacts", type=Path, required=True, help="folder for registered model artifacts")
+    parser.add_argument("--artifact-uri", default=None,
+                        help="URI prefix the artifacts folder is known by elsewhere (a datastore path)")
+    parser.add_argument("--results", type=Path, required=True, help="folder for forecasts/, metrics/, gate/")
+    parser.add_argument("--gate-metric", default="mase", help="mase, relative_mae, smape, wape or accuracy")
+    parser.add_argument("--gate-threshold", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    artifacts = FolderArtifacts(args.artifacts, args.artifact_uri)
+    summary = publish(args.work, args.output, open_registry(args.registry), artifacts, args.results,
+                      GateRule(metric=args.gate_metric, threshold=args.gate_threshold))
+    print(json.dumps(asdict(summary), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
