@@ -10,12 +10,12 @@ from __future__ import annotations
 import azure.durable_functions as df
 
 from restyle.storage import app_store
-from restyle.telemetry import job_activity, record_scoring_results, record_scoring_status
+from restyle.telemetry import job_activity, record_attempt, record_scoring_results, record_scoring_status
 
 from .cleanup import cleanup_work
 from .probe_input import probe_input
-from .scoring.backend import JobStatus, scoring_results
-from .scoring_activities import backend_for, submit_attempt
+from .scoring.backend import JobState, JobStatus, scoring_results
+from .scoring_activities import backend_for, close_attempt, submit_attempt
 from .scoring_activities import write_manifest as write_manifest_blob
 from .split import split_unit
 from .stitch import stitch_output
@@ -24,10 +24,20 @@ bp = df.Blueprint()
 
 
 def _scoring_progress(handle: dict, status: dict) -> None:
-    """Segments done on every poll; per-segment frames/s and rank seconds once, when the job completes."""
+    """Segments done on every poll; once the attempt ends (first poll to see it only): the attempt's
+    span and, when it completed, per-segment frames/s and rank seconds."""
     record_scoring_status(handle["job_id"], status)
-    if status["state"] == "completed":
-        record_scoring_results(handle["job_id"], scoring_results(app_store(), handle["job_id"]))
+    if JobState(status["state"]).terminal:
+        _attempt_ended(handle, status)
+
+
+def _attempt_ended(handle: dict, status: dict) -> None:
+    store = app_store()
+    if not close_attempt(store, handle, status["state"]):
+        return
+    record_attempt(handle, status)
+    if status["state"] == JobState.COMPLETED:
+        record_scoring_results(handle["job_id"], scoring_results(store, handle["job_id"]))
 
 
 @bp.activity_trigger(input_name="payload")
@@ -80,6 +90,8 @@ def scoring_status(handle: dict) -> dict:
 @job_activity()
 def cancel_scoring(handle: dict) -> dict:
     backend_for(app_store()).cancel(handle)
+    _attempt_ended(handle, {"state": JobState.CANCELED.value, "segments_done": None,
+                            "segments_total": handle.get("segments_total"), "message": "canceled by the orchestrator"})
     return {"canceled": handle.get("name") or handle.get("job_id")}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import PurePosixPath
 
 from restyle.storage import BlobStore
@@ -52,7 +53,15 @@ def submit_attempt(store: BlobStore, backend: ScoringBackend, job_id: str, segme
     if store.exists(store.settings.work_container, marker):
         backend.cancel(handle)
         raise JobCanceled(f"job {job_id} was canceled while attempt {attempt} was being submitted; canceled it")
-    return handle
+    return {**handle, "submitted_at": time.time()}  # the start of the attempt's span
+
+
+def close_attempt(store: BlobStore, handle: dict, state: str) -> bool:
+    """True for the one poll (or cancel) that first sees this attempt end: a redelivered final poll
+    must not emit the attempt's span and per-segment totals a second time."""
+    layout = WorkLayout(handle["job_id"])
+    return store.create_json(store.settings.work_container, layout.attempt_closed(handle.get("attempt", 0)),
+                             {"state": state, "closed_at": time.time()})
 
 
 def backend_for(store: BlobStore) -> ScoringBackend:

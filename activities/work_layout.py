@@ -55,6 +55,10 @@ class WorkLayout:
         submit_scoring still running (or redelivered) after the DELETE sees it."""
         return f"{self.job_id}.canceled"
 
+    def attempt_closed(self, attempt: int) -> str:
+        """Created once, by the first poll that sees the attempt end: its span and totals are emitted once."""
+        return f"{self.job_id}/attempts/{attempt}.closed.json"
+
     @property
     def styled_prefix(self) -> str:
         return f"{self.job_id}/{STYLED_FOLDER}/"

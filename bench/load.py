@@ -401,7 +401,8 @@ def slow_storage(delay: float, writers: int, rounds: int, max_gets: int, timeout
         runs = [slow_storage_run(connection, Path(folder) / mode, mode == "inline", delay, writers, rounds,
                                  max_gets, timeout) for mode in ("inline", "threads")]
     return {"delay_s": delay, "slowed": list(SLOWED), "writers": writers, "rounds_per_writer": rounds,
-            "machine": {"cpus": os.cpu_count()}, "runs": runs}
+            "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+            "runs": runs}
 
 
 def print_slow_storage(result: dict) -> None:

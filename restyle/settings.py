@@ -88,8 +88,9 @@ class Settings(BaseSettings):
     scratch_limit_mb: float | None = Field(default=None, gt=0)
 
     # Telemetry (restyle/telemetry.py): where spans, metrics and logs go. "azure_monitor" reads
-    # APPLICATIONINSIGHTS_CONNECTION_STRING; "console" prints them; "none" exports nothing.
-    telemetry_exporter: Literal["none", "console", "azure_monitor"] = "none"
+    # APPLICATIONINSIGHTS_CONNECTION_STRING; "otlp" sends OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (the
+    # standard OpenTelemetry variables); "console" prints them; "none" exports nothing.
+    telemetry_exporter: Literal["none", "console", "otlp", "azure_monitor"] = "none"
 
     def orchestration_policy(self) -> dict:
         """What the orchestrator needs from settings, passed in its input (orchestrators do no I/O)."""

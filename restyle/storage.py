@@ -200,6 +200,18 @@ class BlobStore:
                                                 content_settings=ContentSettings(content_type=content_type))
         self.traffic.add(up=len(data))
 
+    def create_json(self, container: str, name: str, payload: dict) -> bool:
+        """Write a small JSON blob only if none exists (If-None-Match: *): True for the one writer that
+        created it, so work done on at-least-once delivery can happen exactly once."""
+        data = json.dumps(payload).encode()
+        try:
+            self._blob(container, name).upload_blob(
+                data, overwrite=False, content_settings=ContentSettings(content_type="application/json"))
+        except ResourceExistsError:
+            return False
+        self.traffic.add(up=len(data))
+        return True
+
     def read_bytes(self, container: str, name: str) -> bytes:
         try:
             data = self._blob(container, name).download_blob().readall()

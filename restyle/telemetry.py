@@ -3,8 +3,9 @@
 `configure_telemetry(settings)` (called once by function_app.py) picks the exporter from
 `settings.telemetry_exporter`: "none" (the local default: spans and metrics go nowhere, log records
 still carry the job id), "console" (spans, metrics and logs printed as JSON on stdout) or
-"azure_monitor" (Application Insights, from APPLICATIONINSIGHTS_CONNECTION_STRING with an Entra ID
-token). The code that emits is the same for all three.
+"otlp" (OTLP over HTTP to any collector, e.g. Jaeger, Grafana or an OpenTelemetry Collector, configured by
+the standard OTEL_EXPORTER_OTLP_* variables) or "azure_monitor" (Application Insights, from
+APPLICATIONINSIGHTS_CONNECTION_STRING with an Entra ID token). The code that emits is the same for all.
 
 One trace per job without passing context through the orchestrator: the trace id is a hash of the
 job (orchestration instance) id, and every activity span is started under a remote parent built
@@ -117,28 +118,49 @@ def configure_telemetry(settings) -> None:
         # local auth off, so the exporter authenticates as the app's identity (AZURE_CLIENT_ID).
         configure_azure_monitor(credential=DefaultAzureCredential(), resource=resource)
     elif exporter == "console":
-        _configure_console(resource)
+        _configure_exporters(resource, *_console_exporters())
+    elif exporter == "otlp":
+        _configure_exporters(resource, *_otlp_exporters())
     else:
         raise ValueError(f"unknown telemetry exporter {exporter!r}")
     use_providers()  # re-read the (now real) global providers
 
 
-def _configure_console(resource) -> None:
+def _console_exporters() -> tuple:
+    from opentelemetry.sdk._logs.export import ConsoleLogExporter
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    return ConsoleSpanExporter(), ConsoleMetricExporter(), ConsoleLogExporter()
+
+
+def _otlp_exporters() -> tuple:
+    """OTLP/HTTP (protobuf); endpoint, headers and timeouts from the standard OTEL_EXPORTER_OTLP_*
+    variables (default http://localhost:4318), so pointing at another collector needs no code."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(), OTLPMetricExporter(), OTLPLogExporter()
+
+
+def _configure_exporters(resource, span_exporter, metric_exporter, log_exporter) -> None:
+    """Global tracer, meter and logger providers over these exporters, and a root-logger handler."""
     from opentelemetry._logs import set_logger_provider
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogExporter
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[
-        PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=30_000)]))
+        PeriodicExportingMetricReader(metric_exporter, export_interval_millis=30_000)]))
     logger_provider = LoggerProvider(resource=resource)
-    logger_provider.add_log_record_processor(BatchLogRecordProcessor(ConsoleLogExporter()))
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
     set_logger_provider(logger_provider)
     logging.getLogger().addHandler(LoggingHandler(level=logging.INFO, logger_provider=logger_provider))
 
@@ -238,6 +260,24 @@ def record_bytes(down: int = 0, up: int = 0) -> None:
 
 def record_scoring_status(job_id: str, status: dict) -> None:
     _instruments.segments_done.set(status["segments_done"], {"job_id": job_id})
+
+
+def record_attempt(handle: dict, status: dict) -> None:
+    """One span per scoring attempt, from its submission to the poll (or cancel) that saw it end, in
+    the job's trace: the GPU work itself, beside the short activity spans that submit and poll it."""
+    job_id = handle["job_id"]
+    ended = time.time_ns()
+    started = int(handle["submitted_at"] * 1e9) if handle.get("submitted_at") else ended
+    state = str(status["state"])
+    attributes = {"job_id": job_id, "attempt": handle.get("attempt", 0), "backend": handle.get("backend", ""),
+                  "state": state, "segments_total": handle.get("segments_total") or 0,
+                  **({"segments_done": status["segments_done"]} if status.get("segments_done") is not None else {}),
+                  **({"aml_job": handle["name"]} if handle.get("name") else {})}
+    span = _instruments.tracer.start_span("scoring_attempt", context=job_context(job_id), kind=SpanKind.INTERNAL,
+                                          attributes=attributes, start_time=min(started, ended))
+    if state in ("failed", "preempted"):
+        span.set_status(Status(StatusCode.ERROR, status.get("message") or state))
+    span.end(end_time=ended)
 
 
 def record_scoring_results(job_id: str, results: list[dict]) -> None:

@@ -74,7 +74,8 @@ def test_submit_status_and_cancel_through_the_jobs_boundary(store):
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
     handle = backend.submit("job7", segments_total=3, attempt=1)
-    assert handle == {"backend": "azureml", "name": "restyle-job7-a1", "job_id": "job7", "segments_total": 3}
+    assert handle == {"backend": "azureml", "name": "restyle-job7-a1", "job_id": "job7", "attempt": 1,
+                      "segments_total": 3}
     assert client.jobs.jobs["restyle-job7-a1"].spec.code  # the snapshot folder went with the create
     assert backend.status(handle).state is JobState.QUEUED
     for index in range(2):  # two segments finished: their result JSONs are in work/<job>/styled/

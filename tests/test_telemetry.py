@@ -118,14 +118,107 @@ def test_scoring_status_records_progress_and_throughput(emitted, app_store, monk
             return JobStatus(JobState.COMPLETED, 2, 2, "done")
 
     monkeypatch.setattr(blueprint, "backend_for", lambda store: Finished())
-    blueprint.scoring_status(handle={"backend": "local", "job_id": "job-s", "attempt": 2, "segments_total": 2})
+    handle = {"backend": "local", "job_id": "job-s", "attempt": 2, "segments_total": 2, "submitted_at": 1.0e9}
+    blueprint.scoring_status(handle=handle)
+    blueprint.scoring_status(handle=handle)  # the final poll, redelivered after a host restart
 
-    assert spans.get_finished_spans()[0].attributes["attempt"] == 2
+    attempt, poll, _ = spans.get_finished_spans()  # the attempt span ends inside the poll that saw it end
+    assert (poll.name, poll.attributes["attempt"]) == ("scoring_status", 2)
+    assert attempt.name == "scoring_attempt" and attempt.context.trace_id == telemetry.job_trace_id("job-s")
+    assert (attempt.start_time, attempt.status.status_code) == (1_000_000_000 * 10**9, StatusCode.UNSET)
+    assert {key: attempt.attributes[key] for key in ("attempt", "backend", "state", "segments_done")} == {
+        "attempt": 2, "backend": "local", "state": "completed", "segments_done": 2}
     assert [(dict(p.attributes), p.value) for p in points(reader, "restyle.scoring.segments_done")] == [
         ({"job_id": "job-s"}, 2)]
     fps = points(reader, "restyle.scoring.frames_per_second")
-    assert [(p.count, p.sum) for p in fps] == [(2, 24 + 6)]
+    assert [(p.count, p.sum) for p in fps] == [(2, 24 + 6)]  # once, not once per delivery
     assert [p.value for p in points(reader, "restyle.scoring.gpu_seconds")] == [6.0]
+
+
+def test_each_attempt_gets_one_span_failed_or_canceled(emitted, app_store, monkeypatch) -> None:
+    spans, _ = emitted
+    canceled = []
+
+    class Failing:
+        def status(self, handle: dict) -> JobStatus:
+            return JobStatus(JobState.PREEMPTED, 1, 3, "the cluster node was pre-empted")
+
+        def cancel(self, handle: dict) -> None:
+            canceled.append(handle["attempt"])
+
+    monkeypatch.setattr(blueprint, "backend_for", lambda store: Failing())
+    first = {"backend": "azureml", "name": "restyle-job-p-a1", "job_id": "job-p", "attempt": 1, "segments_total": 3,
+             "submitted_at": 1.0e9}
+    blueprint.scoring_status(handle=first)
+    blueprint.cancel_scoring(handle=first)  # already ended: canceling it adds no second attempt span
+    second = {**first, "name": "restyle-job-p-a2", "attempt": 2}
+    blueprint.cancel_scoring(handle=second)
+    attempts = [span for span in spans.get_finished_spans() if span.name == "scoring_attempt"]
+    assert [(span.attributes["attempt"], span.attributes["state"], span.status.status_code) for span in attempts] == [
+        (1, "preempted", StatusCode.ERROR), (2, "canceled", StatusCode.UNSET)]
+    assert attempts[0].status.description == "the cluster node was pre-empted"
+    assert attempts[0].attributes["aml_job"] == "restyle-job-p-a1" and canceled == [1, 2]
+
+
+def test_otlp_exporter_sends_spans_metrics_and_logs_to_a_collector() -> None:
+    """RESTYLE_TELEMETRY_EXPORTER=otlp in a fresh process, a real OTLP/HTTP receiver on loopback."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    kinds = {"/v1/traces": ExportTraceServiceRequest, "/v1/metrics": ExportMetricsServiceRequest,
+             "/v1/logs": ExportLogsServiceRequest}
+    received: dict[str, list] = {path: [] for path in kinds}
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received[self.path].append(kinds[self.path].FromString(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = (
+        "import logging\n"
+        "from restyle.settings import Settings\n"
+        "from restyle import telemetry\n"
+        "telemetry.configure_telemetry(Settings())\n"
+        "@telemetry.job_activity()\n"
+        "def probe(payload):\n"
+        "    logging.getLogger('restyle.test').warning('probing')\n"
+        "    return {}\n"
+        "probe({'job_id': 'job-otlp', 'blob': 'a.mp4'})\n")
+    env = {**os.environ, "RESTYLE_TELEMETRY_EXPORTER": "otlp",
+           "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}"}
+    try:  # the SDK's providers flush at exit
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
+    finally:
+        server.shutdown()
+
+    spans = [span for request in received["/v1/traces"] for rs in request.resource_spans
+             for ss in rs.scope_spans for span in ss.spans]
+    assert [span.name for span in spans] == ["probe"]
+    assert int.from_bytes(spans[0].trace_id, "big") == telemetry.job_trace_id("job-otlp")
+    assert {a.key: a.value.string_value for a in spans[0].attributes}["blob"] == "a.mp4"
+    logs = [record for request in received["/v1/logs"] for rl in request.resource_logs
+            for sl in rl.scope_logs for record in sl.log_records]
+    assert [({a.key: a.value.string_value for a in r.attributes}.get("job_id"), r.body.string_value)
+            for r in logs] == [("job-otlp", "probing")]
+    assert logs[0].trace_id == spans[0].trace_id
+    metric_names = {metric.name for request in received["/v1/metrics"] for rm in request.resource_metrics
+                    for sm in rm.scope_metrics for metric in sm.metrics}
+    assert "restyle.activity.duration" in metric_names
 
 
 def test_queue_wait_of_a_local_job(emitted, settings) -> None:

@@ -108,7 +108,8 @@ class AzureMLBackend:
             except HttpResponseError:  # ResourceExistsError included: a concurrent delivery won
                 if self._find(name) is None:
                     raise
-        return {"backend": "azureml", "name": name, "job_id": job_id, "segments_total": segments_total}
+        return {"backend": "azureml", "name": name, "job_id": job_id, "attempt": attempt,
+                "segments_total": segments_total}
 
     def _find(self, name: str):
         try:
