@@ -13,8 +13,10 @@ from restyle.storage import app_store
 from restyle.telemetry import job_activity, record_attempt, record_scoring_results, record_scoring_status
 
 from .cleanup import cleanup_work
+from .many_models.results import collect_results
+from .many_models.validate import validate_table
 from .probe_input import probe_input
-from .scoring.backend import JobState, JobStatus, scoring_results
+from .scoring.backend import JobKind, JobState, JobStatus, kind_of, scoring_results
 from .scoring_activities import backend_for, close_attempt, submit_attempt
 from .scoring_activities import write_manifest as write_manifest_blob
 from .split import split_unit
@@ -36,7 +38,7 @@ def _attempt_ended(handle: dict, status: dict) -> None:
     if not close_attempt(store, handle, status["state"]):
         return
     record_attempt(handle, status)
-    if status["state"] == JobState.COMPLETED:
+    if status["state"] == JobState.COMPLETED and kind_of(handle) is JobKind.STYLIZE:
         record_scoring_results(handle["job_id"], scoring_results(store, handle["job_id"]))
 
 
@@ -67,6 +69,18 @@ def cleanup(payload: dict) -> dict:
 
 @bp.activity_trigger(input_name="payload")
 @job_activity()
+def validate_table_upload(payload: dict) -> dict:
+    return validate_table(app_store(), payload["blob"], payload["job_id"])
+
+
+@bp.activity_trigger(input_name="payload")
+@job_activity()
+def collect_run_results(payload: dict) -> dict:
+    return collect_results(app_store(), payload["job_id"], payload["dataset"])
+
+
+@bp.activity_trigger(input_name="payload")
+@job_activity()
 def write_manifest(payload: dict) -> dict:
     return write_manifest_blob(app_store(), payload["job_id"], payload["video"], payload["style"], payload["options"],
                           payload["split_frames"])
@@ -76,7 +90,8 @@ def write_manifest(payload: dict) -> dict:
 @job_activity()
 def submit_scoring(payload: dict) -> dict:
     store = app_store()
-    return submit_attempt(store, backend_for(store), payload["job_id"], payload["segments_total"], payload["attempt"])
+    return submit_attempt(store, backend_for(store), payload["job_id"], payload["segments_total"], payload["attempt"],
+                          JobKind(payload.get("kind", JobKind.STYLIZE)))
 
 
 @bp.activity_trigger(input_name="handle")

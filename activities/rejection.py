@@ -21,10 +21,13 @@ def rejected_name(name: str) -> str:
     return "/".join(cleaned) or "unnamed"
 
 
-def reject_upload(store: BlobStore, name: str, reason: str, facts: dict | None = None) -> dict:
+def reject_upload(store: BlobStore, name: str, reason: str, facts: dict | None = None,
+                  container: str | None = None) -> dict:
+    """`container`: where the upload is (input/ for videos, tables/ for many-models tables)."""
     settings = store.settings
+    source = container or settings.input_container
     target = rejected_name(name)
-    store.copy(settings.input_container, name, settings.rejected_container, target)
+    store.copy(source, name, settings.rejected_container, target)
     record = {
         "blob": name,
         "reason": reason,
@@ -32,5 +35,5 @@ def reject_upload(store: BlobStore, name: str, reason: str, facts: dict | None =
         "rejected_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     store.write_json(settings.rejected_container, f"{target}.reason.json", record)
-    store.delete(settings.input_container, name)
+    store.delete(source, name)
     return {"accepted": False, "reason": reason, "rejected_blob": f"{settings.rejected_container}/{target}"}

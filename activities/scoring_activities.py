@@ -9,7 +9,7 @@ from restyle.storage import BlobStore
 from scoring_job.manifest import Manifest, ScoringOptions, Segment
 from scoring_job.style_spec import ImageStyle, parse_style
 
-from .scoring.backend import ScoringBackend
+from .scoring.backend import JobKind, ScoringBackend
 from .segment_plan import SegmentPlan
 from .work_layout import WorkLayout, segment_path
 
@@ -42,14 +42,15 @@ def mark_canceled(store: BlobStore, job_id: str) -> None:
     store.write_json(store.settings.work_container, WorkLayout(job_id).canceled_marker, {"canceled": True})
 
 
-def submit_attempt(store: BlobStore, backend: ScoringBackend, job_id: str, segments_total: int, attempt: int) -> dict:
+def submit_attempt(store: BlobStore, backend: ScoringBackend, job_id: str, segments_total: int, attempt: int,
+                   kind: JobKind = JobKind.STYLIZE) -> dict:
     """Submit unless the job was canceled; checked again after the submit, because a DELETE may mark
     the job and sweep its attempts while this activity runs (terminating an orchestration does not
     stop its activities). Either the sweep finds this attempt or this check cancels it."""
     marker = WorkLayout(job_id).canceled_marker
     if store.exists(store.settings.work_container, marker):
         raise JobCanceled(f"job {job_id} was canceled; attempt {attempt} not submitted")
-    handle = backend.submit(job_id, segments_total, attempt)
+    handle = backend.submit(job_id, segments_total, attempt, kind)
     if store.exists(store.settings.work_container, marker):
         backend.cancel(handle)
         raise JobCanceled(f"job {job_id} was canceled while attempt {attempt} was being submitted; canceled it")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forecast_job.azureml import RESULTS_FOLDER, TRAINED_FOLDER
 from scoring_job.manifest import MANIFEST_NAME
 
 STYLED_FOLDER = "styled"
+TRAINED_RESULT = "result.json"  # forecast_job.train.RESULT: written last in each trained partition's folder
 
 
 def segment_name(index: int) -> str:
@@ -58,6 +60,16 @@ class WorkLayout:
     def attempt_closed(self, attempt: int) -> str:
         """Created once, by the first poll that sees the attempt end: its span and totals are emitted once."""
         return f"{self.job_id}/attempts/{attempt}.closed.json"
+
+    @property
+    def trained_prefix(self) -> str:
+        """Many models: forecast_job's output, one folder per trained partition (as in Azure ML's mount)."""
+        return f"{self.job_id}/{TRAINED_FOLDER}/"
+
+    @property
+    def results_prefix(self) -> str:
+        """Many models: forecast_job.publish's forecasts/, metrics/ and gate/ folders."""
+        return f"{self.job_id}/{RESULTS_FOLDER}/"
 
     @property
     def styled_prefix(self) -> str:

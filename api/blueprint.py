@@ -1,4 +1,5 @@
-"""The blob trigger and the HTTP API: thin adapters over api.uploads and api.jobs.
+"""The blob triggers (videos in input/, tables in tables/) and the HTTP API: thin adapters over
+api.uploads and api.jobs.
 
 HTTP: POST /api/jobs, GET /api/jobs/{instance_id}, GET /api/jobs?status=..., DELETE /api/jobs/{instance_id};
 all at auth level FUNCTION, JSON in and out, errors as {"error": {"code", "message"}}.
@@ -23,7 +24,7 @@ from restyle.storage import app_store
 
 from .errors import ApiError, json_response
 from .jobs import cancel_job, get_job, job_for_request, list_jobs, start_job
-from .uploads import handle_upload
+from .uploads import handle_table_upload, handle_upload
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -52,6 +53,13 @@ def _json_errors(handler: Callable[..., Awaitable[func.HttpResponse]]):
 @bp.durable_client_input(client_name="client")
 async def on_video_uploaded(source: blob_sdk.BlobClient, client: df.DurableOrchestrationClient) -> None:
     await handle_upload(client, app_store(), source.blob_name)
+
+
+@bp.blob_trigger(arg_name="source", path=f"{_settings.tables_container}/{{name}}", connection=DATA_CONNECTION,
+                 source=_settings.blob_trigger_source)
+@bp.durable_client_input(client_name="client")
+async def on_table_uploaded(source: blob_sdk.BlobClient, client: df.DurableOrchestrationClient) -> None:
+    await handle_table_upload(client, app_store(), source.blob_name)
 
 
 def _body(req: func.HttpRequest) -> object:

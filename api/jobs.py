@@ -25,6 +25,13 @@ from .errors import ApiError
 from .instance_query import query_instances
 
 ORCHESTRATOR = "stylize_video"
+TABLE_ORCHESTRATOR = "many_models"
+PIPELINES = {ORCHESTRATOR: "video", TABLE_ORCHESTRATOR: "many_models"}  # orchestrator -> the API's `pipeline`
+PROGRESS_KEYS = ("segments_done", "segments_total", "frames_per_second", "partitions_done", "partitions_total",
+                 "partitions_rejected", "models_per_minute", "eta_seconds", "attempt")
+OUTPUT_KEYS = ("output_blob", "preview_blob", "frames", "duration",  # video
+               "dataset", "outputs", "trained", "passed", "pass_rate", "decisions", "flagged_in_production",
+               "partitions_rejected", "partitions_failed")  # many models
 TERMINAL = {"Completed", "Failed", "Canceled", "Terminated"}
 RUNTIME_STATUSES = [status.value for status in df.OrchestrationRuntimeStatus]
 
@@ -42,6 +49,14 @@ def job_instance_id(blob: str, etag: str, style: str, options: dict) -> str:
 class JobStart:
     instance_id: str
     payload: dict  # the orchestration input
+    orchestrator: str = ORCHESTRATOR
+
+
+def job_for_table(store: BlobStore, blob: str, etag: str) -> JobStart:
+    """The many-models run for an uploaded table: one per (name, ETag); options are read (and
+    checked) from the blob's metadata by validate_table, which rejects with the reason."""
+    payload = {"blob": blob, "policy": store.settings.orchestration_policy()}
+    return JobStart(job_instance_id(blob, etag, TABLE_ORCHESTRATOR, {}), payload, TABLE_ORCHESTRATOR)
 
 
 def job_for_upload(store: BlobStore, blob: str, etag: str, style: str, options: dict) -> JobStart:
@@ -85,7 +100,7 @@ async def start_job(client: df.DurableOrchestrationClient, job: JobStart) -> boo
     if await client.get_status(job.instance_id):
         return False
     try:
-        await client.start_new(ORCHESTRATOR, job.instance_id, job.payload)
+        await client.start_new(job.orchestrator, job.instance_id, job.payload)
     except Exception:
         if await client.get_status(job.instance_id):  # a concurrent duplicate won the race
             return False
@@ -100,16 +115,16 @@ def job_view(status: df.DurableOrchestrationStatus) -> dict:
     runtime = status.runtime_status.value if status.runtime_status else None
     view = {
         "id": status.instance_id,
+        "pipeline": PIPELINES.get(status.name or ORCHESTRATOR, status.name),
         "status": runtime,
         "blob": progress.get("blob"),
         "stage": progress.get("stage"),
-        "progress": {key: progress.get(key) for key in ("segments_done", "segments_total", "frames_per_second",
-                                                        "eta_seconds", "attempt") if key in progress},
+        "progress": {key: progress.get(key) for key in PROGRESS_KEYS if key in progress},
         "created": status.created_time.isoformat() if status.created_time else None,
         "updated": status.last_updated_time.isoformat() if status.last_updated_time else None,
     }
     if runtime == "Completed" and isinstance(status.output, dict):
-        view["output"] = {key: status.output.get(key) for key in ("output_blob", "preview_blob", "frames", "duration")}
+        view["output"] = {key: status.output[key] for key in OUTPUT_KEYS if key in status.output}
     if runtime in ("Failed", "Terminated"):
         view["error"] = _failure_message(status.output)
     return view
@@ -123,7 +138,7 @@ def _failure_message(output: object) -> str:
 
 async def get_job(client: df.DurableOrchestrationClient, instance_id: str) -> dict:
     status = await client.get_status(instance_id)
-    if not status or status.name not in (None, ORCHESTRATOR):
+    if not status or (status.name is not None and status.name not in PIPELINES):
         raise ApiError(404, "job_not_found", f"no job with id {instance_id!r}")
     return job_view(status)
 
@@ -140,7 +155,7 @@ def parse_status_filter(text: str | None) -> list[df.OrchestrationRuntimeStatus]
 
 async def list_jobs(client: df.DurableOrchestrationClient, status_filter: str | None) -> list[dict]:
     statuses = await query_instances(client, parse_status_filter(status_filter))  # all pages, not the first 100
-    views = [job_view(status) for status in statuses if status.name == ORCHESTRATOR]
+    views = [job_view(status) for status in statuses if status.name in PIPELINES]
     return sorted(views, key=lambda view: view["created"] or "", reverse=True)
 
 

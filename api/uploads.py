@@ -10,7 +10,7 @@ import azure.durable_functions as df
 from restyle.storage import BlobNotFound, BlobStore
 from scoring_job.manifest import ScoringOptions
 
-from .jobs import JobStart, job_for_upload, start_job
+from .jobs import JobStart, job_for_table, job_for_upload, start_job
 
 log = logging.getLogger(__name__)
 
@@ -22,18 +22,35 @@ def options_from_metadata(metadata: dict[str, str]) -> dict:
     return {fields[key.lower()]: value for key, value in metadata.items() if key.lower() in fields}
 
 
+async def handle_table_upload(client: df.DurableOrchestrationClient, store: BlobStore, blob_name: str) -> str | None:
+    """Start the many-models run for an uploaded table (any name: validation decides by content)."""
+    return await _start_for(client, blob_name, await asyncio.to_thread(table_job, store, blob_name))
+
+
+def table_job(store: BlobStore, blob_name: str) -> JobStart | None:
+    try:
+        info = store.info(store.settings.tables_container, blob_name)
+    except BlobNotFound:
+        log.info("ignoring %s: gone from %s/", blob_name, store.settings.tables_container)
+        return None
+    return job_for_table(store, blob_name, info.etag)
+
+
+async def _start_for(client: df.DurableOrchestrationClient, blob_name: str, job: JobStart | None) -> str | None:
+    if job is None:
+        return None
+    started = await start_job(client, job)
+    log.info("%s job %s for %s", "started" if started else "duplicate event, existing", job.instance_id, blob_name)
+    return job.instance_id
+
+
 async def handle_upload(client: df.DurableOrchestrationClient, store: BlobStore, blob_name: str) -> str | None:
     """Start the job for an upload; returns its instance id, or None when there is nothing to do.
 
     Every upload gets a job whatever its name: probe decides by content whether it is a video (any
     container ffmpeg demuxes) and rejects anything else with its reason, so no blob stays in input/
     unanswered. The blob read runs in a thread: this runs on the worker's one event loop."""
-    job = await asyncio.to_thread(upload_job, store, blob_name)
-    if job is None:
-        return None
-    started = await start_job(client, job)
-    log.info("%s job %s for %s", "started" if started else "duplicate event, existing", job.instance_id, blob_name)
-    return job.instance_id
+    return await _start_for(client, blob_name, await asyncio.to_thread(upload_job, store, blob_name))
 
 
 def upload_job(store: BlobStore, blob_name: str) -> JobStart | None:

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     work_container: str = "work"
     output_container: str = "output"
     rejected_container: str = "rejected"
+    tables_container: str = "tables"  # many models: sales tables dropped here start a training run
 
     # Triggers and API. The blob trigger's source is read when function_app is imported: Flex
     # Consumption supports only "EventGrid"; the polling source serves Azurite locally.
@@ -79,6 +80,17 @@ class Settings(BaseSettings):
     local_processes: int = Field(default=2, gt=0)  # torchrun processes of the local backend
     local_max_jobs: int = Field(default=1, gt=0)  # local scoring jobs at once; more wait their turn
 
+    # Many models (forecast_job/): one statistical model per partition of an uploaded table.
+    max_table_bytes: int = Field(default=256 * 1024**2, gt=0)  # bigger tables are rejected (validation reads it whole)
+    model_registry: str | None = None  # forecast_job.publish --registry; None: index under temp_root/models
+    gate_metric: Literal["mase", "relative_mae", "smape", "wape", "accuracy"] = "mase"
+    gate_threshold: float = 1.0  # mase < 1: beats seasonal naive; accuracy > 0.8 is the other common rule
+    local_forecast_workers: int = Field(default=2, gt=0)  # training processes of a local many-models run
+    aml_forecast_compute: str = "cpu-cluster"
+    aml_forecast_environment: str = "restyle-forecast@latest"
+    aml_forecast_instance_count: int = Field(default=1, gt=0)
+    aml_forecast_processes_per_instance: int = Field(default=4, gt=0)  # one per core of a node
+
     keep_work_on_success: bool = False  # work/<job>/ is removed after a good run...
     keep_work_on_failure: bool = True  # ...and kept after a failed one, for debugging
     temp_root: Path = Path(tempfile.gettempdir()) / "restyle"
@@ -101,6 +113,15 @@ class Settings(BaseSettings):
     def as_environment(self) -> dict[str, str]:
         """These settings as RESTYLE_* variables, for a child process that reads them back."""
         return {f"RESTYLE_{key.upper()}": str(value) for key, value in self.model_dump().items() if value is not None}
+
+    @property
+    def models_root(self) -> Path:
+        """Local model registry (index + artifacts) of the local many-models runs."""
+        return self.temp_root / "models"
+
+    @property
+    def registry_spec(self) -> str:
+        return self.model_registry or f"index:{self.models_root / 'registry.sqlite'}"
 
     @property
     def uses_connection_string(self) -> bool:

@@ -9,6 +9,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -22,6 +23,7 @@ from .telemetry import record_bytes
 
 BLOCK_SIZE = 4 * 1024 * 1024
 TRANSFER_CONCURRENCY = 2
+FOLDER_WORKERS = 8  # small blobs at once in upload_folder/download_folder: latency-bound, not bandwidth-bound
 _CLIENT_OPTIONS = {
     "max_block_size": BLOCK_SIZE,
     "max_single_put_size": BLOCK_SIZE,
@@ -90,7 +92,7 @@ class BlobStore:
         """Create the app's containers if missing (locally; in Azure the infrastructure makes them)."""
         s = self.settings
         for name in (s.input_container, s.styles_container, s.work_container, s.output_container,
-                     s.rejected_container):
+                     s.rejected_container, s.tables_container):
             with contextlib.suppress(ResourceExistsError):
                 self.service.create_container(name)
 
@@ -177,6 +179,25 @@ class BlobStore:
             stream.chunks(), length=stream.size, overwrite=True, metadata=metadata, max_concurrency=1
         )
         self.traffic.add(down=stream.size, up=stream.size)
+
+    def upload_folder(self, container: str, prefix: str, folder: Path, files: list[Path] | None = None) -> int:
+        """Every file under `folder` (or just `files`, paths under it) to `prefix` + its relative path,
+        FOLDER_WORKERS at a time (a many-models run has thousands of small files); returns the count."""
+        paths = files if files is not None else sorted(path for path in folder.rglob("*") if path.is_file())
+
+        def one(path: Path) -> None:
+            self.upload_file(container, prefix + path.relative_to(folder).as_posix(), path)
+
+        with ThreadPoolExecutor(FOLDER_WORKERS) as pool:
+            list(pool.map(one, paths))
+        return len(paths)
+
+    def download_folder(self, container: str, prefix: str, folder: Path) -> int:
+        """Every blob under `prefix` into `folder`, by its name after the prefix; returns the count."""
+        names = list(self.list_names(container, prefix))
+        with ThreadPoolExecutor(FOLDER_WORKERS) as pool:
+            list(pool.map(lambda name: self.download_file(container, name, folder / name[len(prefix):]), names))
+        return len(names)
 
     def delete(self, container: str, name: str) -> bool:
         try:

@@ -1,8 +1,11 @@
-"""Azure ML backend: the scoring job as an MPI command job on a GPU cluster.
+"""Azure ML backend: the scoring job as an MPI command job on a GPU cluster, and the many-models
+run as a pipeline job (a parallel training step over the partitions, then publish) on a CPU cluster.
 
-instance_count nodes x processes_per_instance processes (one per GPU); inputs and outputs are
-datastore folders over the work container: segments read-only mounted, results read-write mounted,
-so a resubmitted attempt sees the segments an earlier attempt finished and skips them.
+Scoring: instance_count nodes x processes_per_instance processes (one per GPU); inputs and outputs
+are datastore folders over the work container: segments read-only mounted, results read-write
+mounted, so a resubmitted attempt sees the segments an earlier attempt finished and skips them.
+Many models: forecast_job.azureml.build_pipeline_job, over the same work container, resumable the
+same way (a partition with a trained result is skipped).
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from azure.ai.ml import Input, MpiDistribution, Output, command
 from azure.ai.ml.entities import Command, ManagedIdentityConfiguration
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+from forecast_job import azureml as forecast_azureml
 from restyle.storage import BlobStore
 
 from ..work_layout import STYLED_FOLDER
-from .backend import JobState, JobStatus, segments_done
+from .backend import JobKind, JobState, JobStatus, units_done
 
 SCORING_PACKAGE = Path(__file__).resolve().parents[2] / "scoring_job"
+FORECAST_PACKAGE = Path(forecast_azureml.__file__).resolve().parent
 
 # Every Azure ML job status, mapped to ours. Failed may be a pre-emption (see _failure_state).
 AZUREML_STATES: dict[str, JobState] = {
@@ -40,16 +45,36 @@ AZUREML_STATES: dict[str, JobState] = {
 }
 
 
-def code_snapshot(root: Path) -> Path:
-    """A folder holding only the scoring_job package: Azure ML uploads it as the job's code."""
-    target = root / "scoring_job"
+def code_snapshot(root: Path, package: Path = SCORING_PACKAGE) -> Path:
+    """A folder holding only one compute package (scoring_job/ or forecast_job/): Azure ML uploads
+    it as the job's code."""
+    target = root / package.name
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(SCORING_PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial"))
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial"))
     return root
 
 
-def azureml_job_name(job_id: str, attempt: int) -> str:
+def azureml_job_name(job_id: str, attempt: int, kind: JobKind = JobKind.STYLIZE) -> str:
+    if kind is JobKind.MANY_MODELS:
+        return forecast_azureml.azureml_job_name(job_id, attempt)
     return f"restyle-{job_id}-a{attempt}".lower()
+
+
+def build_job(settings, kind: JobKind, job_id: str, attempt: int, scratch: Path):
+    """The Azure ML job of this kind for one attempt, its code snapshot written under `scratch`."""
+    if kind is JobKind.MANY_MODELS:
+        return forecast_azureml.build_pipeline_job(forecast_options(settings), job_id, attempt,
+                                                   code_snapshot(scratch, FORECAST_PACKAGE))
+    return build_scoring_job(settings, job_id, attempt, code_snapshot(scratch))
+
+
+def forecast_options(settings) -> forecast_azureml.AzureMLOptions:
+    return forecast_azureml.AzureMLOptions(
+        compute=settings.aml_forecast_compute, environment=settings.aml_forecast_environment,
+        datastore=settings.aml_datastore, experiment=f"{settings.aml_experiment}-many-models",
+        instance_count=settings.aml_forecast_instance_count,
+        max_concurrency_per_instance=settings.aml_forecast_processes_per_instance,
+        gate_metric=settings.gate_metric, gate_threshold=settings.gate_threshold)
 
 
 def build_scoring_job(settings, job_id: str, attempt: int, code_root: Path) -> Command:
@@ -95,20 +120,20 @@ class AzureMLBackend:
         client = MLClient(DefaultAzureCredential(), s.aml_subscription_id, s.aml_resource_group, s.aml_workspace)
         return cls(client, store)
 
-    def submit(self, job_id: str, segments_total: int, attempt: int) -> dict:
+    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE) -> dict:
         """Get-or-create the attempt's job. Durable runs an activity at least once (a host restart
         redelivers it; a retry follows an error raised after the PUT went through), and Azure ML
         refuses a second create of a name, so an attempt that exists already is the one to watch."""
-        name = azureml_job_name(job_id, attempt)
+        name = azureml_job_name(job_id, attempt, kind)
         if self._find(name) is None:
             try:
                 with tempfile.TemporaryDirectory(prefix="aml-code-", dir=self._scratch()) as folder:
                     self.ml_client.jobs.create_or_update(
-                        build_scoring_job(self.store.settings, job_id, attempt, code_snapshot(Path(folder))))
+                        build_job(self.store.settings, kind, job_id, attempt, Path(folder)))
             except HttpResponseError:  # ResourceExistsError included: a concurrent delivery won
                 if self._find(name) is None:
                     raise
-        return {"backend": "azureml", "name": name, "job_id": job_id, "attempt": attempt,
+        return {"backend": "azureml", "kind": kind.value, "name": name, "job_id": job_id, "attempt": attempt,
                 "segments_total": segments_total}
 
     def _find(self, name: str):
@@ -125,16 +150,16 @@ class AzureMLBackend:
             state, message = JobState.QUEUED, f"unknown Azure ML status {job.status!r}, treated as queued"
         elif state is JobState.FAILED:
             state, message = _failure_state(job) if job.status == "Failed" else (state, message)
-        return JobStatus(state, segments_done(self.store, handle["job_id"]), handle["segments_total"], message)
+        return JobStatus(state, units_done(self.store, handle), handle["segments_total"], message)
 
     def cancel(self, handle: dict) -> None:
         self.ml_client.jobs.begin_cancel(handle["name"])
 
     def cancel_job(self, job_id: str) -> int:
-        """Job names are derived from (job id, attempt), so every attempt can be found by name."""
+        """Job names are derived from (job id, attempt, kind), so every attempt can be found by name."""
         canceled = 0
-        for attempt in range(1, self.store.settings.scoring_max_attempts + 1):
-            name = azureml_job_name(job_id, attempt)
+        attempts = range(1, self.store.settings.scoring_max_attempts + 1)
+        for name in (azureml_job_name(job_id, attempt, kind) for kind in JobKind for attempt in attempts):
             job = self._find(name)
             if job is None:
                 continue

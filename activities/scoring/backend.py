@@ -1,7 +1,10 @@
-"""The one small interface every scoring backend implements, and how progress is read.
+"""The one small interface every compute backend implements, and how progress is read.
 
-Progress is read the same way for every backend: the scoring job writes one result JSON per
-finished segment into work/<job>/styled/, so counting them counts finished segments.
+A backend runs two kinds of job (`JobKind`): the video pipeline's scoring job (scoring_job/, one
+styled segment per unit of work) and the many-models training run (forecast_job/, one trained
+partition per unit). Progress is read the same way for both and for every backend: the job writes
+one result JSON per finished unit into work/<job>/ (styled/<segment>.json, trained/<partition>/result.json),
+so counting them counts finished units.
 """
 
 from __future__ import annotations
@@ -12,7 +15,16 @@ from typing import Protocol
 
 from restyle.storage import BlobStore
 
-from ..work_layout import WorkLayout
+from ..work_layout import TRAINED_RESULT, WorkLayout
+
+
+class JobKind(StrEnum):
+    STYLIZE = "stylize"
+    MANY_MODELS = "many_models"
+
+
+def kind_of(handle: dict) -> JobKind:
+    return JobKind(handle.get("kind", JobKind.STYLIZE))
 
 
 class JobState(StrEnum):
@@ -31,6 +43,8 @@ class JobState(StrEnum):
 
 @dataclass(frozen=True)
 class JobStatus:
+    """`segments_*` count the job's units: segments of a video, partitions of a many-models run."""
+
     state: JobState
     segments_done: int
     segments_total: int
@@ -41,8 +55,8 @@ class JobStatus:
 
 
 class ScoringBackend(Protocol):
-    def submit(self, job_id: str, segments_total: int, attempt: int) -> dict:
-        """Start the scoring job over work/<job_id>/; return a small JSON-able handle."""
+    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE) -> dict:
+        """Start the job of this kind over work/<job_id>/; return a small JSON-able handle (with `kind`)."""
 
     def status(self, handle: dict) -> JobStatus: ...
 
@@ -53,8 +67,12 @@ class ScoringBackend(Protocol):
         DELETE has no handle); returns how many were canceled."""
 
 
-def segments_done(store: BlobStore, job_id: str) -> int:
-    names = store.list_names(store.settings.work_container, WorkLayout(job_id).styled_prefix)
+def units_done(store: BlobStore, handle: dict) -> int:
+    layout = WorkLayout(handle["job_id"])
+    if kind_of(handle) is JobKind.MANY_MODELS:
+        names = store.list_names(store.settings.work_container, layout.trained_prefix)
+        return sum(1 for name in names if name.endswith(f"/{TRAINED_RESULT}"))
+    names = store.list_names(store.settings.work_container, layout.styled_prefix)
     return sum(1 for name in names if name.endswith(".json"))
 
 

@@ -1,4 +1,5 @@
-"""Local backend: the scoring job under torchrun, as a detached process group on this machine.
+"""Local backend: a compute job as a detached process group on this machine (the scoring job under
+torchrun, or a many-models run under a process pool; activities.scoring.local_runner).
 
 The job outlives the host process that started it. Its state lives on disk (pid, log, exit code
 under settings.temp_root/local-jobs/<job>/attempt-N/), so status and cancel work after the host
@@ -21,7 +22,7 @@ from restyle.storage import BlobStore
 from restyle.telemetry import record_queue_wait
 from scoring_job.files import write_text_atomic
 
-from .backend import JobState, JobStatus, segments_done
+from .backend import JobKind, JobState, JobStatus, units_done
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,17 +56,18 @@ class LocalBackend:
     def _state_dir(self, job_id: str, attempt: int) -> Path:
         return self.root / job_id / f"attempt-{attempt}"
 
-    def submit(self, job_id: str, segments_total: int, attempt: int) -> dict:
+    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE) -> dict:
         state = self._state_dir(job_id, attempt)
         state.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(state / "queued.json", json.dumps({"job_id": job_id, "submitted": time.time()}))
+        write_text_atomic(state / "queued.json", json.dumps({"job_id": job_id, "kind": kind.value,
+                                                             "submitted": time.time()}))
         self._start_waiting()
-        return {"backend": "local", "job_id": job_id, "attempt": attempt, "state_dir": str(state),
+        return {"backend": "local", "kind": kind.value, "job_id": job_id, "attempt": attempt, "state_dir": str(state),
                 "segments_total": segments_total}
 
     def status(self, handle: dict) -> JobStatus:
         state = Path(handle["state_dir"])
-        done = segments_done(self.store, handle["job_id"])
+        done = units_done(self.store, handle)
         total = handle["segments_total"]
         if (state / "canceled").exists():
             return JobStatus(JobState.CANCELED, done, total, "canceled")
@@ -73,8 +75,8 @@ class LocalBackend:
         if exit_file.exists():
             result = json.loads(exit_file.read_text())
             if result["code"] == 0:
-                return JobStatus(JobState.COMPLETED, done, total, "scoring job finished")
-            reason = result.get("error") or f"scoring job exited with code {result['code']}"
+                return JobStatus(JobState.COMPLETED, done, total, "job finished")
+            reason = result.get("error") or f"job exited with code {result['code']}"
             return JobStatus(JobState.FAILED, done, total, f"{reason}; log: {state / 'job.log'}")
         self._start_waiting()
         pid = process_group(state)
@@ -83,7 +85,7 @@ class LocalBackend:
             return JobStatus(JobState.QUEUED, done, total, f"waiting for a free local slot ({limit} at a time)")
         if _alive(pid):
             return JobStatus(JobState.RUNNING, done, total, "running")
-        message = f"scoring job died without an exit code; log: {state / 'job.log'}"
+        message = f"job died without an exit code; log: {state / 'job.log'}"
         return JobStatus(JobState.FAILED, done, total, message)
 
     def cancel(self, handle: dict) -> None:
@@ -119,14 +121,16 @@ class LocalBackend:
             waiting = sorted((json.loads((state / "queued.json").read_text()) | {"state": state}
                               for state, pid in pids.items() if pid is None), key=lambda queued: queued["submitted"])
             for queued in waiting[:max(self.store.settings.local_max_jobs - running, 0)]:
-                self._launch(queued["state"], queued["job_id"])
+                self._launch(queued["state"], queued["job_id"], queued.get("kind", JobKind.STYLIZE))
                 record_queue_wait(time.time() - queued["submitted"], queued["job_id"], "local")
 
-    def _launch(self, state: Path, job_id: str) -> None:
+    def _launch(self, state: Path, job_id: str, kind: str) -> None:
+        settings = self.store.settings
+        processes = settings.local_forecast_workers if kind == JobKind.MANY_MODELS else settings.local_processes
         with (state / "job.log").open("ab") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "activities.scoring.local_runner", "--job-id", job_id,
-                 "--state-dir", str(state), "--processes", str(self.store.settings.local_processes)],
+                [sys.executable, "-m", "activities.scoring.local_runner", "--job-id", job_id, "--kind", kind,
+                 "--state-dir", str(state), "--processes", str(processes)],
                 cwd=ROOT, env={**os.environ, **self.store.settings.as_environment()},
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: survives the host, cancellable as one

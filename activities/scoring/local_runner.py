@@ -1,10 +1,11 @@
 """The local backend's detached job: what Azure ML's mounts and mpirun do, on this machine.
 
-    python -m activities.scoring.local_runner --job-id ID --state-dir DIR --processes N
+    python -m activities.scoring.local_runner --job-id ID --kind stylize|many_models --state-dir DIR --processes N
 
-Downloads work/<job>/ (manifest, segments, and any styled results of earlier attempts), runs the
-scoring job under torchrun, uploads each finished segment (video, then its result JSON) to
-work/<job>/styled/ as soon as it appears, and records its exit code in DIR/exit_code.
+stylize: downloads work/<job>/ (manifest, segments, and any styled results of earlier attempts),
+runs the scoring job under torchrun, uploads each finished segment (video, then its result JSON) to
+work/<job>/styled/ as soon as it appears. many_models: activities.many_models.local_run. Either
+way the exit code goes to DIR/exit_code.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from restyle.settings import get_settings
@@ -23,6 +25,7 @@ from scoring_job.manifest import MANIFEST_NAME, Manifest
 from scoring_job.style_spec import ImageStyle, parse_style
 
 from ..work_layout import WorkLayout
+from .backend import JobKind
 
 UPLOAD_POLL_SECONDS = 0.5
 
@@ -64,32 +67,44 @@ def run(job_id: str, state_dir: Path, processes: int) -> int:
     torchrun = Path(sys.executable).with_name("torchrun")
     scoring = subprocess.Popen([str(torchrun), f"--nproc-per-node={processes}", "--module", "scoring_job.score",
                                 "--input", str(input_dir), "--output", str(output_dir)])
+    return wait_uploading(scoring, lambda: upload_finished(store, job_id, output_dir, uploaded))
+
+
+def wait_uploading(process: subprocess.Popen, upload: Callable[[], None]) -> int:
+    """Wait for the job's process, calling `upload` every half second meanwhile and once after it ends,
+    so finished units reach storage (and progress) while the job runs; returns its exit code."""
     stop = threading.Event()
 
     def uploader() -> None:
         while not stop.wait(UPLOAD_POLL_SECONDS):
             try:
-                upload_finished(store, job_id, output_dir, uploaded)
+                upload()
             except Exception as error:  # noqa: BLE001 - a storage outage outlasting the SDK's retries: try again
                 print(f"upload failed, will retry: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
 
     thread = threading.Thread(target=uploader, daemon=True)
     thread.start()
-    code = scoring.wait()
+    code = process.wait()
     stop.set()
     thread.join()
-    upload_finished(store, job_id, output_dir, uploaded)
+    upload()
     return code
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--job-id", required=True)
+    parser.add_argument("--kind", choices=[kind.value for kind in JobKind], default=JobKind.STYLIZE.value)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
     try:
-        code = run(args.job_id, args.state_dir, args.processes)
+        if args.kind == JobKind.MANY_MODELS:
+            from ..many_models.local_run import run_many_models
+
+            code = run_many_models(args.job_id, args.state_dir, args.processes)
+        else:
+            code = run(args.job_id, args.state_dir, args.processes)
     except Exception as error:
         write_text_atomic(args.state_dir / "exit_code", json.dumps({"code": 1, "error": str(error)}))
         raise

@@ -1,0 +1,1 @@
+"""The many-models pipeline's activities: validate an uploaded table, run it locally, collect results."""

@@ -1,0 +1,91 @@
+"""The compute-job phase both orchestrators share: submit an attempt, poll it with backoff, resubmit
+failures (the job resumes), cancel at the deadline, and cancel on every failure path.
+
+Generators joined with `yield from`, deterministic like their callers: policy arrives in the job's
+input, time only from the context. The job kind (`stylize` for the video pipeline's scoring job,
+`many_models` for a training run) travels in the job so a resubmission runs the same kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import azure.durable_functions as df
+
+ProgressReport = Callable[[df.DurableOrchestrationContext, dict, dict, dict], None]
+
+
+def retry_options(policy: dict) -> df.RetryOptions:
+    return df.RetryOptions(first_retry_interval_in_milliseconds=round(policy["activity_retry_seconds"] * 1000),
+                           max_number_of_attempts=policy["activity_retry_attempts"])
+
+
+def set_stage(context: df.DurableOrchestrationContext, job: dict, stage: str, **details) -> None:
+    """The custom status: the one progress channel the jobs API reads."""
+    context.set_custom_status({"stage": stage, "blob": job["blob"], **details})
+
+
+def now(context: df.DurableOrchestrationContext) -> str:
+    return context.current_utc_datetime.isoformat()
+
+
+def start_compute(context: df.DurableOrchestrationContext, job: dict, kind: str, units_total: int):
+    """Submit attempt 1; returns the job with its `scoring` state (handle, attempt, deadline, backoff)."""
+    policy = job["policy"]
+    deadline = context.current_utc_datetime + timedelta(seconds=policy["scoring_deadline_seconds"])
+    handle = yield context.call_activity_with_retry("submit_scoring", retry_options(policy), {
+        "job_id": context.instance_id, "segments_total": units_total, "attempt": 1, "kind": kind})
+    return {**job, "scoring": {"kind": kind, "handle": handle, "attempt": 1, "deadline": deadline.isoformat(),
+                               "delay": policy["poll_initial_seconds"], "started": now(context)}}
+
+
+def monitor(context: df.DurableOrchestrationContext, job: dict, report: ProgressReport):
+    """Poll the compute job with backoff; resubmit failures; cancel at the deadline.
+
+    Returns None after scheduling continue_as_new (history bound), else the completed status.
+    """
+    policy, scoring, retry = job["policy"], job["scoring"], retry_options(job["policy"])
+    deadline = datetime.fromisoformat(scoring["deadline"])
+    for _ in range(policy["polls_per_history"]):
+        moment = context.current_utc_datetime
+        if moment >= deadline:
+            yield context.call_activity_with_retry("cancel_scoring", retry, scoring["handle"])
+            raise TimeoutError(f"the {_noun(scoring)} did not finish by its deadline "
+                               f"({policy['scoring_deadline_seconds']:.0f} s); it was canceled")
+        yield context.create_timer(min(moment + timedelta(seconds=scoring["delay"]), deadline))
+        status = yield context.call_activity_with_retry("scoring_status", retry, scoring["handle"])
+        report(context, job, scoring, status)
+        if status["state"] == "completed":
+            return status
+        if status["state"] in ("failed", "preempted"):
+            if scoring["attempt"] >= policy["scoring_max_attempts"]:
+                raise RuntimeError(f"{_noun(scoring)} failed {scoring['attempt']} times; last: {status['message']}")
+            attempt = scoring["attempt"] + 1
+            handle = yield context.call_activity_with_retry("submit_scoring", retry, {
+                "job_id": context.instance_id, "segments_total": status["segments_total"], "attempt": attempt,
+                "kind": scoring.get("kind", "stylize")})
+            scoring = {**scoring, "handle": handle, "attempt": attempt, "delay": policy["poll_initial_seconds"]}
+            continue
+        if status["state"] == "canceled":
+            raise RuntimeError(f"the {_noun(scoring)} was canceled")
+        scoring = {**scoring, "delay": min(scoring["delay"] * 2, policy["poll_max_seconds"])}
+    context.continue_as_new({**job, "scoring": scoring})
+    return None
+
+
+def _noun(scoring: dict) -> str:
+    return "training run" if scoring.get("kind") == "many_models" else "scoring"
+
+
+def elapsed_seconds(context: df.DurableOrchestrationContext, scoring: dict) -> float:
+    return (context.current_utc_datetime - datetime.fromisoformat(scoring["started"])).total_seconds()
+
+
+def stop_compute(context: df.DurableOrchestrationContext, job: dict, retry: df.RetryOptions):
+    """On every failure path, cancel whatever attempt is in flight (nodes bill until then); best
+    effort: the failure being reported may be the very error that makes the cancel fail too."""
+    try:
+        yield context.call_activity_with_retry("cancel_job_scoring", retry, {"job_id": context.instance_id})
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        set_stage(context, job, "failed", scoring_cancel="failed")

@@ -1,0 +1,103 @@
+"""The many-models pipeline end to end: a sales table dropped into tables/ on devhost (a child
+process) with real Azurite and the local backend trains, registers, gates and forecasts every
+partition, followed over the jobs API; bad tables and bad partitions are answered with reasons."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from azure.storage.blob import BlobServiceClient
+from e2e_support import ended, jobs_for, wait_for
+from forecast_support import m3_table
+
+from devhost.process import DevhostProcess
+from forecast_job.publish import open_registry
+from forecast_job.registry import find_production
+from tools.azurite import free_port
+
+KINDS = ("input", "styles", "work", "output", "rejected", "tables")
+FAST_TRAINING = {"target_column": "sales", "model_set": "fast", "horizon": "6"}
+
+
+@pytest.fixture(scope="module")
+def world(azurite, tmp_path_factory):
+    tag = uuid.uuid4().hex[:8]
+    containers = {kind: f"mm{kind}{tag}" for kind in KINDS}
+    scratch = tmp_path_factory.mktemp("mm")
+    env = {f"RESTYLE_{kind.upper()}_CONTAINER": name for kind, name in containers.items()} | {
+        "RESTYLE_POLL_INITIAL_SECONDS": "0.5", "RESTYLE_POLL_MAX_SECONDS": "1", "RESTYLE_POLLS_PER_HISTORY": "3",
+        "RESTYLE_LOCAL_FORECAST_WORKERS": "1", "RESTYLE_TEMP_ROOT": str(scratch / "tmp"),
+        "RESTYLE_ACTIVITY_RETRY_ATTEMPTS": "2"}
+    host = DevhostProcess(free_port(), scratch / "state", azurite, scratch / "devhost.log", env=env,
+                          extra_args=("--blob-poll-seconds", "0.5")).start()
+    service = BlobServiceClient.from_connection_string(azurite)
+    for name in containers.values():
+        service.create_container(name)
+    yield {"host": host, "service": service, "containers": containers, "registry": scratch / "tmp" / "models"}
+    host.stop()
+
+
+def drop(world: dict, name: str, data: bytes, metadata: dict[str, str]) -> dict:
+    """Upload to tables/ and wait for the job it starts to end; returns the job's view."""
+    client = world["service"].get_blob_client(world["containers"]["tables"], name)
+    client.upload_blob(data, overwrite=True, metadata=metadata)
+    host = world["host"]
+    [job] = wait_for(lambda: jobs_for(host, name), 30, "the job")
+    return wait_for(lambda: ended(host, job["id"]), 240, "the job to end", interval=1)
+
+
+def read_blob(world: dict, kind: str, name: str) -> bytes:
+    return world["service"].get_blob_client(world["containers"][kind], name).download_blob().readall()
+
+
+def test_a_table_of_many_series_is_trained_registered_gated_and_forecast(world):
+    table = m3_table(8)
+    short = table[table["store"] == table["store"].iloc[0]].head(10).assign(store="tiny")  # too short to train
+    data = io.BytesIO()
+    pd.concat([table, short]).assign(region="north").to_csv(data, index=False)
+    job = drop(world, "Sales History.csv", data.getvalue(), FAST_TRAINING)
+
+    assert job["status"] == "Completed", job
+    assert job["pipeline"] == "many_models" and job["stage"] == "done"
+    output = job["output"]
+    assert output["dataset"] == "sales-history"
+    assert (output["trained"], output["partitions_rejected"], output["partitions_failed"]) == (8, 1, 0)
+    assert sum(output["decisions"].values()) == 8
+    assert job["progress"]["partitions_done"] == job["progress"]["partitions_total"] == 8
+
+    forecasts_prefix = output["outputs"]["forecasts"].split("/", 1)[1]
+    names = list(world["service"].get_container_client(world["containers"]["output"]).list_blob_names(
+        name_starts_with=forecasts_prefix))
+    forecasts = pq.read_table(io.BytesIO(read_blob(world, "output", names[0]))).to_pandas()
+    assert len(forecasts) == 8 * 6 and forecasts["store"].nunique() == 8  # every trained partition, horizon 6
+    report_prefix = output["outputs"]["gate"].split("/", 1)[1]
+    report = json.loads(read_blob(world, "output", report_prefix + "gate_report.json"))
+    assert [r["keys"]["store"] for r in report["rejected_partitions"]] == ["tiny"]
+    assert "too_short" in {p["code"] for p in report["rejected_partitions"][0]["problems"]}
+
+    registry = open_registry(f"index:{world['registry'] / 'registry.sqlite'}")
+    store = table["store"].iloc[0]
+    production = find_production(registry, "sales-history", {"store": store, "region": "north"})
+    assert production.run_id == job["id"] and production.keys == {"store": store, "region": "north"}
+    assert production.tags()["key.store"] == store and "metric.mase" in production.tags()
+    work = world["service"].get_container_client(world["containers"]["work"])
+    assert list(work.list_blob_names(name_starts_with=f"{job['id']}/")) == []  # cleaned up after success
+
+
+@pytest.mark.parametrize(("name", "data", "metadata", "reason"), [
+    ("no-target.csv", b"store,timestamp,units\na,2020-01-01,1\n", {}, "missing columns ['target']"),
+    ("dates.csv", b"store,timestamp,target\na,yesterday,1\n", {}, "timestamp"),
+    ("bad-option.csv", b"store,timestamp,target\na,2020-01-01,1\n", {"horizon": "-3"}, "horizon"),
+    ("picture.parquet", b"\x89PNG\r\n\x1a\n" + bytes(100), {}, "cannot read"),
+])
+def test_a_bad_table_is_rejected_with_its_reason_and_kept(world, name, data, metadata, reason):
+    job = drop(world, name, data, metadata)
+    assert job["status"] == "Failed" and "table rejected" in job["error"] and reason in job["error"], job
+    record = json.loads(read_blob(world, "rejected", f"{name}.reason.json"))
+    assert reason in record["reason"]
+    assert read_blob(world, "rejected", name) == data  # the upload itself is kept, beside its reason
