@@ -37,6 +37,14 @@ param gpuLowPriority bool = true
 
 @description('Name of the Azure ML datastore over the data account\'s work container.')
 param amlDatastoreName string = 'work'
+@description('VM size of the many-models CPU cluster (statistical models: no GPU).')
+param cpuVmSize string = 'Standard_D4as_v5'
+@description('Cores per node of cpuVmSize: one training process each.')
+@minValue(1)
+param cpuCoresPerNode int = 4
+@description('Most CPU nodes; one many-models run spreads over all of them.')
+@minValue(1)
+param cpuMaxNodes int = 2
 
 @description('Memory per Function App instance (MB).')
 @allowed([512, 2048, 4096])
@@ -62,11 +70,15 @@ var containers = {
   work: 'work'
   output: 'output'
   rejected: 'rejected'
+  tables: 'tables'
 }
 var deploymentContainer = 'app-package'
 // Registered by infra/hooks/register-environment.sh from scoring_job/environment.py (NAME).
 var amlEnvironment = 'restyle-scoring@latest'
 var amlClusterName = 'gpu-cluster'
+// Many models: registered from forecast_job/environment.py (NAME); trained on this CPU cluster.
+var amlForecastEnvironment = 'restyle-forecast@latest'
+var amlCpuClusterName = 'cpu-cluster'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -115,7 +127,8 @@ module dataStorage 'app/storage.bicep' = {
     name: 'stdata${token}'
     location: location
     tags: tags
-    containers: [containers.input, containers.styles, containers.work, containers.output, containers.rejected]
+    containers: [containers.input, containers.styles, containers.work, containers.output, containers.rejected,
+      containers.tables]
   }
 }
 
@@ -149,6 +162,9 @@ module ml 'app/ml.bicep' = {
     vmSize: gpuVmSize
     maxNodes: gpuMaxNodes
     lowPriority: gpuLowPriority
+    cpuClusterName: amlCpuClusterName
+    cpuVmSize: cpuVmSize
+    cpuMaxNodes: cpuMaxNodes
   }
 }
 
@@ -169,6 +185,7 @@ module rbac 'app/rbac.bicep' = {
   params: {
     appPrincipalId: identity.outputs.principalId
     clusterPrincipalId: ml.outputs.clusterPrincipalId
+    cpuClusterPrincipalId: ml.outputs.cpuClusterPrincipalId
     userPrincipalId: principalId
     userPrincipalType: principalType
     dataAccountName: dataStorage.outputs.name
@@ -197,6 +214,10 @@ module appSettings 'app/appsettings.bicep' = {
     amlEnvironment: amlEnvironment
     amlInstanceCount: min(nodesPerJob, gpuMaxNodes)
     amlProcessesPerInstance: gpusPerNode
+    amlForecastCompute: ml.outputs.cpuClusterName
+    amlForecastEnvironment: amlForecastEnvironment
+    amlForecastInstanceCount: cpuMaxNodes
+    amlForecastProcessesPerInstance: cpuCoresPerNode
   }
 }
 
@@ -228,6 +249,8 @@ output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
 output DATA_STORAGE_ACCOUNT_NAME string = dataStorage.outputs.name
 output DATA_INPUT_CONTAINER string = containers.input
 output DATA_OUTPUT_CONTAINER string = containers.output
+output DATA_TABLES_CONTAINER string = containers.tables
 output DATA_SYSTEM_TOPIC_NAME string = events.outputs.name
 output AML_WORKSPACE_NAME string = ml.outputs.workspaceName
 output AML_ENVIRONMENT string = amlEnvironment
+output AML_FORECAST_ENVIRONMENT string = amlForecastEnvironment

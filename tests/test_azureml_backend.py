@@ -13,7 +13,7 @@ from activities.scoring.azureml import (
     code_snapshot,
     scoring_environment,
 )
-from activities.scoring.backend import JobState
+from activities.scoring.backend import JobKind, JobState
 from restyle.settings import Settings
 
 
@@ -74,8 +74,8 @@ def test_submit_status_and_cancel_through_the_jobs_boundary(store):
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
     handle = backend.submit("job7", segments_total=3, attempt=1)
-    assert handle == {"backend": "azureml", "name": "restyle-job7-a1", "job_id": "job7", "attempt": 1,
-                      "segments_total": 3}
+    assert handle == {"backend": "azureml", "kind": "stylize", "name": "restyle-job7-a1", "job_id": "job7",
+                      "attempt": 1, "segments_total": 3}
     assert client.jobs.jobs["restyle-job7-a1"].spec.code  # the snapshot folder went with the create
     assert backend.status(handle).state is JobState.QUEUED
     for index in range(2):  # two segments finished: their result JSONs are in work/<job>/styled/
@@ -89,6 +89,32 @@ def test_submit_status_and_cancel_through_the_jobs_boundary(store):
     assert backend.status(handle).state is JobState.PREEMPTED
     job.error = {"code": "UserError", "message": "exit 1"}
     assert backend.status(handle).state is JobState.FAILED
+
+
+def test_a_many_models_run_is_a_pipeline_job_with_the_apps_cpu_settings(settings, store):
+    """The training run's spec comes from forecast_job.azureml, fed by the app's settings; progress is
+    the count of trained partitions; a DELETE's sweep finds it by name like a scoring job."""
+    from restyle.storage import BlobStore
+
+    store = BlobStore(store.service, settings.model_copy(update={
+        "aml_forecast_compute": "cpu-x", "aml_forecast_instance_count": 3, "aml_forecast_processes_per_instance": 8,
+        "gate_metric": "accuracy", "gate_threshold": 0.8}))
+    client = FakeMLClient()
+    backend = AzureMLBackend(client, store)
+    handle = backend.submit("job8", segments_total=4, attempt=2, kind=JobKind.MANY_MODELS)
+    assert (handle["kind"], handle["name"]) == ("many_models", "restyle-mm-job8-a2")
+    pipeline = client.jobs.jobs["restyle-mm-job8-a2"].spec
+    assert pipeline.type == "pipeline" and pipeline.settings.default_compute == "cpu-x"
+    train, publish = pipeline.jobs["train_partitions"], pipeline.jobs["publish"]
+    assert (train.partition_keys, train.resources["instance_count"], train.max_concurrency_per_instance) == (
+        ["partition"], 3, 8)
+    assert "--gate-metric accuracy --gate-threshold 0.8" in publish.command
+    for pid in ("p1", "p2"):  # two partitions trained, as the parallel step writes them on the datastore
+        store.write_json(store.settings.work_container, f"job8/trained/{pid}/result.json", {"status": "trained"})
+    store.write_bytes(store.settings.work_container, "job8/trained/p3/model.pkl", b"x", "application/octet-stream")
+    status = backend.status(handle)
+    assert (status.segments_done, status.segments_total) == (2, 4)
+    assert backend.cancel_job("job8") == 1 and client.jobs.cancels == ["restyle-mm-job8-a2"]
 
 
 def test_cancel_is_asynchronous_in_the_service(store):

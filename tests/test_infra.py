@@ -57,6 +57,11 @@ LEFT_AT_DEFAULT = {
     "keep_work_on_failure",
     "temp_root",  # the system temp folder is the right scratch place on Flex instances too
     "scratch_limit_mb",  # devhost only: in Azure the instance's own ~0.8 GB disk is the cap
+    "max_table_bytes",  # many models: input limit, the same wherever it runs
+    "model_registry",  # local runs' registry; in Azure the publish step registers into the workspace's MLflow
+    "gate_metric",  # promotion rule: product policy, the same wherever it runs
+    "gate_threshold",
+    "local_forecast_workers",  # local backend only
 }
 # Read by the Functions host (host storage, telemetry) and azure-identity, not by our code.
 HOST_SETTINGS = {
@@ -413,13 +418,29 @@ def test_environment_spec_is_scoring_job_environment(tmp_path: Path) -> None:
     assert spec("b.yml")[0][2] == version  # same content, same version: re-registering is a no-op
 
 
-def test_events_go_to_the_apps_blob_trigger() -> None:
+def test_environment_spec_of_the_many_models_job(tmp_path: Path) -> None:
+    from forecast_job import environment
+
+    out = subprocess.run([sys.executable, str(INFRA / "hooks" / "environment_spec.py"), str(tmp_path / "c.yml"),
+                          "forecast_job"], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] + "@latest" == bicep("main.bicep")["variables"]["amlForecastEnvironment"]["value"]
+    assert out[0] == environment.NAME and json.loads((tmp_path / "c.yml").read_text()) == (
+        environment.conda_specification())
+
+
+def test_events_go_to_the_apps_blob_triggers() -> None:
     from app_index import app_functions  # the Functions host's view of the app
 
     script = (INFRA / "hooks" / "subscribe-blob-events.sh").read_text()
-    name = re.search(r"BLOB_TRIGGER_FUNCTION:-(\w+)", script)[1]
+    pairs = re.findall(r'"(\w+):\$(DATA_\w+_CONTAINER)"', script)
+    outputs = bicep("main.bicep")["outputs"]
+    containers = bicep("main.bicep")["variables"]["containers"]["value"]
     functions = app_functions()
-    (trigger,) = [b.get_dict_repr() for b in functions[name].get_bindings() if b.type == "blobTrigger"]
-    assert trigger["connection"] == DATA_CONNECTION
-    input_container = bicep("main.bicep")["variables"]["containers"]["value"]["input"]
-    assert trigger["path"].split("/")[0] == input_container
+    blob_triggers = {name for name, function in functions.items()
+                     if any(b.type == "blobTrigger" for b in function.get_bindings())}
+    assert {name for name, _ in pairs} == blob_triggers == {"on_video_uploaded", "on_table_uploaded"}
+    for name, output in pairs:
+        (trigger,) = [b.get_dict_repr() for b in functions[name].get_bindings() if b.type == "blobTrigger"]
+        assert trigger["connection"] == DATA_CONNECTION
+        container = accessor(outputs[output]["value"]).removeprefix("containers.")
+        assert trigger["path"].split("/")[0] == containers[container]

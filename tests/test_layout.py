@@ -33,19 +33,24 @@ def test_function_app_registers_the_orchestrator_activities_trigger_and_api():
     assert isinstance(function_app.app, df.DFApp)
     functions = app_functions()
     activities = {"probe", "split", "stitch", "cleanup", "write_manifest", "submit_scoring",
-                  "scoring_status", "cancel_scoring", "cancel_job_scoring"}
+                  "scoring_status", "cancel_scoring", "cancel_job_scoring", "validate_table_upload",
+                  "collect_run_results"}
     http = {"create_job": ("POST", "jobs"), "read_job": ("GET", "jobs/{instance_id}"), "read_jobs": ("GET", "jobs"),
             "delete_job": ("DELETE", "jobs/{instance_id}")}
-    assert set(functions) == activities | set(http) | {"stylize_video", "on_video_uploaded"}
+    assert set(functions) == activities | set(http) | {"stylize_video", "many_models", "on_video_uploaded",
+                                                       "on_table_uploaded"}
     for name in activities:
         assert functions[name].get_trigger().type == "activityTrigger"
-    assert functions["stylize_video"].get_trigger().type == "orchestrationTrigger"
+    assert {functions[name].get_trigger().type for name in ("stylize_video", "many_models")} == {
+        "orchestrationTrigger"}
     for name, (method, route) in http.items():
         trigger = functions[name].get_trigger()
         assert (trigger.type, [str(m) for m in trigger.methods], trigger.route) == ("httpTrigger", [method], route)
         assert trigger.auth_level.value == "function"
-    blob = functions["on_video_uploaded"].get_trigger().get_dict_repr()
-    assert (blob["path"], blob["connection"], blob["source"]) == ("input/{name}", "RestyleData", "LogsAndContainerScan")
+    for trigger, container in (("on_video_uploaded", "input"), ("on_table_uploaded", "tables")):
+        blob = functions[trigger].get_trigger().get_dict_repr()
+        assert (blob["path"], blob["connection"], blob["source"]) == (
+            f"{container}/{{name}}", "RestyleData", "LogsAndContainerScan")
 
 
 def test_media_activity_wrappers_call_the_plain_functions(settings, store, make_clip, monkeypatch):

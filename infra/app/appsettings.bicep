@@ -16,6 +16,11 @@ param amlEnvironment string
 param amlInstanceCount int
 @description('Processes per node: one per GPU.')
 param amlProcessesPerInstance int
+@description('Many models: the CPU cluster, its environment, nodes per run and processes per node.')
+param amlForecastCompute string
+param amlForecastEnvironment string
+param amlForecastInstanceCount int
+param amlForecastProcessesPerInstance int
 
 output settings object = {
   // Host storage (Durable task hub, blob receipts): the ops account with the user-assigned identity.
@@ -39,6 +44,7 @@ output settings object = {
   RESTYLE_WORK_CONTAINER: containers.work
   RESTYLE_OUTPUT_CONTAINER: containers.output
   RESTYLE_REJECTED_CONTAINER: containers.rejected
+  RESTYLE_TABLES_CONTAINER: containers.tables
   RESTYLE_BLOB_TRIGGER_SOURCE: 'EventGrid'
   RESTYLE_SCORING_BACKEND: 'azureml'
   RESTYLE_SCORING_WORKERS: string(amlInstanceCount * amlProcessesPerInstance)
@@ -50,6 +56,10 @@ output settings object = {
   RESTYLE_AML_ENVIRONMENT: amlEnvironment
   RESTYLE_AML_INSTANCE_COUNT: string(amlInstanceCount)
   RESTYLE_AML_PROCESSES_PER_INSTANCE: string(amlProcessesPerInstance)
+  RESTYLE_AML_FORECAST_COMPUTE: amlForecastCompute
+  RESTYLE_AML_FORECAST_ENVIRONMENT: amlForecastEnvironment
+  RESTYLE_AML_FORECAST_INSTANCE_COUNT: string(amlForecastInstanceCount)
+  RESTYLE_AML_FORECAST_PROCESSES_PER_INSTANCE: string(amlForecastProcessesPerInstance)
   // Spans, metrics and logs (restyle/telemetry.py) to APPLICATIONINSIGHTS_CONNECTION_STRING, as the identity.
   RESTYLE_TELEMETRY_EXPORTER: 'azure_monitor'
 }

@@ -16,6 +16,11 @@ param vmSize string
 @minValue(1)
 param maxNodes int
 param lowPriority bool
+@description('CPU cluster of the many-models training runs (forecast_job/): one process per core.')
+param cpuClusterName string
+param cpuVmSize string
+@minValue(1)
+param cpuMaxNodes int
 @description('Seconds an idle node is kept before the cluster scales down.')
 @minValue(60)
 param idleSecondsBeforeScaleDown int = 300
@@ -141,9 +146,39 @@ resource cluster 'Microsoft.MachineLearningServices/workspaces/computes@2025-06-
   }
 }
 
+// Many models: statistical models train on CPUs, dedicated (a run is minutes; pre-emption would cost more
+// than it saves). Its identity registers models into the workspace's MLflow registry.
+resource cpuCluster 'Microsoft.MachineLearningServices/workspaces/computes@2025-06-01' = {
+  parent: workspace
+  name: cpuClusterName
+  location: location
+  tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    computeType: 'AmlCompute'
+    description: 'Restyle many models: one training process per core'
+    disableLocalAuth: true
+    properties: {
+      vmSize: cpuVmSize
+      vmPriority: 'Dedicated'
+      osType: 'Linux'
+      remoteLoginPortPublicAccess: 'Disabled'
+      scaleSettings: {
+        minNodeCount: 0
+        maxNodeCount: cpuMaxNodes
+        nodeIdleTimeBeforeScaleDown: 'PT${idleSecondsBeforeScaleDown}S'
+      }
+    }
+  }
+}
+
 output workspaceName string = workspace.name
 output storageAccountName string = storage.outputs.name
 output registryName string = registry.name
 output clusterName string = cluster.name
 output clusterPrincipalId string = cluster.identity.principalId
+output cpuClusterName string = cpuCluster.name
+output cpuClusterPrincipalId string = cpuCluster.identity.principalId
 output datastoreName string = datastore.name

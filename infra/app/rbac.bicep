@@ -5,9 +5,12 @@
 //     job submission on the workspace; telemetry to Application Insights.
 //   GPU cluster identity: segments in / styled segments out on data; code snapshot and logs in the
 //     workspace storage; image pull from the registry. Nothing on ops.
+//   CPU cluster identity (many models): partitions in / models and results out on data; code and
+//     logs in the workspace storage; image pull; model registration in the workspace (MLflow).
 //   The deploying person (optional): upload to input/styles, read output/rejected. Nothing else.
 param appPrincipalId string
 param clusterPrincipalId string
+param cpuClusterPrincipalId string
 @description('Object id of a person or group to grant the user data roles to; empty for none.')
 param userPrincipalId string = ''
 @allowed(['User', 'Group', 'ServicePrincipal'])
@@ -40,6 +43,7 @@ var dataGrants = [
   // only ACL/ownership rights of HNS accounts: not needed (tests/test_infra.py says why, with sources).
   { principalId: appPrincipalId, roleId: role.queueContributor } // the blob trigger's poison queue
   { principalId: clusterPrincipalId, roleId: role.blobContributor }
+  { principalId: cpuClusterPrincipalId, roleId: role.blobContributor }
 ]
 var opsGrants = [
   { principalId: appPrincipalId, roleId: role.blobOwner }
@@ -49,12 +53,14 @@ var opsGrants = [
 var mlStorageGrants = [
   { principalId: appPrincipalId, roleId: role.blobContributor }
   { principalId: clusterPrincipalId, roleId: role.blobContributor }
+  { principalId: cpuClusterPrincipalId, roleId: role.blobContributor }
 ]
 var userGrants = empty(userPrincipalId) ? [] : [
   { container: containers.input, roleId: role.blobContributor }
   { container: containers.styles, roleId: role.blobContributor }
   { container: containers.output, roleId: role.blobReader }
   { container: containers.rejected, roleId: role.blobReader }
+  { container: containers.tables, roleId: role.blobContributor }
 ]
 
 resource dataAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -136,12 +142,24 @@ resource workspaceRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource registryRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(registry.id, clusterPrincipalId, role.acrPull)
+resource registryRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in [clusterPrincipalId, cpuClusterPrincipalId]: {
+  name: guid(registry.id, principalId, role.acrPull)
   scope: registry
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.acrPull)
-    principalId: clusterPrincipalId
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}]
+
+// The many-models publish step registers models and sets their production alias in the workspace's
+// MLflow registry as the CPU cluster's identity.
+resource cpuClusterWorkspaceRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(workspace.id, cpuClusterPrincipalId, role.mlDataScientist)
+  scope: workspace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.mlDataScientist)
+    principalId: cpuClusterPrincipalId
     principalType: 'ServicePrincipal'
   }
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Registers the scoring environment defined in scoring_job/environment.py (Open MPI + CUDA image,
-# conda file from scoring_job/requirements.txt) in the Azure ML workspace as NAME:<content hash>,
-# which the app's RESTYLE_AML_ENVIRONMENT (NAME@latest) resolves to. Unchanged content: no-op.
+# Registers a compute package's environment in the Azure ML workspace as NAME:<content hash>:
+#   register-environment.sh scoring_job      (scoring_job/environment.py: Open MPI + CUDA image), the
+#                                            app's RESTYLE_AML_ENVIRONMENT (NAME@latest); the default
+#   register-environment.sh forecast_job     (forecast_job/environment.py: CPU image), the app's
+#                                            RESTYLE_AML_FORECAST_ENVIRONMENT
+# Unchanged content: no-op.
 # Needs: az (logged in) and python3. Inputs: the azd environment (azd runs this as a hook; by
 # hand: `eval "$(azd env get-values)"` first).
 set -euo pipefail
@@ -9,14 +12,22 @@ set -euo pipefail
 : "${AZURE_RESOURCE_GROUP:?not set: run through azd or eval \"\$(azd env get-values)\"}"
 : "${AML_WORKSPACE_NAME:?not set: run through azd or eval \"\$(azd env get-values)\"}"
 : "${AML_ENVIRONMENT:?not set: run through azd or eval \"\$(azd env get-values)\"}"
+: "${AML_FORECAST_ENVIRONMENT:?not set: run through azd or eval \"\$(azd env get-values)\"}"
+
+package="${1:-scoring_job}"
+case "$package" in
+  scoring_job) expected="$AML_ENVIRONMENT" ;;
+  forecast_job) expected="$AML_FORECAST_ENVIRONMENT" ;;
+  *) echo "usage: $0 [scoring_job|forecast_job]" >&2; exit 2 ;;
+esac
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 workdir="$(mktemp -d)"
 trap 'rm -rf "$workdir"' EXIT
 
-read -r name image version < <("${PYTHON:-python3}" "$here/environment_spec.py" "$workdir/conda.yml")
-if [ "$name@latest" != "$AML_ENVIRONMENT" ]; then
-  echo "scoring_job/environment.py names '$name' but the app uses '$AML_ENVIRONMENT' (infra/main.bicep)" >&2
+read -r name image version < <("${PYTHON:-python3}" "$here/environment_spec.py" "$workdir/conda.yml" "$package")
+if [ "$name@latest" != "$expected" ]; then
+  echo "$package/environment.py names '$name' but the app uses '$expected' (infra/main.bicep)" >&2
   exit 1
 fi
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Points the data account's BlobCreated events for the input container at the blob trigger's
-# webhook (Flex Consumption runs blob triggers from Event Grid only). Runs after code deploy: the
-# webhook's blobs_extension key exists only once the host has started with the function.
+# Points the data account's BlobCreated events for each upload container at its blob trigger's
+# webhook (Flex Consumption runs blob triggers from Event Grid only): input/ -> on_video_uploaded,
+# tables/ -> on_table_uploaded. Runs after code deploy: the webhook's blobs_extension key exists
+# only once the host has started with the functions.
 # Inputs: the azd environment (by hand: `eval "$(azd env get-values)"` first).
 set -euo pipefail
 
@@ -10,10 +11,10 @@ set -euo pipefail
 : "${AZURE_FUNCTION_APP_HOSTNAME:?not set: run through azd or eval \"\$(azd env get-values)\"}"
 : "${DATA_SYSTEM_TOPIC_NAME:?not set: run through azd or eval \"\$(azd env get-values)\"}"
 : "${DATA_INPUT_CONTAINER:?not set: run through azd or eval \"\$(azd env get-values)\"}"
+: "${DATA_TABLES_CONTAINER:?not set: run through azd or eval \"\$(azd env get-values)\"}"
 
-# The Python function name of the Event Grid blob trigger in function_app.
-function_name="${BLOB_TRIGGER_FUNCTION:-on_video_uploaded}"
-subscription_name="${function_name//_/-}"
+# Python function name of each Event Grid blob trigger in function_app, and its container.
+TRIGGERS=("on_video_uploaded:$DATA_INPUT_CONTAINER" "on_table_uploaded:$DATA_TABLES_CONTAINER")
 rg="$AZURE_RESOURCE_GROUP"
 
 key=""
@@ -25,24 +26,31 @@ for attempt in $(seq 1 30); do
   sleep 10
 done
 if [ -z "$key" ]; then
-  echo "No blobs_extension key on $AZURE_FUNCTION_APP_NAME: is $function_name deployed and the host running?" >&2
+  echo "No blobs_extension key on $AZURE_FUNCTION_APP_NAME: are the blob triggers deployed and the host running?" >&2
   exit 1
 fi
 
-webhook="https://$AZURE_FUNCTION_APP_HOSTNAME/runtime/webhooks/blobs?functionName=Host.Functions.$function_name"
-subscription=(--resource-group "$rg" --system-topic-name "$DATA_SYSTEM_TOPIC_NAME" --name "$subscription_name")
-filter=(--included-event-types Microsoft.Storage.BlobCreated
-        --subject-begins-with "/blobServices/default/containers/$DATA_INPUT_CONTAINER/")
+subscribe() {
+  local function_name="$1" container="$2"
+  local webhook="https://$AZURE_FUNCTION_APP_HOSTNAME/runtime/webhooks/blobs?functionName=Host.Functions.$function_name"
+  local subscription=(--resource-group "$rg" --system-topic-name "$DATA_SYSTEM_TOPIC_NAME"
+                      --name "${function_name//_/-}")
+  local filter=(--included-event-types Microsoft.Storage.BlobCreated
+                --subject-begins-with "/blobServices/default/containers/$container/")
+  # `create` is a PUT (create or replace), so a re-run just refreshes key and filter. Event Grid
+  # validates the endpoint on every PUT; a host still warming up can miss that once.
+  for attempt in 1 2 3; do
+    if az eventgrid system-topic event-subscription create "${subscription[@]}" "${filter[@]}" \
+         --endpoint-type webhook --endpoint "$webhook&code=$key" --only-show-errors --output none; then
+      echo "Event subscription ${function_name//_/-}: $container/ -> $webhook"
+      return 0
+    fi
+    echo "Endpoint validation failed (attempt $attempt/3); retrying in 20 s..."
+    sleep 20
+  done
+  return 1
+}
 
-# `create` is a PUT (create or replace), so a re-run just refreshes key and filter. Event Grid
-# validates the endpoint on every PUT; a host still warming up can miss that once.
-for attempt in 1 2 3; do
-  if az eventgrid system-topic event-subscription create "${subscription[@]}" "${filter[@]}" \
-       --endpoint-type webhook --endpoint "$webhook&code=$key" --only-show-errors --output none; then
-    echo "Event subscription $subscription_name: $DATA_INPUT_CONTAINER/ -> $webhook"
-    exit 0
-  fi
-  echo "Endpoint validation failed (attempt $attempt/3); retrying in 20 s..."
-  sleep 20
+for trigger in "${TRIGGERS[@]}"; do
+  subscribe "${trigger%%:*}" "${trigger#*:}"
 done
-exit 1
