@@ -99,7 +99,8 @@ def settings(azurite: str, tmp_path: Path, request: pytest.FixtureRequest):
     return Settings(
         storage_connection_string=azurite,
         input_container=f"in{tag}", styles_container=f"st{tag}", work_container=f"wk{tag}",
-        output_container=f"out{tag}", rejected_container=f"rej{tag}", temp_root=tmp_path / "scratch",
+        output_container=f"out{tag}", rejected_container=f"rej{tag}", tables_container=f"tb{tag}",
+        temp_root=tmp_path / "scratch",
     )
 
 

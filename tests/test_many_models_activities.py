@@ -1,0 +1,61 @@
+"""The many-models activities against real Azurite: a table becomes a work folder (or a rejection),
+a local run resumes where an earlier attempt stopped, and results land in output/ for SQL readers."""
+
+from __future__ import annotations
+
+import io
+
+import duckdb
+import pytest
+from forecast_support import m3_table
+
+from activities.many_models import local_run
+from activities.many_models.results import collect_results
+from activities.many_models.validate import dataset_name, table_format, validate_table
+from activities.work_layout import WorkLayout
+
+OPTIONS = {"target_column": "sales", "model_set": "fast", "horizon": "6"}
+
+
+def upload_table(store, name: str, series: int, **metadata: str) -> None:
+    data = io.BytesIO()
+    m3_table(series).to_csv(data, index=False)
+    store.write_bytes(store.settings.tables_container, name, data.getvalue(), "text/csv")
+    blob = store.service.get_blob_client(store.settings.tables_container, name)
+    blob.set_blob_metadata({**OPTIONS, **metadata})
+
+
+def test_names_and_formats_are_read_from_the_upload() -> None:
+    assert dataset_name("2026/Store Sales (EU).csv", {}) == "store-sales-eu"
+    assert dataset_name("x.csv", {"dataset": "retail_eu"}) == "retail_eu"
+    with pytest.raises(ValueError, match="dataset name"):
+        dataset_name("x.csv", {"dataset": "Bad Name!"})
+    assert table_format("sales", b"PAR1") == "parquet" and table_format("sales", b"stor") == "csv"
+
+
+def test_a_local_run_resumes_and_its_results_are_one_sql_table(store, monkeypatch, tmp_path, capfd) -> None:
+    settings = store.settings
+    monkeypatch.setattr(local_run, "get_settings", lambda: settings)
+    upload_table(store, "sales.csv", 4)
+    table = validate_table(store, "sales.csv", "run-a")
+    assert (table["accepted"], table["partitions_total"], table["dataset"]) == (True, 4, "sales")
+    assert store.exists(settings.work_container, "run-a/manifest.json")
+
+    assert local_run.run_many_models("run-a", tmp_path / "attempt-1", workers=1) == 0
+    trained = WorkLayout("run-a").trained_prefix
+    results = sorted(n for n in store.list_names(settings.work_container, trained) if n.endswith("/result.json"))
+    assert len(results) == 4
+    store.delete(settings.work_container, results[0])  # as if attempt 1 had died before this partition
+
+    capfd.readouterr()
+    assert local_run.run_many_models("run-a", tmp_path / "attempt-2", workers=1) == 0
+    assert "run run-a: 4 partitions, 3 already trained, 1 to train" in capfd.readouterr().err  # the training log
+    assert store.exists(settings.work_container, results[0])
+
+    summary = collect_results(store, "run-a", "sales")
+    assert summary["trained"] == 4 and set(summary["outputs"]) == {"forecasts", "metrics", "gate"}
+    local = tmp_path / "output"
+    store.download_folder(settings.output_container, "many-models/sales/", local)
+    rows = duckdb.sql(f"select store, count(*) from read_parquet('{local}/forecasts/*/*.parquet', "
+                      "hive_partitioning = true) group by store").fetchall()
+    assert len(rows) == 4 and {count for _, count in rows} == {6}
