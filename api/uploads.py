@@ -7,7 +7,7 @@ import logging
 
 import azure.durable_functions as df
 
-from restyle.storage import BlobNotFound, BlobStore
+from restyle.storage import BlobInfo, BlobNotFound, BlobStore
 from scoring_job.manifest import ScoringOptions
 
 from .jobs import JobStart, job_for_table, job_for_upload, start_job
@@ -28,12 +28,17 @@ async def handle_table_upload(client: df.DurableOrchestrationClient, store: Blob
 
 
 def table_job(store: BlobStore, blob_name: str) -> JobStart | None:
+    info = _uploaded(store, store.settings.tables_container, blob_name)
+    return None if info is None else job_for_table(store, blob_name, info.etag)
+
+
+def _uploaded(store: BlobStore, container: str, blob_name: str) -> BlobInfo | None:
+    """The upload's properties (blocking: one storage call); None when the blob is gone."""
     try:
-        info = store.info(store.settings.tables_container, blob_name)
+        return store.info(container, blob_name)
     except BlobNotFound:
-        log.info("ignoring %s: gone from %s/", blob_name, store.settings.tables_container)
+        log.info("ignoring %s: gone from %s/ (already handled or rejected)", blob_name, container)
         return None
-    return job_for_table(store, blob_name, info.etag)
 
 
 async def _start_for(client: df.DurableOrchestrationClient, blob_name: str, job: JobStart | None) -> str | None:
@@ -55,10 +60,8 @@ async def handle_upload(client: df.DurableOrchestrationClient, store: BlobStore,
 
 def upload_job(store: BlobStore, blob_name: str) -> JobStart | None:
     """The upload's job from its properties (blocking: one storage call); None when the blob is gone."""
-    try:
-        info = store.info(store.settings.input_container, blob_name)
-    except BlobNotFound:
-        log.info("ignoring %s: gone from %s/ (already handled or rejected)", blob_name, store.settings.input_container)
+    info = _uploaded(store, store.settings.input_container, blob_name)
+    if info is None:
         return None
     metadata = {key.lower(): value for key, value in info.metadata.items()}
     style = metadata.get("style") or store.settings.default_style

@@ -8,12 +8,41 @@ input, time only from the context. The job kind (`stylize` for the video pipelin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 
 import azure.durable_functions as df
 
 ProgressReport = Callable[[df.DurableOrchestrationContext, dict, dict, dict], None]
+# prepare(context, job) -> job with `scoring` (first attempt submitted); finish(context, job, completed
+# status) -> (result, details of the "done" stage). Both are generators run with `yield from`.
+Stage = Callable[..., Generator]
+
+
+def run_compute_pipeline(context: df.DurableOrchestrationContext, prepare: Stage, report: ProgressReport,
+                         finish: Stage, rejection: type[Exception]):
+    """The shape both orchestrators share: prepare (skipped once continued as new), monitor the
+    compute job, finish, clean up; on any failure but a rejection (nothing was started for it),
+    cancel what is in flight and clean up, then fail with the original error."""
+    job = context.get_input()
+    retry = retry_options(job["policy"])
+    try:
+        if "scoring" not in job:
+            job = yield from prepare(context, job)
+        completed = yield from monitor(context, job, report)
+        if completed is None:
+            return None  # continued as new
+        result, details = yield from finish(context, job, completed)
+        yield context.call_activity_with_retry("cleanup", retry, {"job_id": context.instance_id, "succeeded": True})
+        set_stage(context, job, "done", **details)
+        return result
+    except rejection:
+        raise
+    except Exception:
+        set_stage(context, job, "failed")
+        yield from stop_compute(context, job, retry)
+        yield context.call_activity_with_retry("cleanup", retry, {"job_id": context.instance_id, "succeeded": False})
+        raise
 
 
 def retry_options(policy: dict) -> df.RetryOptions:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from .compute_job import elapsed_seconds, monitor, retry_options, set_stage, start_compute, stop_compute
+from .compute_job import elapsed_seconds, retry_options, run_compute_pipeline, set_stage, start_compute
 
 bp = df.Blueprint()
 KIND = "many_models"
@@ -46,29 +46,18 @@ def _report_progress(context: df.DurableOrchestrationContext, job: dict, scoring
               scoring_state=status["state"])
 
 
+def collect(context: df.DurableOrchestrationContext, job: dict, completed: dict):
+    dataset = job["table"]["dataset"]
+    set_stage(context, job, "publish", dataset=dataset)
+    results = yield context.call_activity_with_retry("collect_run_results", retry_options(job["policy"]), {
+        "job_id": context.instance_id, "dataset": dataset})
+    partitions = {"partitions_done": completed["segments_done"], "partitions_total": completed["segments_total"],
+                  "dataset": dataset}
+    return {"blob": job["blob"], **results}, partitions
+
+
 def many_models(context: df.DurableOrchestrationContext):
-    job = context.get_input()
-    retry = retry_options(job["policy"])
-    try:
-        if "scoring" not in job:
-            job = yield from validate(context, job)
-        completed = yield from monitor(context, job, _report_progress)
-        if completed is None:
-            return None  # continued as new
-        set_stage(context, job, "publish", dataset=job["table"]["dataset"])
-        results = yield context.call_activity_with_retry("collect_run_results", retry, {
-            "job_id": context.instance_id, "dataset": job["table"]["dataset"]})
-        yield context.call_activity_with_retry("cleanup", retry, {"job_id": context.instance_id, "succeeded": True})
-        set_stage(context, job, "done", partitions_done=completed["segments_done"],
-                  partitions_total=completed["segments_total"], dataset=job["table"]["dataset"])
-        return {"blob": job["blob"], **results}
-    except TableRejected:
-        raise
-    except Exception:
-        set_stage(context, job, "failed")
-        yield from stop_compute(context, job, retry)
-        yield context.call_activity_with_retry("cleanup", retry, {"job_id": context.instance_id, "succeeded": False})
-        raise
+    return (yield from run_compute_pipeline(context, validate, _report_progress, collect, TableRejected))
 
 
 bp.orchestration_trigger(context_name="context")(many_models)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from .compute_job import elapsed_seconds, monitor, retry_options, set_stage, start_compute, stop_compute
+from .compute_job import elapsed_seconds, retry_options, run_compute_pipeline, set_stage, start_compute
 
 bp = df.Blueprint()
 
@@ -54,29 +54,16 @@ def _report_progress(context: df.DurableOrchestrationContext, job: dict, scoring
               scoring_state=status["state"])
 
 
+def stitch(context: df.DurableOrchestrationContext, job: dict, completed: dict):
+    set_stage(context, job, "stitch")
+    stitched = yield context.call_activity_with_retry("stitch", retry_options(job["policy"]), {
+        "blob": job["blob"], "etag": job["etag"], "job_id": context.instance_id})
+    segments = {"segments_done": completed["segments_total"], "segments_total": completed["segments_total"]}
+    return {"blob": job["blob"], **stitched}, segments
+
+
 def stylize_video(context: df.DurableOrchestrationContext):
-    job = context.get_input()
-    retry = retry_options(job["policy"])
-    try:
-        if "scoring" not in job:
-            job = yield from prepare(context, job)
-        completed = yield from monitor(context, job, _report_progress)
-        if completed is None:
-            return None  # continued as new
-        set_stage(context, job, "stitch")
-        stitched = yield context.call_activity_with_retry("stitch", retry, {
-            "blob": job["blob"], "etag": job["etag"], "job_id": context.instance_id})
-        yield context.call_activity_with_retry("cleanup", retry, {"job_id": context.instance_id, "succeeded": True})
-        set_stage(context, job, "done", segments_done=completed["segments_total"],
-                  segments_total=completed["segments_total"])
-        return {"blob": job["blob"], **stitched}
-    except JobRejected:
-        raise
-    except Exception:
-        set_stage(context, job, "failed")
-        yield from stop_compute(context, job, retry)
-        yield context.call_activity_with_retry("cleanup", retry, {"job_id": context.instance_id, "succeeded": False})
-        raise
+    return (yield from run_compute_pipeline(context, prepare, _report_progress, stitch, JobRejected))
 
 
 # Registered without rebinding the name, so tests drive the plain generator through the SDK.

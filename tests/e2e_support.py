@@ -31,7 +31,7 @@ from tools.azurite import AZURITE, connection_string, free_port
 
 ENDED = ("Completed", "Failed", "Terminated")
 FAST = {"compile": "false"}  # blob metadata, read by the trigger as scoring options
-CONTAINER_KINDS = ("input", "styles", "work", "output", "rejected")
+CONTAINER_KINDS = ("input", "styles", "work", "output", "rejected", "tables")
 T = TypeVar("T")
 
 

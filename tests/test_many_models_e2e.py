@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from azure.storage.blob import BlobServiceClient
-from e2e_support import ended, jobs_for, wait_for
+from e2e_support import CONTAINER_KINDS, app_env, ended, jobs_for, wait_for
 from forecast_support import m3_table
 
 from devhost.process import DevhostProcess
@@ -20,25 +20,21 @@ from forecast_job.publish import open_registry
 from forecast_job.registry import find_production
 from tools.azurite import free_port
 
-KINDS = ("input", "styles", "work", "output", "rejected", "tables")
 FAST_TRAINING = {"target_column": "sales", "model_set": "fast", "horizon": "6"}
 
 
 @pytest.fixture(scope="module")
 def world(azurite, tmp_path_factory):
     tag = uuid.uuid4().hex[:8]
-    containers = {kind: f"mm{kind}{tag}" for kind in KINDS}
+    containers = {kind: f"mm{kind}{tag}" for kind in CONTAINER_KINDS}
     scratch = tmp_path_factory.mktemp("mm")
-    env = {f"RESTYLE_{kind.upper()}_CONTAINER": name for kind, name in containers.items()} | {
-        "RESTYLE_POLL_INITIAL_SECONDS": "0.5", "RESTYLE_POLL_MAX_SECONDS": "1", "RESTYLE_POLLS_PER_HISTORY": "3",
-        "RESTYLE_LOCAL_FORECAST_WORKERS": "1", "RESTYLE_TEMP_ROOT": str(scratch / "tmp"),
-        "RESTYLE_ACTIVITY_RETRY_ATTEMPTS": "2"}
+    env = app_env(containers, scratch, local_forecast_workers="1", activity_retry_attempts="2")
     host = DevhostProcess(free_port(), scratch / "state", azurite, scratch / "devhost.log", env=env,
                           extra_args=("--blob-poll-seconds", "0.5")).start()
     service = BlobServiceClient.from_connection_string(azurite)
     for name in containers.values():
         service.create_container(name)
-    yield {"host": host, "service": service, "containers": containers, "registry": scratch / "tmp" / "models"}
+    yield {"host": host, "service": service, "containers": containers, "registry": scratch / "work" / "models"}
     host.stop()
 
 
