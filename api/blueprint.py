@@ -23,6 +23,7 @@ from restyle.settings import DATA_CONNECTION, get_settings
 from restyle.storage import app_store
 
 from .errors import ApiError, json_response
+from .forecast import app_forecaster, forecast_request
 from .jobs import cancel_job, get_job, job_for_request, list_jobs, start_job
 from .uploads import handle_table_upload, handle_upload
 
@@ -35,10 +36,10 @@ def _json_errors(handler: Callable[..., Awaitable[func.HttpResponse]]):
     """ApiError -> its 4xx JSON body; anything else is logged and answered with a 500 JSON body
     that names no internals."""
 
-    @wraps(handler)
-    async def wrapped(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    @wraps(handler)  # the worker reads the handler's own signature (through __wrapped__) and passes bindings by name
+    async def wrapped(req: func.HttpRequest, **bindings) -> func.HttpResponse:
         try:
-            return await handler(req, client)
+            return await handler(req, **bindings)
         except ApiError as error:
             return error.response()
         except Exception:
@@ -103,6 +104,14 @@ async def read_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient
 @_json_errors
 async def delete_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     return json_response(await cancel_job(client, app_store(), req.route_params["instance_id"]), 202)
+
+
+@bp.route(route="forecast", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@_json_errors
+async def forecast(req: func.HttpRequest) -> func.HttpResponse:
+    """Real-time forecasts; registry lookups and model loads block, so they run in a thread."""
+    body = _body(req)
+    return json_response(await asyncio.to_thread(forecast_request, app_forecaster(), get_settings(), body))
 
 
 def _job_url(req: func.HttpRequest, instance_id: str) -> str:

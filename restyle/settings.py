@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     gate_metric: Literal["mase", "relative_mae", "smape", "wape", "accuracy"] = "mase"
     gate_threshold: float = 1.0  # mase < 1: beats seasonal naive; accuracy > 0.8 is the other common rule
     local_forecast_workers: int = Field(default=2, gt=0)  # training processes of a local many-models run
+    # Real-time forecasts (POST /api/forecast): models loaded on demand into an LRU cache of this
+    # many bytes per worker process; after a promotion the `forecast_warm_up` most requested reload.
+    forecast_cache_bytes: int = Field(default=128 * 1024**2, gt=0)
+    forecast_warm_up: int = Field(default=100, ge=0)
+    max_forecast_horizon: int = Field(default=120, gt=0)
+    max_forecast_batch: int = Field(default=100, gt=0)
     aml_forecast_compute: str = "cpu-cluster"
     aml_forecast_environment: str = "restyle-forecast@latest"
     aml_forecast_instance_count: int = Field(default=1, gt=0)

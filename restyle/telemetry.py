@@ -85,6 +85,12 @@ class _Instruments:
                                                 description="rank (GPU) seconds spent stylizing a job's segments")
         self.queue_wait = meter.create_histogram("restyle.scoring.queue_wait", unit="s",
                                                  description="time a scoring attempt waited for a local slot")
+        self.model_lookups = meter.create_counter("restyle.forecast.model_lookups", unit="{lookup}",
+                                                  description="forecast model cache lookups, by hit (true/false)")
+        self.model_load = meter.create_histogram("restyle.forecast.model_load", unit="s",
+                                                 description="time to fetch and unpickle a model on a cache miss")
+        self.cache_bytes = meter.create_gauge("restyle.forecast.cache_bytes", unit="By",
+                                              description="bytes of models held by this worker's forecast cache")
 
 
 _instruments = _Instruments()
@@ -291,3 +297,13 @@ def record_scoring_results(job_id: str, results: list[dict]) -> None:
 
 def record_queue_wait(seconds: float, job_id: str, backend: str) -> None:
     _instruments.queue_wait.record(max(seconds, 0.0), {"job_id": job_id, "backend": backend})
+
+
+def record_model_lookup(hit: bool) -> None:
+    _instruments.model_lookups.add(1, {"hit": hit})
+
+
+def record_forecast_cache(cache, load_seconds: float) -> None:
+    """After a model load: its time, and the cache's size (which the load may have changed)."""
+    _instruments.model_load.record(load_seconds)
+    _instruments.cache_bytes.set(cache.bytes)

@@ -1,0 +1,179 @@
+"""Real-time forecasts from registered models, loaded on demand: the code both the Function App's
+`POST /api/forecast` and an Azure ML managed online endpoint (online.py) serve with.
+
+With thousands of partitions, models are not preloaded: a request resolves its partition's
+production version in the registry (so a promotion is seen by the very next request, no restart),
+and the model is unpickled on first use into an LRU cache bounded by bytes. Concurrent requests
+for the same cold model share one load (single flight). A version is immutable, so a cached model
+is never stale: a promotion changes which version is asked for, and the old one ages out.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .registry import ArtifactStore, ModelVersion, Registry, find_production
+
+ModelKey = tuple[str, int]  # (registered model name, version)
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    loads: int = 0
+    evictions: int = 0
+    load_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # the latest loads
+
+    @property
+    def hit_rate(self) -> float | None:
+        asked = self.hits + self.misses
+        return self.hits / asked if asked else None
+
+
+class ModelCache:
+    """Least recently used models, at most `max_bytes` of pickled size (a model's pickle is its
+    fitted state: the loaded object is the same arrays). A model bigger than the bound is served
+    but not kept. `on_load(seconds)` and `on_lookup(hit)` report to the caller's metrics."""
+
+    def __init__(self, max_bytes: int, on_load: Callable[[float], None] | None = None,
+                 on_lookup: Callable[[bool], None] | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.stats = CacheStats()
+        self._entries: OrderedDict[ModelKey, tuple[object, int]] = OrderedDict()
+        self._loading: dict[ModelKey, Future] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._on_load = on_load or (lambda seconds: None)
+        self._on_lookup = on_lookup or (lambda hit: None)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: ModelKey, fetch: Callable[[], bytes]) -> object:
+        """The model for `key`, from the cache or from `fetch()` (its pickle), loaded once however
+        many requests ask for it at the same time."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                self.stats.hits += 1
+            else:
+                self.stats.misses += 1
+                pending = self._loading.get(key)
+                if pending is None:
+                    pending = self._loading[key] = Future()
+                    loading_here = True
+                else:
+                    loading_here = False
+        self._on_lookup(entry is not None)
+        if entry is not None:
+            return entry[0]
+        if not loading_here:
+            return pending.result()  # another request is loading it: share its result (or its error)
+        return self._load(key, fetch, pending)
+
+    def _load(self, key: ModelKey, fetch: Callable[[], bytes], pending: Future) -> object:
+        try:
+            started = time.perf_counter()
+            data = fetch()
+            model = pickle.loads(data)
+            seconds = time.perf_counter() - started
+        except BaseException as error:
+            with self._lock:
+                del self._loading[key]
+            pending.set_exception(error)
+            raise
+        with self._lock:
+            del self._loading[key]
+            self.stats.loads += 1
+            self.stats.load_seconds.append(seconds)
+            self._keep(key, model, len(data))
+        self._on_load(seconds)
+        pending.set_result(model)
+        return model
+
+    def _keep(self, key: ModelKey, model: object, size: int) -> None:
+        if size > self.max_bytes:
+            return
+        self._entries[key] = (model, size)
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self._bytes -= evicted
+            self.stats.evictions += 1
+
+
+class UnknownPartition(LookupError):
+    """No production model for these partition keys in this dataset."""
+
+
+@dataclass(frozen=True)
+class Forecast:
+    keys: dict[str, str]
+    model: ModelVersion
+    timestamps: list[str]
+    values: list[float]
+
+    def as_dict(self) -> dict:
+        version = self.model
+        return {"keys": self.keys,
+                "model": {"name": version.name, "version": version.version, "type": version.model_type,
+                          "run_id": version.run_id, "flagged": version.flagged, "metrics": version.metrics},
+                "forecast": [{"timestamp": t, "mean": v} for t, v in zip(self.timestamps, self.values, strict=True)]}
+
+
+class Forecaster:
+    """Registry + artifacts + cache. After a request sees a partition's production version change
+    (a promotion), the `warm_up` most requested partitions are loaded in the background, so their
+    first requests after the promotion do not pay the load."""
+
+    def __init__(self, registry: Registry, artifacts: ArtifactStore, cache: ModelCache, warm_up: int = 0) -> None:
+        self.registry, self.artifacts, self.cache, self.warm_up = registry, artifacts, cache, warm_up
+        self.requests: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+        self._served: dict[str, int] = {}
+        self._warming = ThreadPoolExecutor(1, thread_name_prefix="warm-up") if warm_up else None
+
+    def production(self, dataset: str, keys: Mapping[str, str]) -> ModelVersion:
+        try:
+            return find_production(self.registry, dataset, keys)
+        except LookupError:
+            raise UnknownPartition(f"no production model for {dict(keys)} in dataset {dataset!r}") from None
+
+    def forecast(self, dataset: str, keys: Mapping[str, str], horizon: int) -> Forecast:
+        version = self.production(dataset, keys)
+        self.requests[(dataset, tuple(sorted(keys.items())))] += 1
+        previous = self._served.get(version.name)
+        self._served[version.name] = version.version
+        if previous is not None and previous != version.version and self._warming is not None:
+            self._warming.submit(self._warm_most_requested)
+        model = self._load(version)
+        values = [float(v) for v in model.predict(h=horizon)["mean"]]
+        return Forecast(dict(keys), version, future_timestamps(version.last_timestamp, version.freq, horizon), values)
+
+    def _load(self, version: ModelVersion) -> object:
+        return self.cache.get((version.name, version.version), lambda: self.artifacts.get(version.artifact))
+
+    def _warm_most_requested(self) -> None:
+        for (dataset, keys), _ in self.requests.most_common(self.warm_up):
+            try:
+                self._load(self.production(dataset, dict(keys)))
+            except (LookupError, OSError, ValueError):
+                continue  # a partition that lost its model or artifact is answered by its own requests
+
+
+def future_timestamps(last: str, freq: str, horizon: int) -> list[str]:
+    """The `horizon` periods after the last fitted observation, ISO 8601."""
+    import pandas as pd
+
+    return [stamp.isoformat() for stamp in pd.date_range(pd.Timestamp(last), periods=horizon + 1, freq=freq)[1:]]

@@ -1,0 +1,155 @@
+"""Real-time forecasts: the model cache (bytes bound, LRU, single flight, errors), promotion seen by
+the next request, warm-up, and POST /api/forecast's every answer, over models a real run trained
+and registered (forecast_job on a few M3 series)."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+
+import pytest
+from forecast_support import prepare_m3
+
+from api.errors import ApiError
+from api.forecast import forecast_request, parse_request
+from forecast_job import train
+from forecast_job.publish import publish
+from forecast_job.registry import FolderArtifacts, IndexRegistry
+from forecast_job.serving import Forecaster, ModelCache
+from restyle.settings import Settings
+
+SETTINGS = Settings(max_forecast_horizon=24, max_forecast_batch=3)
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    """Four M3 monthly series trained and registered once (dataset "m3", keys {"store": <series>})."""
+    root = tmp_path_factory.mktemp("serving")
+    manifest = prepare_m3(root / "work", limit=4)
+    assert train.run_local(root / "work", root / "out", workers=1) == []
+    registry, artifacts = IndexRegistry(root / "registry.sqlite"), FolderArtifacts(root / "artifacts")
+    publish(root / "work", root / "out", registry, artifacts, root / "results")
+    return registry, artifacts, [entry.keys for entry in manifest.partitions]
+
+
+def forecaster(registered, max_bytes: int = 10**8, warm_up: int = 0) -> Forecaster:
+    registry, artifacts, _ = registered
+    return Forecaster(registry, artifacts, ModelCache(max_bytes), warm_up)
+
+
+# --- the cache ---------------------------------------------------------------------------------
+
+def test_the_cache_keeps_the_most_recent_models_within_its_bytes() -> None:
+    blob = {name: pickle.dumps(name * 30) for name in "abc"}  # equal sizes: room for two
+    cache = ModelCache(max_bytes=len(blob["a"]) + len(blob["b"]))
+    for name in ("a", "b", "a", "c"):  # c pushes out b, the least recently used
+        cache.get((name, 1), lambda name=name: blob[name])
+    assert {key[0] for key in cache._entries} == {"a", "c"} and cache.bytes <= cache.max_bytes
+    assert (cache.stats.hits, cache.stats.misses, cache.stats.evictions) == (1, 3, 1)
+    assert cache.get(("b", 1), lambda: blob["b"]) == "b" * 30  # evicted: loaded again
+    huge = pickle.dumps("x" * 10_000)
+    assert cache.get(("huge", 1), lambda: huge) == "x" * 10_000 and ("huge", 1) not in cache._entries
+
+
+def test_concurrent_requests_for_a_cold_model_load_it_once() -> None:
+    cache, fetches = ModelCache(10**6), []
+
+    def slow_fetch() -> bytes:
+        fetches.append(1)
+        time.sleep(0.3)
+        return pickle.dumps({"model": 1})
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get(("m", 1), slow_fetch))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [{"model": 1}] * 8 and len(fetches) == 1 and cache.stats.loads == 1
+
+
+def test_a_failed_load_fails_its_waiters_and_the_next_request_tries_again() -> None:
+    cache = ModelCache(10**6)
+    with pytest.raises(FileNotFoundError):
+        cache.get(("m", 1), lambda: (_ for _ in ()).throw(FileNotFoundError("artifact gone")))
+    assert cache.get(("m", 1), lambda: pickle.dumps(7)) == 7
+
+
+# --- forecasts, promotion and warm-up ----------------------------------------------------------
+
+def test_a_forecast_continues_the_series_with_the_production_version(registered) -> None:
+    registry, _, partitions = registered
+    answer = forecaster(registered).forecast("m3", partitions[0], 6).as_dict()
+    production = registry.by_alias(answer["model"]["name"])
+    assert answer["model"]["version"] == production.version and "mase" in answer["model"]["metrics"]
+    assert len(answer["forecast"]) == 6
+    first = answer["forecast"][0]["timestamp"]
+    assert first > production.last_timestamp and first.endswith("-01T00:00:00")  # the next month start
+
+
+def test_a_promotion_is_served_by_the_next_request_and_warms_the_most_requested(registered) -> None:
+    registry, _, partitions = registered
+    serving = forecaster(registered, warm_up=2)
+    for keys in (partitions[0], partitions[0], partitions[1]):
+        serving.forecast("m3", keys, 3)
+    name = serving.forecast("m3", partitions[0], 3).model.name
+    before = registry.by_alias(name)
+    [again] = registry.register_many([_new_version_like(before)])  # a re-training run's challenger
+    registry.set_aliases([(name, again.version)])
+    try:
+        assert serving.forecast("m3", partitions[0], 3).model.version == again.version  # no restart
+        other = serving.production("m3", partitions[1])
+        deadline = time.monotonic() + 10
+        while (other.name, other.version) not in serving.cache._entries and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (other.name, other.version) in serving.cache._entries  # warmed in the background
+    finally:
+        registry.set_aliases([(name, before.version)])
+
+
+def _new_version_like(version):
+    from forecast_job.registry import NewVersion
+
+    return NewVersion(version.dataset, "run-2", version.keys, version.model_type, version.metrics, version.artifact,
+                      version.baseline_artifact, last_timestamp=version.last_timestamp, freq=version.freq,
+                      partition_id=version.partition_id)
+
+
+# --- POST /api/forecast, as plain functions -----------------------------------------------------
+
+def test_a_batch_answers_every_partition(registered) -> None:
+    _, _, partitions = registered
+    answer = forecast_request(forecaster(registered), SETTINGS,
+                              {"dataset": "m3", "partitions": partitions[:3], "horizon": 24})
+    assert [item["keys"] for item in answer["forecasts"]] == partitions[:3]
+    assert {len(item["forecast"]) for item in answer["forecasts"]} == {24}
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ([], 400, "invalid_body"),
+    ({"dataset": "m3", "keys": {"store": "x"}, "horizon": 3, "model": "best"}, 400, "invalid_body"),
+    ({"keys": {"store": "x"}, "horizon": 3}, 400, "invalid_dataset"),
+    ({"dataset": "M3 sales", "keys": {"store": "x"}, "horizon": 3}, 400, "invalid_dataset"),
+    ({"dataset": "m3", "horizon": 3}, 400, "invalid_keys"),
+    ({"dataset": "m3", "keys": {"store": "x"}, "partitions": [], "horizon": 3}, 400, "invalid_keys"),
+    ({"dataset": "m3", "partitions": [], "horizon": 3}, 400, "invalid_keys"),
+    ({"dataset": "m3", "keys": {"store": 12}, "horizon": 3}, 400, "invalid_keys"),
+    ({"dataset": "m3", "keys": {}, "horizon": 3}, 400, "invalid_keys"),
+    ({"dataset": "m3", "partitions": [{"store": "a"}] * 4, "horizon": 3}, 400, "invalid_keys"),
+    ({"dataset": "m3", "keys": {"store": "x"}, "horizon": 0}, 400, "invalid_horizon"),
+    ({"dataset": "m3", "keys": {"store": "x"}, "horizon": 25}, 400, "invalid_horizon"),
+    ({"dataset": "m3", "keys": {"store": "x"}, "horizon": "6"}, 400, "invalid_horizon"),
+    ({"dataset": "m3", "keys": {"store": "x"}, "horizon": True}, 400, "invalid_horizon"),
+    ({"dataset": "m3", "keys": {"store": "nope"}, "horizon": 3}, 404, "partition_not_found"),
+    ({"dataset": "other", "keys": {"store": "N1"}, "horizon": 3}, 404, "partition_not_found"),
+])
+def test_every_bad_request_is_answered_with_its_reason(registered, body, status, code) -> None:
+    with pytest.raises(ApiError) as refused:
+        forecast_request(forecaster(registered), SETTINGS, body)
+    assert (refused.value.status, refused.value.code) == (status, code), refused.value.message
+
+
+def test_the_parsed_request_keeps_keys_as_given() -> None:
+    assert parse_request({"dataset": "m3", "keys": {"store": "N1", "brand": "b"}, "horizon": 2}, SETTINGS) == (
+        "m3", [{"store": "N1", "brand": "b"}], 2)
