@@ -36,7 +36,7 @@ def test_function_app_registers_the_orchestrator_activities_trigger_and_api():
                   "scoring_status", "cancel_scoring", "cancel_job_scoring", "validate_table_upload",
                   "collect_run_results"}
     http = {"create_job": ("POST", "jobs"), "read_job": ("GET", "jobs/{instance_id}"), "read_jobs": ("GET", "jobs"),
-            "delete_job": ("DELETE", "jobs/{instance_id}")}
+            "delete_job": ("DELETE", "jobs/{instance_id}"), "forecast": ("POST", "forecast")}
     assert set(functions) == activities | set(http) | {"stylize_video", "many_models", "on_video_uploaded",
                                                        "on_table_uploaded"}
     for name in activities:

@@ -81,6 +81,15 @@ def test_a_table_of_many_series_is_trained_registered_gated_and_forecast(world):
     production = find_production(registry, "sales-history", {"store": store, "region": "north"})
     assert production.run_id == job["id"] and production.keys == {"store": store, "region": "north"}
     assert production.tags()["key.store"] == store and "metric.mase" in production.tags()
+    status, answer = world["host"].request("POST", "/api/forecast", {
+        "dataset": "sales-history", "keys": {"store": store, "region": "north"}, "horizon": 3})
+    assert status == 200, answer
+    [item] = answer["forecasts"]
+    assert (item["model"]["version"], len(item["forecast"])) == (production.version, 3)
+    status, answer = world["host"].request("POST", "/api/forecast", {
+        "dataset": "sales-history", "keys": {"store": "tiny", "region": "north"}, "horizon": 3})
+    assert (status, answer["error"]["code"]) == (404, "partition_not_found")  # rejected: never trained
+
     work = world["service"].get_container_client(world["containers"]["work"])
     assert list(work.list_blob_names(name_starts_with=f"{job['id']}/")) == []  # cleaned up after success
 
