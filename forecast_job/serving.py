@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from .naming import check_dataset
 from .registry import ArtifactStore, ModelVersion, Registry, find_production
 
 ModelKey = tuple[str, int]  # (registered model name, version)
@@ -177,3 +178,81 @@ def future_timestamps(last: str, freq: str, horizon: int) -> list[str]:
     import pandas as pd
 
     return [stamp.isoformat() for stamp in pd.date_range(pd.Timestamp(last), periods=horizon + 1, freq=freq)[1:]]
+
+
+# --- requests, as both front ends take them (api/forecast.py, online.py) -----------------------
+
+REQUEST_FIELDS = {"dataset", "keys", "partitions", "horizon"}
+EXAMPLE = '{"dataset": "sales", "keys": {"store": "12"}, "horizon": 6}'
+
+
+class BadRequest(ValueError):
+    """A request the forecast endpoint refuses: a stable code and a sentence for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ForecastRequest:
+    dataset: str
+    partitions: list[dict[str, str]]
+    horizon: int
+
+    @classmethod
+    def parse(cls, body: object, max_horizon: int, max_batch: int) -> ForecastRequest:
+        """`{"dataset", "keys" | "partitions", "horizon"}`, or BadRequest naming what is wrong."""
+        if not isinstance(body, dict):
+            raise BadRequest("invalid_body", f"the body must be a JSON object like {EXAMPLE}")
+        unknown = sorted(set(body) - REQUEST_FIELDS)
+        if unknown:
+            raise BadRequest("invalid_body", f"unknown fields {unknown}; allowed: {', '.join(sorted(REQUEST_FIELDS))}")
+        return cls(_dataset(body.get("dataset")), _partitions(body, max_batch),
+                   _horizon(body.get("horizon"), max_horizon))
+
+
+def _dataset(value: object) -> str:
+    if not isinstance(value, str):
+        raise BadRequest("invalid_dataset", '`dataset` must name the table\'s dataset (e.g. "sales")')
+    try:
+        return check_dataset(value)
+    except ValueError as error:
+        raise BadRequest("invalid_dataset", str(error)) from None
+
+
+def _partitions(body: dict, max_batch: int) -> list[dict[str, str]]:
+    if ("keys" in body) == ("partitions" in body):
+        raise BadRequest("invalid_keys", "give either `keys` (one partition) or `partitions` (a list)")
+    partitions = [body["keys"]] if "keys" in body else body["partitions"]
+    if not isinstance(partitions, list) or not partitions:
+        raise BadRequest("invalid_keys", "`partitions` must be a non-empty list of key objects")
+    if len(partitions) > max_batch:
+        raise BadRequest("invalid_keys", f"{len(partitions)} partitions in one request; the limit is {max_batch}")
+    for keys in partitions:
+        if not isinstance(keys, dict) or not keys or not all(
+                isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in keys.items()):
+            raise BadRequest("invalid_keys", f'partition keys must be a non-empty object of strings, e.g. '
+                                             f'{{"store": "12"}}; got {keys!r}')
+    return partitions
+
+
+def _horizon(value: object, max_horizon: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= max_horizon:
+        raise BadRequest("invalid_horizon", f"`horizon` must be a whole number of periods from 1 to {max_horizon}; "
+                                            f"got {value!r}")
+    return value
+
+
+def answer(forecaster: Forecaster, request: ForecastRequest) -> dict:
+    """Every partition's forecast, or UnknownPartition naming those with no production model."""
+    answers, unknown = [], []
+    for keys in request.partitions:
+        try:
+            answers.append(forecaster.forecast(request.dataset, keys, request.horizon).as_dict())
+        except UnknownPartition:
+            unknown.append(keys)
+    if unknown:
+        more = " ..." if len(unknown) > 5 else ""
+        raise UnknownPartition(f"no production model in dataset {request.dataset!r} for {unknown[:5]}{more}")
+    return {"dataset": request.dataset, "horizon": request.horizon, "forecasts": answers}

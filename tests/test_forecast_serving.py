@@ -12,11 +12,11 @@ import pytest
 from forecast_support import prepare_m3
 
 from api.errors import ApiError
-from api.forecast import forecast_request, parse_request
+from api.forecast import forecast_request
 from forecast_job import train
 from forecast_job.publish import publish
 from forecast_job.registry import FolderArtifacts, IndexRegistry
-from forecast_job.serving import Forecaster, ModelCache
+from forecast_job.serving import Forecaster, ForecastRequest, ModelCache
 from restyle.settings import Settings
 
 SETTINGS = Settings(max_forecast_horizon=24, max_forecast_batch=3)
@@ -151,5 +151,23 @@ def test_every_bad_request_is_answered_with_its_reason(registered, body, status,
 
 
 def test_the_parsed_request_keeps_keys_as_given() -> None:
-    assert parse_request({"dataset": "m3", "keys": {"store": "N1", "brand": "b"}, "horizon": 2}, SETTINGS) == (
-        "m3", [{"store": "N1", "brand": "b"}], 2)
+    assert ForecastRequest.parse({"dataset": "m3", "keys": {"store": "N1", "brand": "b"}, "horizon": 2}, 24, 3) == (
+        ForecastRequest("m3", [{"store": "N1", "brand": "b"}], 2))
+
+
+def test_the_online_endpoint_script_serves_the_same_answers(registered, tmp_path, monkeypatch) -> None:
+    """forecast_job/online.py (Azure ML managed online endpoint) over the same registry: same forecast,
+    same refusals (without Azure ML's inference server, a refusal is a dict with its status)."""
+    import json
+
+    from forecast_job import online
+
+    registry, artifacts, partitions = registered
+    monkeypatch.setenv("FORECAST_REGISTRY", f"index:{registry.path}")
+    monkeypatch.setenv("FORECAST_ARTIFACTS", str(artifacts.root))
+    online.init()
+    body = {"dataset": "m3", "keys": partitions[0], "horizon": 4}
+    assert online.run(json.dumps(body)) == forecast_request(forecaster(registered), SETTINGS, body)
+    assert online.run("{")["status"] == 400
+    refused = online.run(json.dumps({**body, "keys": {"store": "nope"}}))
+    assert (refused["status"], refused["error"]["code"]) == (404, "partition_not_found")
