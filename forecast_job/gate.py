@@ -78,6 +78,8 @@ class Decision:
 def decide(challenger: ModelVersion, champion: ModelVersion | None, rule: GateRule) -> tuple[Action, str]:
     passed = rule.passes(challenger.metrics)
     value = challenger.metrics.get(rule.metric, math.nan)
+    if champion is not None and champion.version == challenger.version:
+        return "promote", "already in production (the gate ran again for this run)"
     real_champion = champion is not None and not champion.flagged
     if passed and not real_champion:
         return "promote", f"passes {rule.describe()} ({value:.4g}); no champion to beat"
