@@ -17,6 +17,7 @@ from forecast_job.publish import publish
 from forecast_job.registry import FolderArtifacts, IndexRegistry, NewVersion, find_production
 
 KEYS = {"store": "7"}
+MASE = GateRule(metric="mase")
 
 
 def challenger(run: str, mase: float, accuracy: float = 0.9) -> NewVersion:
@@ -25,7 +26,7 @@ def challenger(run: str, mase: float, accuracy: float = 0.9) -> NewVersion:
                       last_timestamp="2024-01-01T00:00:00", freq="MS")
 
 
-def gate(registry, run: str, mase: float, rule: GateRule | None = None, **kwargs):
+def gate(registry, run: str, mase: float, rule: GateRule = MASE, **kwargs):
     [decision] = run_gate(registry, registry.register_many([challenger(run, mase, **kwargs)]), rule)
     return decision, find_production(registry, "retail", KEYS)
 
@@ -66,6 +67,13 @@ def test_a_challenger_worse_than_the_champion_does_not_replace_it(registry):
     assert production.run_id == "r1"
     decision, production = gate(registry, "r3", 0.5)
     assert decision.action == "promote" and production.run_id == "r3" and decision.champion_version == 1
+
+
+def test_the_default_rule_is_beating_seasonal_naive_on_the_holdout(registry):
+    rule = GateRule()
+    assert rule.describe() == "relative_mae < 1"
+    assert rule.passes({"relative_mae": 0.9, "mase": 3.0}) and not rule.passes({"relative_mae": 1.0, "mase": 0.1})
+    assert not rule.passes({"mase": 0.5}) and not rule.passes({"relative_mae": float("nan")})
 
 
 def test_the_business_rule_accuracy_above_80_percent(registry):
