@@ -83,5 +83,9 @@ def options_from_metadata(metadata: Mapping[str, str]) -> tuple[TableOptions, Tr
     try:
         return TableOptions(**table), TrainOptions(**train)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise OptionsError(f"invalid options in the upload's metadata: {problems}") from None
+        raise OptionsError(f"invalid options in the upload's metadata: {validation_problems(error)}") from None
+
+
+def validation_problems(error: ValidationError) -> str:
+    """pydantic's errors as one line a user can act on: `field: problem; ...`."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
