@@ -44,7 +44,7 @@ class AzureMLOptions:
     mini_batch_error_threshold: int = 10  # failed partitions tolerated before the job fails
     max_retries: int = 2  # retries of a failed partition (mini-batch)
     mini_batch_timeout_seconds: int = 600  # one partition's run() call
-    gate_metric: str = "mase"
+    gate_metric: str = "relative_mae"
     gate_threshold: float = 1.0
 
 

@@ -1,12 +1,14 @@
-"""One partition's training: evaluate every candidate on held-out windows, pick the best, refit it
-on all the data. A pure function of the series and the options (no I/O), so the Azure ML entry,
-the local process pool, tests and the benchmark all call the same code.
+"""One partition's training: evaluate the candidates on held-out windows, pick one, refit it on
+all the data. A pure function of the series and the options (no I/O), so the Azure ML entry, the
+local process pool, tests and the benchmark all call the same code.
 
-Evaluation: `windows` origins (1 = a plain holdout), each holding out the last `horizon` points
-that follow it; a candidate's metrics are averaged over the windows. The seasonal naive forecast
-of each window is the baseline every candidate's `relative_mae` is measured against. A candidate
-that raises is left out (its error recorded); the baseline cannot fail, so every partition ends
-with a model.
+Evaluation: `windows` origins (1 = a plain holdout), each holding out the `horizon` points that
+follow it; a candidate's metrics are averaged over the windows. Seasonal naive is evaluated too:
+its forecasts are the baseline every candidate's `relative_mae` is measured against, and its fit
+on all the data is kept as the fallback the gate may serve. Selection (measured in models.py):
+the combination, unless a single model's selection metric is lower by more than
+`selection_margin` (a fraction of the combination's). A candidate that raises is left out (its
+error recorded); if nothing else is left, seasonal naive is the model.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .metrics import mean_metrics, window_metrics
-from .models import BASELINE, COMBINATION, COMBINED, MODEL_SETS, Combination, make_model
+from .models import BASELINE, COMBINATION, MODEL_SETS, Combination, make_model
 
 
 @dataclass(frozen=True)
@@ -55,23 +57,22 @@ def _fit(name: str, y: np.ndarray, season_length: int, members: tuple[str, ...])
 
 
 def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: str = "default",
-                 windows: int = 1, selection_metric: str = "mase") -> Trained:
-    names = MODEL_SETS[model_set]
-    singles = [name for name in names if name != COMBINATION]
+                 windows: int = 1, selection_metric: str = "mase", selection_margin: float = 0.2) -> Trained:
+    chosen_set = MODEL_SETS[model_set]
     origins = _origins(len(y), horizon, windows)
     if origins[0] < 2:
         raise ValueError(f"series of {len(y)} points is too short for {windows} windows of {horizon}")
     forecasts: dict[str, list[np.ndarray]] = {}
     errors: dict[str, str] = {}
-    for name in singles:
+    for name in (BASELINE, *chosen_set.singles):
         try:
             forecasts[name] = [_forecast(name, y[:origin], horizon, season_length) for origin in origins]
         except Exception as error:
             if name == BASELINE:
                 raise
             errors[name] = f"{type(error).__name__}: {error}"
-    members = tuple(name for name in COMBINED if name in forecasts)
-    if COMBINATION in names and len(members) >= 2:
+    members = tuple(name for name in chosen_set.combined if name in forecasts)
+    if len(members) >= 2:
         forecasts[COMBINATION] = [np.mean([forecasts[m][w] for m in members], axis=0) for w in range(windows)]
     candidates = {}
     for name, per_window in forecasts.items():
@@ -79,11 +80,21 @@ def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: 
             window_metrics(y[origin:origin + horizon], per_window[w], y[:origin], season_length,
                            forecasts[BASELINE][w])
             for w, origin in enumerate(origins)])
-    # Lowest selection metric wins; ties keep the set's order (the baseline is first: simplest wins).
-    chosen = min(candidates, key=lambda name: (_finite(candidates[name][selection_metric]), names.index(name)))
+    chosen = _select(candidates, [n for n in chosen_set.singles if n in candidates], selection_metric,
+                     selection_margin)
     baseline = _fit(BASELINE, y, season_length, members)
     model = baseline if chosen == BASELINE else _fit(chosen, y, season_length, members)
     return Trained(chosen, model, baseline, candidates[chosen], candidates[BASELINE], candidates, errors)
+
+
+def _select(candidates: dict[str, dict[str, float]], singles: list[str], metric: str, margin: float) -> str:
+    if not singles:
+        return BASELINE
+    best = min(singles, key=lambda name: (_finite(candidates[name][metric]), singles.index(name)))
+    if COMBINATION not in candidates:
+        return best
+    combined = _finite(candidates[COMBINATION][metric])
+    return best if _finite(candidates[best][metric]) < (1 - margin) * combined else COMBINATION
 
 
 def _finite(value: float) -> float:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .files import write_text_atomic
 from .naming import check_dataset
-from .options import TrainOptions
+from .options import TrainOptions, validation_problems
 
 if TYPE_CHECKING:
     from .table import ValidatedTable
@@ -72,20 +72,18 @@ class Manifest(_Strict):
     @classmethod
     def load(cls, work: Path) -> Manifest:
         path = Path(work) / MANIFEST_NAME
+        if not path.is_file():
+            raise ManifestError(f"no {MANIFEST_NAME} in {work}")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ManifestError(f"no {MANIFEST_NAME} in {work}") from None
+            found = data.get("schema_version") if isinstance(data, dict) else None
+            if found != SCHEMA_VERSION:  # refuse before validating: another version means other fields
+                raise ManifestError(f"unsupported manifest schema_version {found!r}; this job reads {SCHEMA_VERSION}")
+            return cls.model_validate(data)
         except json.JSONDecodeError as error:
             raise ManifestError(f"{path} is not valid JSON: {error}") from None
-        version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
-            raise ManifestError(f"unsupported manifest schema_version {version!r}; this job reads {SCHEMA_VERSION}")
-        try:
-            return cls.model_validate(data)
         except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise ManifestError(f"invalid manifest: {problems}") from None
+            raise ManifestError(f"invalid manifest: {validation_problems(error)}") from None
 
     def save(self, work: Path) -> Path:
         return write_text_atomic(Path(work) / MANIFEST_NAME, self.model_dump_json(indent=1))

@@ -106,4 +106,8 @@ class MlflowRegistry:
     def search(self, tags: Mapping[str, str], alias: str | None = None) -> list[ModelVersion]:
         clauses = [f"tags.`{key}` = {_quoted(value)}" for key, value in tags.items()]
         found = self._search(" and ".join(clauses))
-        return [v for v in found if alias is None or alias in v.aliases]
+        if alias is None:
+            return found
+        # search results carry no aliases (MLflow's SQL store leaves them out): ask per model name
+        holders = {name: self.by_alias(name, alias) for name in {v.name for v in found}}
+        return [v for v in found if holders[v.name] is not None and holders[v.name].version == v.version]

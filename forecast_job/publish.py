@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--artifact-uri", default=None,
                         help="URI prefix the artifacts folder is known by elsewhere (a datastore path)")
     parser.add_argument("--results", type=Path, required=True, help="folder for forecasts/, metrics/, gate/")
-    parser.add_argument("--gate-metric", default="mase", help="mase, relative_mae, smape, wape or accuracy")
+    parser.add_argument("--gate-metric", default="relative_mae", help="relative_mae, mase, smape, wape or accuracy")
     parser.add_argument("--gate-threshold", type=float, default=1.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)

@@ -194,11 +194,12 @@ def _problems(ds: np.ndarray, y: np.ndarray, bounds: np.ndarray, freq: str, min_
     duplicate = same & (ds[1:] == ds[:-1])
     close = same & ~duplicate & (ds[1:] < expected)
     gap = same & (ds[1:] > expected)
-    off_grid = (index + offset - offset).to_numpy() != ds
+    off_grid = (index + offset - offset).to_numpy() != ds  # e.g. the 4th of a month for MS
+    off_grid[1:] |= close  # closer to the previous timestamp than one period
     tallies = {
         "missing": _per_partition(counts, codes, np.isnan(y)),
         "duplicate": _per_partition(counts, codes[1:], duplicate),
-        "off_grid": _per_partition(counts, codes, off_grid) + _per_partition(counts, codes[1:], close),
+        "off_grid": _per_partition(counts, codes, off_grid),
         "gap": _per_partition(counts, codes[1:], gap),
     }
     first = {name: _first_rows(codes[1:] if name != "off_grid" else codes, flags, len(counts))
@@ -213,8 +214,9 @@ def _problems(ds: np.ndarray, y: np.ndarray, bounds: np.ndarray, freq: str, min_
             problems.append(Problem("duplicate_timestamps",
                                     f"{tallies['duplicate'][i]} rows repeat a timestamp, first {when}"))
         elif tallies["off_grid"][i]:
-            problems.append(Problem("gaps", f"{tallies['off_grid'][i]} timestamps are not on the {freq} grid "
-                                    f"(first partition row {_row_label(first['off_grid'][i], bounds[i], ds)})"))
+            when = pd.Timestamp(ds[first["off_grid"][i]]).isoformat()
+            problems.append(Problem("gaps", f"{tallies['off_grid'][i]} timestamps are not on the {freq} grid, "
+                                    f"first {when}"))
         elif tallies["gap"][i]:
             after = pd.Timestamp(ds[first["gap"][i]]).isoformat()
             problems.append(Problem("gaps",
@@ -232,10 +234,6 @@ def _first_rows(codes: np.ndarray, flags: np.ndarray, partitions: int) -> np.nda
     positions = np.flatnonzero(flags)[::-1]  # reversed, so the earliest position is assigned last
     first[codes[positions]] = positions
     return first
-
-
-def _row_label(position: int, start: int, ds: np.ndarray) -> str:
-    return pd.Timestamp(ds[position]).isoformat() if position >= 0 else str(start)
 
 
 def read_table(source: Path | str | IO[bytes], options: TableOptions | None = None,

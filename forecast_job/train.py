@@ -75,7 +75,8 @@ def train_partition(manifest: Manifest, entry: PartitionEntry, y: np.ndarray, ou
     options = manifest.train
     trained = train_series(np.asarray(y, dtype="float64"), horizon=manifest.horizon,
                            season_length=manifest.season_length, model_set=options.model_set,
-                           windows=options.windows, selection_metric=options.selection_metric)
+                           windows=options.windows, selection_metric=options.selection_metric,
+                           selection_margin=options.selection_margin)
     folder = Path(output) / entry.id
     write_bytes_atomic(folder / MODEL, pickle.dumps(trained.model, protocol=pickle.HIGHEST_PROTOCOL))
     write_bytes_atomic(folder / BASELINE, pickle.dumps(trained.baseline, protocol=pickle.HIGHEST_PROTOCOL))

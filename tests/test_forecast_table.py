@@ -86,7 +86,8 @@ def test_bad_partitions_are_rejected_with_reasons_and_the_rest_proceed():
                        stores[3]: ["gaps"], stores[4]: ["too_short"]}
     messages = {r.keys["store"]: r.problems[0].message for r in validated.rejections}
     assert "1 gap(s) in the MS series, the first after" in messages[stores[2]]
-    assert "not on the MS grid" in messages[stores[3]] and "30 observations; at least 42" in messages[stores[4]]
+    assert "1 timestamps are not on the MS grid, first 1990-05-04T00:00:00" in messages[stores[3]]
+    assert "30 observations; at least 42" in messages[stores[4]]
     assert sorted(s.keys["store"] for s in validated.series) == sorted(stores[5:])
 
 

@@ -32,8 +32,8 @@ def test_every_partition_gets_a_model_a_baseline_and_a_result(trained_run):
     records = train.read_results(out)
     assert sorted(r["partition_id"] for r in records) == sorted(e.id for e in manifest.partitions)
     record = records[0]
-    assert record["status"] == "trained" and record["model_type"] in ("SeasonalNaive", "Theta", "DynamicOptimizedTheta")
-    assert set(record["candidates"]) == {"SeasonalNaive", "Theta", "DynamicOptimizedTheta"}
+    assert record["status"] == "trained" and record["model_type"] in ("Combination", "Theta", "DynamicOptimizedTheta")
+    assert set(record["candidates"]) == {"SeasonalNaive", "Theta", "DynamicOptimizedTheta", "Combination"}
     assert record["metrics"] == record["candidates"][record["model_type"]]
     assert record["baseline_metrics"] == record["candidates"]["SeasonalNaive"]
     assert {"mase", "smape", "wape", "accuracy", "relative_mae"} <= set(record["metrics"])
@@ -103,6 +103,17 @@ def test_the_default_set_beats_seasonal_naive_on_the_competition_test_period():
         model_errors.append(smape(data.test[name], trained.model.predict(h=18)["mean"]))
         naive_errors.append(smape(data.test[name], trained.baseline.predict(h=18)["mean"]))
     assert np.mean(model_errors) < np.mean(naive_errors)
+
+
+def test_the_combination_serves_unless_a_single_model_beats_it_by_the_margin():
+    y = monthly("m3", limit=1).table.target.to_numpy()
+    always = train_series(y, horizon=18, season_length=12, selection_margin=1.0)
+    assert always.model_type == "Combination" and repr(always.model).startswith("Combination(AutoETS")
+    assert always.model.predict(h=18)["mean"].shape == (18,)
+    plain = train_series(y, horizon=18, season_length=12, selection_margin=0.0)
+    singles = ("AutoETS", "DynamicOptimizedTheta", "Theta", "Combination")
+    assert plain.model_type == min(singles, key=lambda name: plain.candidates[name]["mase"])
+    assert "SeasonalNaive" in plain.candidates and plain.model_type != "SeasonalNaive"
 
 
 def test_the_metrics_match_their_definitions():
