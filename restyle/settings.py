@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     # Many models (forecast_job/): one statistical model per partition of an uploaded table.
     max_table_bytes: int = Field(default=256 * 1024**2, gt=0)  # bigger tables are rejected (validation reads it whole)
     model_registry: str | None = None  # forecast_job.publish --registry; None: index under temp_root/models
-    gate_metric: Literal["mase", "relative_mae", "smape", "wape", "accuracy"] = "mase"
-    gate_threshold: float = 1.0  # mase < 1: beats seasonal naive; accuracy > 0.8 is the other common rule
+    # Promotion gate (forecast_job/gate.py GateRule, whose defaults these are): relative_mae < 1 beats
+    # seasonal naive on the holdout; "accuracy" with 0.8 is the source architecture's business rule.
+    gate_metric: Literal["mase", "relative_mae", "smape", "wape", "accuracy"] = "relative_mae"
+    gate_threshold: float = 1.0
     local_forecast_workers: int = Field(default=2, gt=0)  # training processes of a local many-models run
     # Real-time forecasts (POST /api/forecast): models loaded on demand into an LRU cache of this
     # many bytes per worker process; after a promotion the `forecast_warm_up` most requested reload.

@@ -25,6 +25,14 @@ def upload_table(store, name: str, series: int, **metadata: str) -> None:
     blob.set_blob_metadata({**OPTIONS, **metadata})
 
 
+def test_the_apps_gate_settings_default_to_the_gate_rules_defaults() -> None:
+    from forecast_job.gate import GateRule
+    from restyle.settings import Settings
+
+    settings = Settings()
+    assert (settings.gate_metric, settings.gate_threshold) == (GateRule().metric, GateRule().threshold)
+
+
 def test_names_and_formats_are_read_from_the_upload() -> None:
     assert dataset_name("2026/Store Sales (EU).csv", {}) == "store-sales-eu"
     assert dataset_name("x.csv", {"dataset": "retail_eu"}) == "retail_eu"
