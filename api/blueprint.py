@@ -1,7 +1,9 @@
 """The blob trigger and the HTTP API: thin adapters over api.uploads and api.jobs.
 
-HTTP: POST /api/jobs, GET /api/jobs/{instance_id}, GET /api/jobs?status=..., DELETE /api/jobs/{instance_id};
-all at auth level FUNCTION, JSON in and out, errors as {"error": {"code", "message"}}.
+HTTP: POST /api/jobs, GET /api/jobs/{instance_id}, GET /api/jobs?status=..., DELETE /api/jobs/{instance_id},
+and for the jobs page GET /api/page (HTML), POST /api/uploads (a one-blob write-only SAS) and
+GET /api/jobs/{instance_id}/downloads (read-only SAS URLs of a finished job's files); all at auth
+level FUNCTION, JSON in and out (but the page), errors as {"error": {"code", "message"}}.
 
 The Python worker runs every `async def` function on its one event loop, so a blocking storage or
 Azure ML call made there would stall every other invocation of the worker: those calls run in a
@@ -23,6 +25,8 @@ from restyle.storage import app_store
 
 from .errors import ApiError, json_response
 from .jobs import cancel_job, get_job, job_for_request, list_jobs, start_job
+from .page import render_page
+from .tickets import download_links, upload_ticket
 from .uploads import handle_upload
 
 bp = df.Blueprint()
@@ -35,9 +39,9 @@ def _json_errors(handler: Callable[..., Awaitable[func.HttpResponse]]):
     that names no internals."""
 
     @wraps(handler)
-    async def wrapped(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    async def wrapped(req: func.HttpRequest, **bindings: object) -> func.HttpResponse:
         try:
-            return await handler(req, client)
+            return await handler(req, **bindings)
         except ApiError as error:
             return error.response()
         except Exception:
@@ -100,3 +104,23 @@ async def delete_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
 def _job_url(req: func.HttpRequest, instance_id: str) -> str:
     base = req.url.split("?", 1)[0].rstrip("/")
     return f"{base}/{instance_id}"
+
+
+@bp.route(route="jobs/{instance_id}/downloads", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@_json_errors
+async def read_job_downloads(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    job = await get_job(client, req.route_params["instance_id"])
+    return json_response(await asyncio.to_thread(download_links, app_store(), job))
+
+
+@bp.route(route="uploads", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@_json_errors
+async def create_upload(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(await asyncio.to_thread(upload_ticket, app_store(), _body(req)), 201)
+
+
+@bp.route(route="page", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def jobs_page(req: func.HttpRequest) -> func.HttpResponse:
+    body, headers = render_page(app_store().service.url)
+    return func.HttpResponse(body, headers=headers, mimetype="text/html", charset="utf-8")

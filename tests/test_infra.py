@@ -37,6 +37,7 @@ LEFT_AT_DEFAULT = {
     "storage_connection_string",  # Azurite only: Azure uses the account URL with the managed identity
     "default_style",  # product behaviour, the same wherever it runs
     "max_request_bytes",
+    "valet_key_minutes",  # the jobs page's SAS lifetime, the same wherever it runs
     "max_duration_seconds",  # input limits, the same wherever it runs
     "max_pixels",
     "max_bytes",

@@ -35,7 +35,9 @@ def test_function_app_registers_the_orchestrator_activities_trigger_and_api():
     activities = {"probe", "split", "stitch", "cleanup", "write_manifest", "submit_scoring",
                   "scoring_status", "cancel_scoring", "cancel_job_scoring"}
     http = {"create_job": ("POST", "jobs"), "read_job": ("GET", "jobs/{instance_id}"), "read_jobs": ("GET", "jobs"),
-            "delete_job": ("DELETE", "jobs/{instance_id}")}
+            "delete_job": ("DELETE", "jobs/{instance_id}"),
+            "read_job_downloads": ("GET", "jobs/{instance_id}/downloads"), "create_upload": ("POST", "uploads"),
+            "jobs_page": ("GET", "page")}
     assert set(functions) == activities | set(http) | {"stylize_video", "on_video_uploaded"}
     for name in activities:
         assert functions[name].get_trigger().type == "activityTrigger"
