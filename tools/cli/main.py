@@ -16,7 +16,7 @@ from tools.footage import bundled_clip
 from .follow import ENDED, Watched, download_results, failure_text, follow, progress_text
 from .stack import DEFAULT_API_PORT, Stack, default_state_dir, run_stack
 from .submit import submit
-from .target import CliError, Target
+from .target import CliError, NotFound, Target
 
 STATUSES = ("Pending", "Running", "Completed", "Failed", "Terminated", "ContinuedAsNew", "Canceled", "Suspended")
 
@@ -71,9 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as error:
         print(f"restyle: {error}", file=sys.stderr)
         return error.exit_code
+    except KeyboardInterrupt:  # outside following (which says how to resume): an upload cut short
+        print("\nrestyle: interrupted", file=sys.stderr)
+        return 130
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except NotFound as error:
+        if getattr(args, "job_id", None):  # the trigger has not started it yet, or a wrong id
+            raise NotFound(f"{error} (a job shows up seconds after its upload; see `restyle list`)") from None
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
         return run_stack(Stack(args.state or default_state_dir(), args.port, args.storage_port))
     if args.command == "styles":
