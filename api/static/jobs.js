@@ -114,9 +114,28 @@
     return cell;
   }
 
-  function signature(job) {
-    const known = links.get(job.id);
-    return JSON.stringify([job.status, job.stage, job.progress, job.error, known && (known.output || known.error)]);
+  // Each cell is rebuilt only when what it shows changes, so a focused Cancel button stays put
+  // while the progress next to it moves.
+  const CELLS = [
+    ["name", (job) => job.blob || job.id, (job) => element("th", { scope: "row", textContent: job.blob || job.id })],
+    ["status", (job) => job.status,
+      (job) => element("td", { className: `status status-${job.status}`, textContent: job.status })],
+    ["progress", (job) => JSON.stringify([job.status, job.stage, job.progress]), progressCell],
+    ["result", (job) => { const known = links.get(job.id); return JSON.stringify([job.status, job.error,
+      known && (known.output || known.error)]); }, resultCell],
+    ["actions", (job) => String(ENDED.has(job.status)), actionCell],
+  ];
+
+  function update(row, job) {
+    CELLS.forEach(([name, key, build], index) => {
+      const wanted = key(job);
+      if (row.dataset[name] === wanted && row.cells[index]) return;
+      const cell = build(job);
+      if (row.cells[index]) row.cells[index].replaceWith(cell); else row.append(cell);
+      row.dataset[name] = wanted;
+    });
+    row.dataset.jobId = job.id;
+    row.dataset.status = job.status;
   }
 
   function render(jobs) {
@@ -125,18 +144,9 @@
     jobs.forEach((job, index) => {
       seen.add(job.id);
       waiting.delete(job.blob);
-      let row = rows.get(job.id);
-      if (!row || row.dataset.signature !== signature(job)) {
-        const fresh = element("tr", {}, element("th", { scope: "row", textContent: job.blob || job.id }),
-          element("td", { className: `status status-${job.status}`, textContent: job.status }),
-          progressCell(job), resultCell(job), actionCell(job));
-        fresh.dataset.jobId = job.id;
-        fresh.dataset.status = job.status;
-        fresh.dataset.signature = signature(job);
-        if (row) row.replaceWith(fresh);
-        row = fresh;
-        rows.set(job.id, row);
-      }
+      if (!rows.has(job.id)) rows.set(job.id, element("tr"));
+      const row = rows.get(job.id);
+      update(row, job);
       if (body.children[index] !== row) body.insertBefore(row, body.children[index] || null);
     });
     for (const [id, row] of rows) {
