@@ -42,8 +42,9 @@ def connection_string(port: int) -> str:
 class Azurite:
     """Azurite's blob service on one port and data folder, stoppable and startable again in place."""
 
-    def __init__(self, folder: Path, port: int | None = None, log_path: Path | None = None) -> None:
-        self.folder, self.port, self.log_path = folder, port or free_port(), log_path
+    def __init__(self, folder: Path, port: int | None = None, log_path: Path | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.folder, self.port, self.log_path, self.extra_args = folder, port or free_port(), log_path, extra_args
         self.connection = connection_string(self.port)
         self.process: subprocess.Popen | None = None
 
@@ -54,7 +55,7 @@ class Azurite:
         try:
             self.process = subprocess.Popen(
                 [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", str(self.folder),
-                 "--silent", "--skipApiVersionCheck", "--loose"],
+                 "--silent", "--skipApiVersionCheck", "--loose", *self.extra_args],
                 stdout=log, stderr=log, start_new_session=True)  # Ctrl-C reaches the owner, who stops it
         finally:
             if self.log_path:
