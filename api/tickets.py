@@ -16,6 +16,11 @@ from restyle.storage import BlobStore
 from .errors import ApiError
 from .valet import read_permission, valet_key, write_once_permission
 
+# Request headers the page's PUT sends cross-origin: the data account's CORS rule allows exactly these
+# (infra/app/storage.bicep, checked by tests/test_infra.py; Azurite gets the same rule under `restyle up`).
+CORS_ALLOWED_HEADERS = ("content-type", "if-none-match", "x-ms-blob-type", "x-ms-meta-*")
+CORS_METHODS = ("GET", "HEAD", "PUT", "OPTIONS")
+
 
 def upload_ticket(store: BlobStore, body: object) -> dict:
     """POST /api/uploads body `{"name", "style"?, "options"?}` -> the PUT to make (blocking)."""

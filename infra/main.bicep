@@ -116,6 +116,8 @@ module dataStorage 'app/storage.bicep' = {
     location: location
     tags: tags
     containers: [containers.input, containers.styles, containers.work, containers.output, containers.rejected]
+    // The jobs page (GET /api/page on the Function App, module functionApp below) uploads here.
+    corsOrigins: ['https://func-${token}.azurewebsites.net']
   }
 }
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from azure.storage.blob import CorsRule
 
+from api.tickets import CORS_ALLOWED_HEADERS, CORS_METHODS
 from devhost.process import DevhostProcess
 from restyle.settings import Settings
 from restyle.storage import BlobStore
@@ -57,8 +58,8 @@ def allow_page_uploads(store: BlobStore, api_url: str) -> None:
     """CORS on Azurite's blob service: the page (served by devhost) PUTs uploads and loads previews
     straight from storage, a different origin (in Azure, infra/app/storage.bicep sets the same)."""
     origins = [api_url, api_url.replace("127.0.0.1", "localhost")]
-    rule = CorsRule(origins, ["GET", "HEAD", "PUT", "OPTIONS"], allowed_headers=["*"], exposed_headers=["*"],
-                    max_age_in_seconds=3600)
+    rule = CorsRule(origins, list(CORS_METHODS), allowed_headers=list(CORS_ALLOWED_HEADERS),
+                    exposed_headers=["etag", "x-ms-request-id"], max_age_in_seconds=3600)
     store.service.set_service_properties(cors=[rule])
 
 
