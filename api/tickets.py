@@ -13,7 +13,7 @@ from activities.job_inputs import JobInputProblem, check_options, check_style
 from restyle.blob_names import UnsafeBlobName, safe_blob_name
 from restyle.storage import BlobStore
 
-from .errors import ApiError
+from .errors import ApiError, request_fields
 from .valet import read_permission, valet_key, write_once_permission
 
 # Request headers the page's PUT sends cross-origin: the data account's CORS rule allows exactly these
@@ -24,11 +24,7 @@ CORS_METHODS = ("GET", "HEAD", "PUT", "OPTIONS")
 
 def upload_ticket(store: BlobStore, body: object) -> dict:
     """POST /api/uploads body `{"name", "style"?, "options"?}` -> the PUT to make (blocking)."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", 'the body must be a JSON object like {"name": "clip.mp4", "style": "19"}')
-    unknown = sorted(set(body) - {"name", "style", "options"})
-    if unknown:
-        raise ApiError(400, "invalid_body", f"unknown fields {unknown}; allowed: name, style, options")
+    body = request_fields(body, ("name", "style", "options"), '{"name": "clip.mp4", "style": "19"}')
     name, style, options = body.get("name"), body.get("style", store.settings.default_style), body.get("options", {})
     if not isinstance(style, str):
         raise ApiError(400, "invalid_style", "`style` must be a string")
