@@ -9,6 +9,7 @@ key travels in, the 401 answer) and the storage client the command builds for an
 from __future__ import annotations
 
 import http.server
+import io
 import os
 import re
 import signal
@@ -18,13 +19,17 @@ import threading
 import time
 from typing import ClassVar
 
+import numpy as np
 import pytest
 from azure.identity import DefaultAzureCredential
 from e2e_support import wait_for
+from PIL import Image
 from restyle_up import ROOT, RestyleUp
 
 from scoring_job.probe import probe_video
+from tools.cli.follow import Display, Watched
 from tools.cli.main import main
+from tools.cli.styles import LABEL_HEIGHT
 from tools.cli.submit import parse_options
 from tools.cli.target import Target
 
@@ -208,3 +213,39 @@ def test_ctrl_c_while_following_leaves_the_job_running_and_it_survives_a_restart
     code, out, err = restyle(capsys, "status", job_id, "--download", tmp_path / "out")
     assert code == 0, err
     assert probe_video(tmp_path / "out" / f"{clip.stem}.styled.mp4").frame_count == 72
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_each_job_gets_its_own_progress_bar():
+    stream = _Terminal()
+    first, second = Watched("a" * 32, "first.mp4"), Watched("b" * 32, "second-clip.mp4")
+    display = Display([first, second], stream)
+    first.job = {"status": "Running", "stage": "scoring",
+                 "progress": {"segments_done": 3, "segments_total": 6, "frames_per_second": 12.5, "eta_seconds": 75}}
+    display.show(first)
+    display.show(second, waiting="waiting for the blob trigger to start the job")
+    display.close()
+    screen = stream.getvalue()
+    assert re.search(r"first\.mp4\s+50%\|[^|]+\| 3/6 segments, scoring · 12\.5 frames/s · ETA 1m15s", screen), screen
+    assert "\rfirst.mp4" + " " * 7 + "50%" in screen  # labels padded to one width (15 = len("second-clip.mp4"))
+    assert re.search(r"second-clip\.mp4 +0%\|[^|]*\| 0/0 segments, waiting for the blob trigger", screen), screen
+
+
+def test_styles_writes_a_contact_sheet_of_the_26_styles(make_clip, tmp_path, capsys):
+    sheet = tmp_path / "sheet.png"
+    code, out, _ = restyle(capsys, "styles", "--frame", make_clip(frames=24, size="160x96"), "--at", "0.5",
+                           "--width", "64", "-o", sheet)
+    assert code == 0 and f"wrote {sheet}" in out
+    image = np.asarray(Image.open(sheet).convert("RGB"))
+    tile_h = 64 * 96 // 160 + LABEL_HEIGHT
+    assert image.shape == (5 * tile_h, 6 * 64, 3)  # the original + 26 styles, 6 a row
+    tiles = [image[(n // 6) * tile_h:(n // 6) * tile_h + 38, (n % 6) * 64:(n % 6 + 1) * 64].astype(int)
+             for n in range(27)]
+    differences = [np.abs(tiles[0] - tile).mean() for tile in tiles[1:]]
+    assert min(differences) > 10  # every style changes the frame
+    assert len({tile.tobytes() for tile in tiles}) == 27  # and no two styles look the same
+    assert restyle(capsys, "styles", "--frame", tmp_path / "missing.mp4")[0] == 3

@@ -68,7 +68,7 @@ class Display:
             for position, item in enumerate(watched):
                 item.bar = tqdm(total=0, desc=item.label.ljust(width), position=position, leave=True, file=self.stream,
                                 unit="seg", dynamic_ncols=True,
-                                bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} segments {postfix}")
+                                bar_format="{desc} {percentage:3.0f}%|{bar}| {n}/{total} segments{postfix}")
 
     def show(self, item: Watched, waiting: str | None = None) -> None:
         text = waiting or progress_text(item.job)
