@@ -231,7 +231,7 @@ def test_on_a_terminal_each_job_gets_its_own_progress_bar():
     display.close()
     screen = stream.getvalue()
     assert re.search(r"first\.mp4\s+50%\|[^|]+\| 3/6 segments, scoring · 12\.5 frames/s · ETA 1m15s", screen), screen
-    assert "\rfirst.mp4" + " " * 7 + "50%" in screen  # labels padded to one width (15 = len("second-clip.mp4"))
+    assert "\rfirst.mp4" + " " * 8 + "50%" in screen  # padded to len("second-clip.mp4"), then " 50%"
     assert re.search(r"second-clip\.mp4 +0%\|[^|]*\| 0/0 segments, waiting for the blob trigger", screen), screen
 
 
