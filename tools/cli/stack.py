@@ -77,7 +77,10 @@ def run_stack(stack: Stack, say=print, stop: threading.Event | None = None) -> i
     azurite = Azurite(stack.state / "azurite", stack.storage_port, log_path=stack.state / "azurite.log")
     host = None
     try:
-        azurite.start()
+        try:
+            azurite.start()
+        except RuntimeError as error:  # not installed, or it exited at once
+            raise CliError(f"{error}; its log: {azurite.log_path}") from None
         store = BlobStore.from_settings(Settings(storage_connection_string=azurite.connection,
                                                  storage_account_url=None))
         store.ensure_containers()
@@ -86,7 +89,10 @@ def run_stack(stack: Stack, say=print, stop: threading.Event | None = None) -> i
                "RESTYLE_STORAGE_CONNECTION_STRING": azurite.connection}
         host = DevhostProcess(stack.api_port, stack.state / "devhost", azurite.connection, stack.state / "devhost.log",
                               env=env, extra_args=("--blob-poll-seconds", "1"))
-        host.start()
+        try:
+            host.start()
+        except RuntimeError:
+            raise CliError(f"devhost did not start; its log: {host.log_path}") from None
         _announce(stack, azurite.connection, say)
         while not stop.wait(1.0):
             for process, name, log in ((host.process, "devhost", host.log_path),
