@@ -94,6 +94,21 @@ def test_submit_follow_download_then_status_and_list(shell, make_clip, tmp_path,
     assert code == 1 and err.strip() == f"restyle: job {job_id} has already finished (Completed)"
 
 
+def test_a_painting_here_is_uploaded_as_the_style(shell, make_clip, real_frame, tmp_path, capsys):
+    painting = tmp_path / "painting.png"
+    Image.fromarray(real_frame(40, (96, 64))).save(painting)
+    code, out, err = restyle(capsys, "submit", make_clip(frames=12, size="96x64"), "--style", painting,
+                             "--option", "compile=false", "--follow")
+    assert code == 0, err
+    store = Target.from_environment().store
+    assert store.read_bytes("styles", "painting.png") == painting.read_bytes()
+    job_id = re.search(r"job ([0-9a-f]{32})", out).group(1)
+    assert f"[{job_id}]: Completed (12 frames)" in out
+    Image.fromarray(real_frame(80, (96, 64))).save(painting)  # another picture under the same name
+    code, _, err = restyle(capsys, "submit", make_clip(frames=12, size="96x64"), "--style", painting)
+    assert code == 2 and "styles/painting.png holds another picture; rename" in err
+
+
 def test_a_rejected_upload_ends_with_its_reason_and_exit_1(shell, tmp_path, capsys):
     bogus = tmp_path / "notes.mp4"
     bogus.write_bytes(b"not a video at all " * 200)
@@ -107,7 +122,8 @@ def test_a_rejected_upload_ends_with_its_reason_and_exit_1(shell, tmp_path, caps
     (["submit", "{clip}", "--style", "26"], 2, "restyle: unknown style '26': style index 26 out of range"),
     (["submit", "{clip}", "--option", "speed=fast"], 2, "restyle: invalid options: speed: Extra inputs"),
     (["submit", "{clip}", "--scale", "2"], 2, "restyle: invalid options: scale: Input should be less than"),
-    (["submit", "{clip}", "--style", "starry.jpg"], 2, "restyle: style image styles/starry.jpg does not exist"),
+    (["submit", "{clip}", "--style", "starry.jpg"], 2,
+     "restyle: style image styles/starry.jpg does not exist and no file starry.jpg is here"),
     (["status", "0123456789abcdef0123456789abcdef"], 1,
      "restyle: no job with id '0123456789abcdef0123456789abcdef'"),
     (["list", "--status", "Done"], 1, "restyle: unknown status ['Done']"),

@@ -52,22 +52,37 @@ def parse_options(pairs: list[str], scale: str | None) -> dict[str, str]:
 
 
 def check_style(target: Target, spec: str) -> str:
-    """A built-in style, a blend, or a picture already in the styles container."""
+    """A built-in style, a blend, or a picture: one already in the styles container, or a file here,
+    which is uploaded there under its own name (unless that name holds another picture)."""
     try:
         style = parse_style(spec)
     except StyleSpecError as error:
         raise CliError(f"unknown style {spec!r}: {error}", 2) from None
-    if isinstance(style, ImageStyle):
-        container = target.settings.styles_container
-        try:
-            found = target.store.exists(container, safe_blob_name(style.name))
-        except UnsafeBlobName as error:
-            raise CliError(f"style image name: {error}", 2) from None
-        except AzureError as error:
-            raise storage_error(target, error) from None
-        if not found:
-            raise CliError(f"style image {container}/{style.name} does not exist; upload it there first", 2)
-    return spec.strip()
+    if not isinstance(style, ImageStyle):
+        return spec.strip()
+    local = Path(style.name).expanduser()
+    name = local.name if local.is_file() else style.name
+    container = target.settings.styles_container
+    try:
+        safe_blob_name(name)
+        if local.is_file():
+            _upload_style(target, local, container)
+        elif not target.store.exists(container, name):
+            raise CliError(f"style image {container}/{name} does not exist and no file {local} is here", 2)
+    except UnsafeBlobName as error:
+        raise CliError(f"style image name: {error}", 2) from None
+    except AzureError as error:
+        raise storage_error(target, error) from None
+    return name
+
+
+def _upload_style(target: Target, local: Path, container: str) -> None:
+    data = local.read_bytes()
+    try:
+        target.store.service.get_blob_client(container, local.name).upload_blob(data, overwrite=False)
+    except ResourceExistsError:
+        if target.store.read_bytes(container, local.name) != data:
+            raise CliError(f"{container}/{local.name} holds another picture; rename {local} to use it", 2) from None
 
 
 def check_files(paths: list[Path]) -> list[Path]:
