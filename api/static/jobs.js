@@ -8,6 +8,7 @@
   const api = new URL("./", location.href); // the page is /api/page: the API is beside it
   const ENDED = new Set(["Completed", "Failed", "Terminated", "Canceled"]);
   const POLL_MS = 2000;
+  const MAX_PUT_BYTES = 5000 * 1024 * 1024; // Put Blob's limit: the page uploads in one request
   const rows = new Map(); // job id -> its <tr>
   const links = new Map(); // job id -> download links, fetched once
   const waiting = new Set(); // blob names uploaded from here whose job has not shown up yet
@@ -192,6 +193,11 @@
     const file = $("file").files[0];
     const status = $("upload-status");
     if (!file) { status.textContent = "Choose a video file first."; $("file").focus(); return; }
+    if (file.size > MAX_PUT_BYTES) {
+      status.textContent = `${file.name} is over 5000 MiB, the most one upload from a page can send; ` +
+        "use `restyle submit`, which uploads in blocks.";
+      return;
+    }
     const options = {};
     if ($("scale").value && Number($("scale").value) !== 1) options.scale = $("scale").value;
     const button = $("upload-button");
