@@ -1,8 +1,10 @@
 """The blob triggers (videos in input/, tables in tables/) and the HTTP API: thin adapters over
 api.uploads and api.jobs.
 
-HTTP: POST /api/jobs, GET /api/jobs/{instance_id}, GET /api/jobs?status=..., DELETE /api/jobs/{instance_id};
-all at auth level FUNCTION, JSON in and out, errors as {"error": {"code", "message"}}.
+HTTP: POST /api/jobs, GET /api/jobs/{instance_id}, GET /api/jobs?status=..., DELETE /api/jobs/{instance_id},
+and for the jobs page GET /api/page (HTML), POST /api/uploads (a one-blob write-only SAS) and
+GET /api/jobs/{instance_id}/downloads (read-only SAS URLs of a finished job's files); all at auth
+level FUNCTION, JSON in and out (but the page), errors as {"error": {"code", "message"}}.
 
 The Python worker runs every `async def` function on its one event loop, so a blocking storage or
 Azure ML call made there would stall every other invocation of the worker: those calls run in a
@@ -25,6 +27,8 @@ from restyle.storage import app_store
 from .errors import ApiError, json_response
 from .forecast import app_forecaster, forecast_request
 from .jobs import cancel_job, get_job, job_for_request, list_jobs, start_job
+from .page import render_page
+from .tickets import download_links, upload_ticket
 from .uploads import handle_table_upload, handle_upload
 
 bp = df.Blueprint()
@@ -37,7 +41,7 @@ def _json_errors(handler: Callable[..., Awaitable[func.HttpResponse]]):
     that names no internals."""
 
     @wraps(handler)  # the worker reads the handler's own signature (through __wrapped__) and passes bindings by name
-    async def wrapped(req: func.HttpRequest, **bindings) -> func.HttpResponse:
+    async def wrapped(req: func.HttpRequest, **bindings: object) -> func.HttpResponse:
         try:
             return await handler(req, **bindings)
         except ApiError as error:
@@ -117,3 +121,23 @@ async def forecast(req: func.HttpRequest) -> func.HttpResponse:
 def _job_url(req: func.HttpRequest, instance_id: str) -> str:
     base = req.url.split("?", 1)[0].rstrip("/")
     return f"{base}/{instance_id}"
+
+
+@bp.route(route="jobs/{instance_id}/downloads", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@_json_errors
+async def read_job_downloads(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    job = await get_job(client, req.route_params["instance_id"])
+    return json_response(await asyncio.to_thread(download_links, app_store(), job))
+
+
+@bp.route(route="uploads", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@_json_errors
+async def create_upload(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(await asyncio.to_thread(upload_ticket, app_store(), _body(req)), 201)
+
+
+@bp.route(route="page", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def jobs_page(req: func.HttpRequest) -> func.HttpResponse:
+    body, headers = render_page(app_store().service.url)
+    return func.HttpResponse(body, headers=headers, mimetype="text/html", charset="utf-8")

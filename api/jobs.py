@@ -21,7 +21,7 @@ from activities.work_layout import WorkLayout
 from restyle.blob_names import UnsafeBlobName, safe_blob_name
 from restyle.storage import BlobNotFound, BlobStore
 
-from .errors import ApiError
+from .errors import ApiError, request_fields
 from .instance_query import query_instances
 
 ORCHESTRATOR = "stylize_video"
@@ -69,11 +69,7 @@ def job_for_upload(store: BlobStore, blob: str, etag: str, style: str, options: 
 
 def job_for_request(store: BlobStore, body: object) -> JobStart:
     """POST /api/jobs body -> the orchestration to start; ApiError (400/404) names what is wrong."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", 'the body must be a JSON object like {"blob": "clip.mp4", "style": "19"}')
-    unknown = sorted(set(body) - {"blob", "style", "options"})
-    if unknown:
-        raise ApiError(400, "invalid_body", f"unknown fields {unknown}; allowed: blob, style, options")
+    body = request_fields(body, ("blob", "style", "options"), '{"blob": "clip.mp4", "style": "19"}')
     blob, style = body.get("blob"), body.get("style", store.settings.default_style)
     if not isinstance(blob, str):
         raise ApiError(400, "invalid_blob", "`blob` must be the name of a video in the input container")

@@ -63,6 +63,12 @@ def upload_job(store: BlobStore, blob_name: str) -> JobStart | None:
     info = _uploaded(store, store.settings.input_container, blob_name)
     if info is None:
         return None
-    metadata = {key.lower(): value for key, value in info.metadata.items()}
-    style = metadata.get("style") or store.settings.default_style
-    return job_for_upload(store, blob_name, info.etag, style, options_from_metadata(info.metadata))
+    style, options = style_and_options(info.metadata, store.settings.default_style)
+    return job_for_upload(store, blob_name, info.etag, style, options)
+
+
+def style_and_options(metadata: dict[str, str], default_style: str) -> tuple[str, dict]:
+    """An upload's style and scoring options from its blob metadata, as its job will see them (so a
+    client that uploads can name the job before the trigger has started it: api.jobs.job_instance_id)."""
+    lowered = {key.lower(): value for key, value in metadata.items()}
+    return lowered.get("style") or default_style, options_from_metadata(metadata)

@@ -129,6 +129,8 @@ module dataStorage 'app/storage.bicep' = {
     tags: tags
     containers: [containers.input, containers.styles, containers.work, containers.output, containers.rejected,
       containers.tables]
+    // The jobs page (GET /api/page on the Function App, module functionApp below) uploads here.
+    corsOrigins: ['https://func-${token}.azurewebsites.net']
   }
 }
 

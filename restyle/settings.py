@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     blob_trigger_source: Literal["EventGrid", "LogsAndContainerScan"] = "LogsAndContainerScan"
     default_style: str = "19"  # used when an upload has no `style` metadata and POST /api/jobs names none
     max_request_bytes: int = Field(default=64 * 1024, gt=0)  # HTTP API request bodies beyond this get 413
+    # Lifetime of the SAS URLs the jobs page gets for one upload or one download (api/valet.py).
+    valet_key_minutes: float = Field(default=15, gt=0, le=60)
 
     # Input limits: anything beyond is rejected with the reason, never processed.
     max_duration_seconds: float = Field(default=2 * 3600, gt=0)

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -27,7 +26,7 @@ from azure.storage.blob import BlobServiceClient
 
 from devhost.process import DevhostProcess
 from scoring_job.ffmpeg_binary import ffmpeg_binary
-from tools.azurite import AZURITE, connection_string, free_port
+from tools.azurite import Azurite, free_port
 
 ENDED = ("Completed", "Failed", "Terminated")
 FAST = {"compile": "false"}  # blob metadata, read by the trigger as scoring options
@@ -143,49 +142,6 @@ def write_clip(path: Path, frames: int, size: str, fps: int = 24) -> Path:
                     "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-frames:v", str(frames),
                     "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)], check=True)
     return path
-
-
-class Azurite:
-    """Azurite's blob service on one port and data folder, stoppable and startable again in place."""
-
-    def __init__(self, folder: Path, port: int | None = None) -> None:
-        self.folder, self.port = folder, port or free_port()
-        self.connection = connection_string(self.port)
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30.0) -> Azurite:
-        if not AZURITE.exists():
-            raise RuntimeError("Azurite is not installed: run `npm ci` (make test does)")
-        self.process = subprocess.Popen(
-            [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", str(self.folder),
-             "--silent", "--skipApiVersionCheck", "--loose"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"Azurite did not start on port {self.port}") from None
-                time.sleep(0.1)
-
-    def stop(self, grace: float = 10.0) -> bool:
-        """SIGTERM: Azurite stops serving at once, saves its blob index and exits; the data folder stays
-        for a restart. Its exit can wait on open client connections: after `grace` s it is killed (False),
-        which loses nothing past 5 s, as no request is served after the SIGTERM and the index autosaves
-        every 5 s."""
-        if not self.process or self.process.poll() is not None:
-            return True
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            return False
-        return True
 
 
 @dataclass

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from pycep import BicepParser
 
+from api.tickets import CORS_ALLOWED_HEADERS, CORS_METHODS
 from restyle.settings import DATA_CONNECTION, Settings
 from scoring_job.environment import NAME as SCORING_ENVIRONMENT
 from scoring_job.environment import conda_specification
@@ -37,6 +38,7 @@ LEFT_AT_DEFAULT = {
     "storage_connection_string",  # Azurite only: Azure uses the account URL with the managed identity
     "default_style",  # product behaviour, the same wherever it runs
     "max_request_bytes",
+    "valet_key_minutes",  # the jobs page's SAS lifetime, the same wherever it runs
     "max_duration_seconds",  # input limits, the same wherever it runs
     "max_pixels",
     "max_bytes",
@@ -135,6 +137,21 @@ def test_every_storage_account_is_the_locked_down_module() -> None:
     blobs = resource("app/storage.bicep", "blobService")["properties"]
     assert blobs["deleteRetentionPolicy"]["enabled"] is True
     assert blobs["containerDeleteRetentionPolicy"]["enabled"] is True
+
+
+def test_only_the_data_account_lets_the_jobs_page_origin_in() -> None:
+    main = bicep("main.bicep")
+    data = main["modules"]["dataStorage"]["config"]["params"]
+    assert main["modules"]["functionApp"]["config"]["params"]["name"] == "func-${token}"
+    assert data["corsOrigins"] == ["https://func-${token}.azurewebsites.net"]  # that app's default host name
+    assert "corsOrigins" not in main["modules"]["opsStorage"]["config"]["params"]
+    rules = resource("app/storage.bicep", "blobService")["properties"]["cors"]["corsRules"]["operator"]["operands"]
+    assert rules["condition"]["function"]["parameters"]["item_to_test"] == "corsOrigins" and rules["true_value"] == []
+    [rule] = rules["false_value"]
+    assert rule["allowedOrigins"] == "corsOrigins"  # never '*'
+    assert rule["allowedMethods"] == list(CORS_METHODS) and "DELETE" not in CORS_METHODS
+    # what the page's PUT sends, and nothing else (the same rule as on Azurite under `restyle up`)
+    assert rule["allowedHeaders"] == list(CORS_ALLOWED_HEADERS)
 
 
 def test_data_account_has_every_container_the_code_uses() -> None:

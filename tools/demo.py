@@ -22,6 +22,7 @@ from devhost.process import DevhostProcess, running_devhost
 from restyle.settings import Settings
 from scoring_job.probe import probe_video
 from tools.azurite import free_port, running_azurite
+from tools.cli.follow import progress_text
 from tools.footage import bundled_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def follow(host: DevhostProcess, job_id: str, deadline: float) -> dict:
         status, job = host.request("GET", f"/api/jobs/{job_id}")
         if status != 200:
             raise RuntimeError(f"GET /api/jobs/{job_id} answered {status}: {job}")
-        line = _progress_line(job)
+        line = progress_text(job)
         if line != shown:
             say(line)
             shown = line
@@ -69,18 +70,6 @@ def follow(host: DevhostProcess, job_id: str, deadline: float) -> dict:
             return job
         time.sleep(1)
     raise TimeoutError(f"job {job_id} did not finish in time; devhost log: {host.log_path}")
-
-
-def _progress_line(job: dict) -> str:
-    progress = job.get("progress") or {}
-    parts = [f"{job['status']}", f"stage={job.get('stage')}"]
-    if "segments_total" in progress:
-        parts.append(f"segments={progress.get('segments_done', 0)}/{progress['segments_total']}")
-    if progress.get("frames_per_second"):
-        parts.append(f"fps={progress['frames_per_second']}")
-    if progress.get("eta_seconds") is not None:
-        parts.append(f"eta={progress['eta_seconds']}s")
-    return " ".join(parts)
 
 
 def cancel(host: DevhostProcess, job_id: str) -> None:

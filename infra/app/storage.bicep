@@ -9,6 +9,8 @@ param containers array = []
 @minValue(1)
 @maxValue(365)
 param softDeleteDays int = 7
+@description('Web origins allowed to PUT and GET single blobs with a SAS (the jobs page); none by default.')
+param corsOrigins array = []
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -50,6 +52,19 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
     containerDeleteRetentionPolicy: {
       enabled: true
       days: softDeleteDays
+    }
+    // The jobs page uploads with a one-blob write-only SAS and shows previews with a read-only one
+    // (api/valet.py): the browser talks to storage directly, so the page's origin needs CORS.
+    cors: {
+      corsRules: empty(corsOrigins) ? [] : [
+        {
+          allowedOrigins: corsOrigins
+          allowedMethods: ['GET', 'HEAD', 'PUT', 'OPTIONS']
+          allowedHeaders: ['content-type', 'if-none-match', 'x-ms-blob-type', 'x-ms-meta-*']
+          exposedHeaders: ['etag', 'x-ms-request-id']
+          maxAgeInSeconds: 3600
+        }
+      ]
     }
   }
 }

@@ -1,0 +1,144 @@
+"""The jobs page in a real browser: headless Chromium (Debian's chromium + chromium-driver, installed
+by `make test`) driven by Selenium against `restyle up`. It uploads a short clip from the page (a
+write-only SAS straight to Azurite), watches the job reach Completed, checks that the before/after
+preview image has loaded, shows a rejected upload's reason in words, and cancels a running job.
+
+`RESTYLE_DOCS_SCREENSHOT=1` also writes the page's screenshot to docs/jobs-page.png (how that file
+was made); otherwise it goes to the test's temp folder only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from e2e_support import wait_for
+from restyle_up import ROOT, RestyleUp
+
+from scoring_job.preview import TILE_WIDTH
+from tools.cli.main import main
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+if not (CHROMIUM and CHROMEDRIVER):
+    if os.environ.get("RESTYLE_REQUIRE_BROWSER"):  # make test installs them: missing there is a failure
+        raise RuntimeError("chromium and chromedriver are missing: run `make browser`")
+    pytest.skip("chromium/chromedriver not installed (make browser installs them)", allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402 - only once the browser is known to be there
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    up = RestyleUp(tmp_path_factory.mktemp("page") / "state").start()
+    yield up
+    up.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not try to download a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1400"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+# One look at a job's row, taken in the page in one go (the list re-renders every 2 s).
+ROW_STATE = """
+const row = [...document.querySelectorAll('#jobs tbody tr')].find(r => r.cells[0].textContent === arguments[0]);
+if (!row) return null;
+const image = row.querySelector('img.preview'), link = row.querySelector('a.download');
+const error = row.querySelector('.error');
+return {status: row.dataset.status, cancel: !!row.querySelector('button.cancel'),
+        error: error && error.textContent, href: link && link.href,
+        preview: image && {loaded: image.complete && image.naturalWidth > 0, width: image.naturalWidth,
+                           height: image.naturalHeight, alt: image.alt}};
+"""
+
+
+def state(browser, blob: str) -> dict | None:
+    return browser.execute_script(ROW_STATE, blob)
+
+
+def status_of(browser, blob: str) -> str | None:
+    return (state(browser, blob) or {}).get("status")
+
+
+def upload_from_page(browser, clip: Path, name: str, style: str = "19", scale: str = "0.5") -> None:
+    renamed = clip.with_name(name)
+    shutil.copyfile(clip, renamed)
+    browser.find_element(By.ID, "file").send_keys(str(renamed))
+    for field, value in (("style", style), ("scale", scale)):
+        element = browser.find_element(By.ID, field)
+        element.clear()
+        element.send_keys(value)
+    browser.find_element(By.ID, "upload-button").click()
+    wait_for(lambda: f"Uploaded {name}" in browser.find_element(By.ID, "upload-status").text, 30,
+             "the upload to finish")
+
+
+def test_upload_follow_preview_reject_and_cancel_in_a_browser(stack, browser, make_clip, tmp_path, monkeypatch,
+                                                               capsys):
+    browser.get(f"{stack.api_url}/api/page")
+    wait_for(lambda: "No jobs yet" in browser.find_element(By.ID, "jobs-status").text, 15, "the empty job list")
+
+    # an upload from the page: a one-blob SAS, bytes straight to storage, the blob trigger starts the job
+    clip = make_clip(frames=48, size="160x96")
+    upload_from_page(browser, clip, "from-the-page.mp4")
+    wait_for(lambda: status_of(browser, "from-the-page.mp4") in ("Running", "Completed"), 30, "the job row")
+    wait_for(lambda: status_of(browser, "from-the-page.mp4") == "Completed", 150, "Completed on the page")
+    done = wait_for(lambda: (now := state(browser, "from-the-page.mp4"))["preview"] and now["preview"]["loaded"]
+                    and now, 15, "the preview image to load")
+    # three frames side by side, each 320 px wide (scoring_job.preview): the upload above, styled below
+    assert (done["preview"]["width"], done["preview"]["height"]) == (3 * TILE_WIDTH, 2 * TILE_WIDTH * 96 // 160)
+    assert done["preview"]["alt"].startswith("Before and after for from-the-page.mp4")
+    assert re.search(r"/output/from-the-page\.styled\.mp4\?.*sp=r&", done["href"])
+    assert not done["cancel"]
+
+    # the same name again: refused before a byte is sent, in words
+    upload_from_page_refused = clip.with_name("from-the-page.mp4")
+    browser.find_element(By.ID, "file").send_keys(str(upload_from_page_refused))
+    browser.find_element(By.ID, "upload-button").click()
+    wait_for(lambda: "exists already" in browser.find_element(By.ID, "upload-status").text, 15, "the refusal")
+
+    # a rejected upload (submitted from the command line) shows its reason
+    for key, value in stack.client_env().items():
+        monkeypatch.setenv(key, value)
+    bogus = tmp_path / "holiday-notes.mp4"
+    bogus.write_bytes(b"these are notes, not a video " * 100)
+    assert main(["submit", str(bogus)]) == 0
+    wait_for(lambda: status_of(browser, "holiday-notes.mp4") == "Failed", 60, "the rejection on the page")
+    reason = state(browser, "holiday-notes.mp4")["error"]
+    assert reason.startswith("input rejected:") and "Orchestrator function" not in reason
+
+    # cancel a running job from its row
+    upload_from_page(browser, make_clip(frames=96, size="160x96"), "to-cancel.mp4", style="7")
+    wait_for(lambda: status_of(browser, "to-cancel.mp4") == "Running", 30, "the job to run")
+    browser.find_element(By.CSS_SELECTOR, "#jobs button.cancel[aria-label='Cancel the job for to-cancel.mp4']").click()
+    wait_for(lambda: status_of(browser, "to-cancel.mp4") == "Terminated", 30, "the cancel on the page")
+    assert state(browser, "to-cancel.mp4")["error"] == "Canceled."
+    capsys.readouterr()
+
+    shot = tmp_path / "jobs-page.png"
+    browser.save_screenshot(str(shot))
+    if os.environ.get("RESTYLE_DOCS_SCREENSHOT"):
+        shutil.copyfile(shot, ROOT / "docs" / "jobs-page.png")
+
+
+def test_the_page_runs_only_its_own_script_and_loads_nothing_from_elsewhere(stack, browser):
+    browser.get(f"{stack.api_url}/api/page")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#styles option"), 15, "the page's script to run")
+    origins = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
+    storage = f"http://127.0.0.1:{stack.storage_port}"
+    assert set(origins) <= {stack.api_url, storage}, origins
+    html = browser.page_source
+    assert "<script src" not in html and "<link" not in html  # everything inline: no CDN, no build step

@@ -1,0 +1,1 @@
+"""The `restyle` command (console script in pyproject.toml; also `python -m tools.cli`)."""
