@@ -64,6 +64,10 @@ LEFT_AT_DEFAULT = {
     "gate_metric",  # promotion rule: product policy, the same wherever it runs
     "gate_threshold",
     "local_forecast_workers",  # local backend only
+    "forecast_cache_bytes",  # POST /api/forecast: serving policy, the same wherever it runs
+    "forecast_warm_up",
+    "max_forecast_horizon",
+    "max_forecast_batch",
 }
 # Read by the Functions host (host storage, telemetry) and azure-identity, not by our code.
 HOST_SETTINGS = {
