@@ -48,12 +48,17 @@
     const cell = element("td");
     const stage = job.stage ? `Stage: ${job.stage}` : ENDED.has(job.status) ? "" : "Waiting to start";
     if (stage) cell.append(element("div", { textContent: stage }));
-    if (p.segments_total) {
-      const bar = element("progress", { max: p.segments_total, value: p.segments_done || 0 });
-      bar.setAttribute("aria-label", `${job.blob}: ${p.segments_done || 0} of ${p.segments_total} segments`);
+    // A video counts segments; a many-models table counts partitions (one model each).
+    const [done, total, unit] = p.partitions_total
+      ? [p.partitions_done || 0, p.partitions_total, "partitions"]
+      : [p.segments_done || 0, p.segments_total, "segments"];
+    if (total) {
+      const bar = element("progress", { max: total, value: done });
+      bar.setAttribute("aria-label", `${job.blob}: ${done} of ${total} ${unit}`);
       cell.append(bar);
-      const parts = [`${p.segments_done || 0}/${p.segments_total} segments`];
+      const parts = [`${done}/${total} ${unit}`];
       if (p.frames_per_second) parts.push(`${p.frames_per_second} frames/s`);
+      if (p.models_per_minute) parts.push(`${p.models_per_minute} models/min`);
       if (p.eta_seconds !== undefined && p.eta_seconds !== null && !ENDED.has(job.status)) {
         parts.push(`about ${Math.max(0, Math.round(p.eta_seconds))} s left`);
       }
@@ -64,7 +69,12 @@
 
   function resultCell(job) {
     const cell = element("td", { className: "result" });
-    if (job.status === "Completed") {
+    if (job.status === "Completed" && job.pipeline === "many_models") {
+      const o = job.output || {};
+      const passed = typeof o.pass_rate === "number" ? `, ${Math.round(o.pass_rate * 100)}% passed the gate` : "";
+      const where = (o.outputs || {}).forecasts || "";
+      cell.append(element("p", { textContent: `${o.trained} models trained${passed}. Forecasts: ${where}` }));
+    } else if (job.status === "Completed") {
       const known = links.get(job.id);
       if (!known) {
         cell.textContent = "Loading the preview…";
