@@ -142,3 +142,25 @@ def test_the_page_runs_only_its_own_script_and_loads_nothing_from_elsewhere(stac
     assert set(origins) <= {stack.api_url, storage}, origins
     html = browser.page_source
     assert "<script src" not in html and "<link" not in html  # everything inline: no CDN, no build step
+
+
+def test_a_many_models_table_shows_its_partitions_and_gate_on_the_page(stack, browser):
+    """A sales table dropped into tables/ appears beside the videos: partitions while it trains, and
+    models trained, gate pass rate and where the forecasts are once it is done."""
+    import io
+
+    from azure.storage.blob import BlobServiceClient
+    from forecast_support import m3_table
+
+    data = io.BytesIO()
+    m3_table(3).to_csv(data, index=False)
+    tables = BlobServiceClient.from_connection_string(stack.connection).get_container_client("tables")
+    tables.upload_blob("weekly-sales.csv", data.getvalue(), metadata={
+        "target_column": "sales", "model_set": "fast", "horizon": "6"})
+    browser.get(f"{stack.api_url}/api/page")
+    wait_for(lambda: status_of(browser, "weekly-sales.csv") == "Completed", 120, "the table's run on the page")
+    row = browser.execute_script(
+        "return [...document.querySelectorAll('#jobs tbody tr')]"
+        ".find(r => r.cells[0].textContent === 'weekly-sales.csv').textContent")
+    assert "3 models trained" in row and "passed the gate" in row
+    assert "many-models/weekly-sales/forecasts/" in row
