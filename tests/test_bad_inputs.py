@@ -356,5 +356,6 @@ def test_every_http_function_is_at_function_auth_level():
     """Keys are not enforced locally (devhost, like `func start`), so the bindings are what Azure enforces."""
     http = {name: binding for name, function in app_functions().items()
             for binding in json.loads(function.get_function_json())["bindings"] if binding["type"] == "httpTrigger"}
-    assert set(http) == {"create_job", "read_job", "read_jobs", "delete_job"}
+    assert set(http) == {"create_job", "read_job", "read_jobs", "delete_job", "read_job_downloads", "create_upload",
+                         "jobs_page", "forecast"}
     assert {binding["authLevel"] for binding in http.values()} == {"FUNCTION"}
