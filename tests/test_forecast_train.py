@@ -120,6 +120,13 @@ def test_the_combination_serves_unless_a_single_model_beats_it_by_the_margin():
     assert "SeasonalNaive" in plain.candidates and plain.model_type != "SeasonalNaive"
 
 
+def test_the_full_set_adds_autoces_and_autoarima():
+    y = monthly("m3", limit=1).table.target.to_numpy()
+    full = train_series(y, horizon=18, season_length=12, model_set="full", selection_margin=0.0)
+    assert set(full.candidates) == {"SeasonalNaive", "AutoETS", "DynamicOptimizedTheta", "Theta", "AutoCES",
+                                    "AutoARIMA", "Combination"} and not full.errors
+
+
 def test_the_metrics_match_their_definitions():
     y, f = np.array([10.0, 20.0, 0.0]), np.array([12.0, 15.0, 0.0])
     assert smape(y, f) == pytest.approx((200 * 2 / 22 + 200 * 5 / 35 + 0) / 3)
