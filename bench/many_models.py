@@ -7,7 +7,9 @@ competition's training parts go in as one CSV and run the whole path: validate -
 train (forecast_job.train.run_local: selection on a holdout carved from the training part, refit
 on all of it) -> publish (register into the SQLite index, gate, batch forecast Parquet). The
 served forecasts (from the Parquet, i.e. after the gate) and the selected models' own forecasts are
-scored on the competition's held-out test periods, beside seasonal naive. The `fast` model set is
+scored on the competition's held-out test periods, beside seasonal naive: `smape_<dataset>` is the
+selected models' forecasts, `..._served_after_gate` what the forecast Parquet serves (a partition
+that fails the gate serves its flagged seasonal naive). The `fast` model set is
 run on M3 too. Registration cost is measured for the index and, on a sample, for MLflow's SQLite
 registry. Timings carry the load average (os.getloadavg) taken beside them: the machine is shared.
 `--quick` uses the first 60 series of each dataset (a smoke test; its figures are not the record).
@@ -101,7 +103,7 @@ def run_case(dataset: str, model_set: str, workers: int, limit: int | None, root
     # the flagged seasonal naive. Measured from the same models, so the rules compare side by side.
     by_series = metrics.set_index("series")
     if_served = {}
-    for rule in (GateRule(), GateRule(metric="relative_mae"), GateRule(metric="accuracy", threshold=0.8)):
+    for rule in (GateRule(), GateRule(metric="mase"), GateRule(metric="accuracy", threshold=0.8)):
         served_forecasts = {name: own[name] if rule.passes(by_series.loc[name].to_dict()) else naive[name]
                             for name in own}
         if_served[rule.describe()] = score(served_forecasts, data)["smape"]
@@ -192,12 +194,12 @@ def main() -> None:
     by_case = {(c["dataset"], c["model_set"]): c for c in results["cases"]}
     m3, fast, tourism = by_case["m3", "default"], by_case["m3", "fast"], by_case["tourism", "default"]
     results["summary"] = {
-        "smape_m3_monthly": m3["served"]["smape"],
-        "smape_m3_monthly_selected_models": m3["selected_models"]["smape"],
+        "smape_m3_monthly": m3["selected_models"]["smape"],
+        "smape_m3_monthly_served_after_gate": m3["served"]["smape"],
         "smape_m3_monthly_seasonal_naive": m3["seasonal_naive"]["smape"],
-        "smape_m3_monthly_fast_set": fast["served"]["smape"],
-        "smape_tourism_monthly": tourism["served"]["smape"],
-        "smape_tourism_monthly_selected_models": tourism["selected_models"]["smape"],
+        "smape_m3_monthly_fast_set": fast["selected_models"]["smape"],
+        "smape_tourism_monthly": tourism["selected_models"]["smape"],
+        "smape_tourism_monthly_served_after_gate": tourism["served"]["smape"],
         "smape_tourism_monthly_seasonal_naive": tourism["seasonal_naive"]["smape"],
         "models_per_minute": m3["models_per_minute"],
         "models_per_minute_fast_set": fast["models_per_minute"],

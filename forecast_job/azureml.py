@@ -3,9 +3,10 @@
 1. `train`: a parallel job (run_function task, entry `forecast_job/prs_entry.py`) over the MLTable in
    <work>/partitions with `partition_keys=["partition"]`: one mini-batch per partition, spread over
    `instance_count` nodes x `max_concurrency_per_instance` processes. Results go to <work>/trained.
-   - `error_threshold=-1`: with a partitioned table input, Azure ML counts every row of a mini-batch
-     that run() does not return an item for as a failed item, and run() returns one id per
-     partition, not one per row; failures are counted per mini-batch instead:
+   - `error_threshold=-1`: it counts failed *items*, and for a tabular mini-batch an item is a row
+     that run() returns no result for; run() returns one id per partition, not one per row (Azure
+     ML's own many-models example sets -1 for the same reason). Failures are counted per
+     mini-batch (= per partition) instead:
    - `mini_batch_error_threshold`: how many partitions may fail before the job fails;
    - `retry_settings`: a failed mini-batch (run() raised) is retried `max_retries` times; only failed
      partitions are retried, and a resubmitted job skips partitions with a trained result.

@@ -22,6 +22,8 @@ import numpy as np
 from .metrics import mean_metrics, window_metrics
 from .models import BASELINE, COMBINATION, MODEL_SETS, Combination, make_model
 
+AUTO_ETS = "AutoETS"
+
 
 @dataclass(frozen=True)
 class Trained:
@@ -39,20 +41,35 @@ def _origins(n: int, horizon: int, windows: int) -> list[int]:
     return [n - horizon * (windows - w) for w in range(windows)]
 
 
-def _forecast(name: str, y: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+def _forecast(name: str, y: np.ndarray, horizon: int, season_length: int, specs: dict[str, str]) -> np.ndarray:
+    """The candidate's forecast from `y`. AutoETS also leaves the ETS form it chose in `specs`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mean = np.asarray(make_model(name, season_length).forecast(y=y, h=horizon)["mean"], dtype="float64")
+        if name == AUTO_ETS:
+            model = make_model(name, season_length).fit(y=y)
+            specs[name] = model.model_["components"]  # e.g. "MADN": error, trend, season, damped
+            mean = model.predict(h=horizon)["mean"]
+        else:
+            mean = make_model(name, season_length).forecast(y=y, h=horizon)["mean"]
+    mean = np.asarray(mean, dtype="float64")
     if mean.shape != (horizon,) or not np.all(np.isfinite(mean)):
         raise ValueError("forecast has missing or infinite values")
     return mean
 
 
-def _fit(name: str, y: np.ndarray, season_length: int, members: tuple[str, ...]):
+def _fit(name: str, y: np.ndarray, season_length: int, members: tuple[str, ...], specs: dict[str, str]):
+    """Fit on all of `y`. AutoETS keeps the form it chose on the latest evaluation window and
+    re-estimates only its parameters: ~4 ms instead of ~300 ms for a second search over every form
+    (M3 monthly, measured with the load average near 5), which was 60% of the default set's time."""
     if name == COMBINATION:
-        return Combination({member: _fit(member, y, season_length, members) for member in members})
+        return Combination({member: _fit(member, y, season_length, members, specs) for member in members})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        spec = specs.get(name)
+        if name == AUTO_ETS and spec:
+            from statsforecast.models import AutoETS
+
+            return AutoETS(season_length=season_length, model=spec[:3], damped=spec[3] == "D").fit(y=y)
         return make_model(name, season_length).fit(y=y)
 
 
@@ -64,9 +81,10 @@ def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: 
         raise ValueError(f"series of {len(y)} points is too short for {windows} windows of {horizon}")
     forecasts: dict[str, list[np.ndarray]] = {}
     errors: dict[str, str] = {}
+    specs: dict[str, str] = {}  # left by the latest window (the most data), so the refit keeps its form
     for name in (BASELINE, *chosen_set.singles):
         try:
-            forecasts[name] = [_forecast(name, y[:origin], horizon, season_length) for origin in origins]
+            forecasts[name] = [_forecast(name, y[:origin], horizon, season_length, specs) for origin in origins]
         except Exception as error:
             if name == BASELINE:
                 raise
@@ -82,8 +100,8 @@ def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: 
             for w, origin in enumerate(origins)])
     chosen = _select(candidates, [n for n in chosen_set.singles if n in candidates], selection_metric,
                      selection_margin)
-    baseline = _fit(BASELINE, y, season_length, members)
-    model = baseline if chosen == BASELINE else _fit(chosen, y, season_length, members)
+    baseline = _fit(BASELINE, y, season_length, members, specs)
+    model = baseline if chosen == BASELINE else _fit(chosen, y, season_length, members, specs)
     return Trained(chosen, model, baseline, candidates[chosen], candidates[BASELINE], candidates, errors)
 
 

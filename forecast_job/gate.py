@@ -32,8 +32,9 @@ class GateRule(BaseModel):
 
     Why not MASE by default (bench/many_models.py, first run, no champions): the fallback a failing
     partition serves is seasonal naive, and MASE < 1 fails many models that beat it, so the served
-    forecasts got worse than the models': Tourism monthly passed 13% (sMAPE served 14.11 vs 12.76
-    with relative MAE; seasonal naive alone 14.19), M3 monthly see docs/many-models.md."""
+    forecasts got worse than the models': on Tourism monthly MASE < 1 passed 15% and the served
+    sMAPE was 21.55 (seasonal naive alone: 21.67) against 19.53 with relative MAE < 1 (69% pass);
+    on M3 monthly 14.80 against 14.22 (models alone: 13.66)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -2,10 +2,11 @@
 workspace, `workspace_tracking_uri`) or a local MLflow SQLite store, with the same lookups as the
 index (registry.py). mlflow is imported only here.
 
-Costs measured through MLflow's SQLite store (bench/many_models.py records them): ~16 ms a model
-for create-model + create-version + set-alias, serial by nature (no bulk API), so a run of
-10,000 partitions spends minutes here where the index spends well under a second. Hence the job
-registers into the index and mirrors into MLflow when asked (`publish --mlflow URI`).
+Costs measured through MLflow's SQLite store (bench/many_models.py): 37.7 ms a model for
+create-model + create-version + set-alias (load average ~5; 16 ms at ~2.8), one at a time (MLflow
+has no bulk call), so 10,000 partitions spend about six minutes here where the index spends about
+a second. Hence local runs register into the index, and `publish --registry mlflow:URI` registers
+the same versions here where a workspace registry is wanted (the Azure ML pipeline's publish step).
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ endpoint imports it to find the production model of a request's partition keys.
 
 Two implementations of one `Registry` protocol:
 - `IndexRegistry` (default locally): a SQLite index, registering a whole run in one transaction.
-  Measured (bench/many_models.py): ~0.1 ms a model, against ~16 ms a model for the same three
-  calls (create model, create version, set alias) through MLflow's SQLite store, i.e. 160 s per
-  10,000 models, and far more against a remote tracking server. So the index is what a run
-  registers into; the MLflow registry (mlflow_registry.py) is the Azure ML workspace's registry
-  and the local mirror of it, filled by the same `register_many` call.
+  Measured (bench/many_models.py, 1,428 M3 models): 0.10 ms a model, against 37.7 ms a model for
+  the same three calls (create model, create version, set alias) through MLflow's SQLite store,
+  i.e. ~6 minutes per 10,000 models, and more against a remote tracking server. So local runs
+  register into the index; the MLflow registry is the Azure ML workspace's registry (the same
+  `register_many` call fills either).
 - `MlflowRegistry` (mlflow_registry.py): the same lookups over MLflow's model registry.
 
 Names: one registered model per partition, `<dataset>-<partition id>` (naming.py); each run that

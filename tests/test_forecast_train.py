@@ -110,10 +110,21 @@ def test_the_combination_serves_unless_a_single_model_beats_it_by_the_margin():
     always = train_series(y, horizon=18, season_length=12, selection_margin=1.0)
     assert always.model_type == "Combination" and repr(always.model).startswith("Combination(AutoETS")
     assert always.model.predict(h=18)["mean"].shape == (18,)
+    from statsforecast.models import AutoETS  # the refit keeps the ETS form chosen on the holdout part
+
+    holdout_form = AutoETS(season_length=12).fit(y=y[:-18]).model_["components"]
+    assert always.model.members["AutoETS"].model_["components"] == holdout_form
     plain = train_series(y, horizon=18, season_length=12, selection_margin=0.0)
     singles = ("AutoETS", "DynamicOptimizedTheta", "Theta", "Combination")
     assert plain.model_type == min(singles, key=lambda name: plain.candidates[name]["mase"])
     assert "SeasonalNaive" in plain.candidates and plain.model_type != "SeasonalNaive"
+
+
+def test_the_full_set_adds_autoces_and_autoarima():
+    y = monthly("m3", limit=1).table.target.to_numpy()
+    full = train_series(y, horizon=18, season_length=12, model_set="full", selection_margin=0.0)
+    assert set(full.candidates) == {"SeasonalNaive", "AutoETS", "DynamicOptimizedTheta", "Theta", "AutoCES",
+                                    "AutoARIMA", "Combination"} and not full.errors
 
 
 def test_the_metrics_match_their_definitions():
