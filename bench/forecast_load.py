@@ -1,6 +1,6 @@
 """Real-time forecast load: POST /api/forecast on devhost + Azurite over the M3 monthly models.
 
-    python bench/forecast_load.py [--requests 3000] [--caches-mb 4,64] [--model-set fast]
+    python bench/forecast_load.py [--requests 3000] [--caches-mb 0.5,64] [--model-set fast]
     python bench/forecast_load.py --quick          (100 series, 400 requests: a smoke run)
 
 The 1,428 M3 monthly series are uploaded to tables/ and trained, registered and gated by the app's
@@ -10,7 +10,8 @@ from 4 client threads on loopback: partition keys drawn Zipf-like (s = 1.1) over
 horizon 12. A request is "cold" when it is the first for its partition in that phase (a cache
 miss: blob-free local artifact read + unpickle), else "warm". Halfway, the 20 most requested
 partitions are promoted to a new version (a re-registration, as a re-training run would do):
-every later answer for them must carry the new version. devhost's RSS is sampled meanwhile.
+every later answer for them must carry the new version. devhost's RSS is sampled meanwhile, and
+the pickled bytes of every model the phase asked for are summed (what an unbounded cache would hold).
 Writes bench/results/forecast_load.json and prints a table.
 """
 
@@ -82,6 +83,19 @@ def promote(registry_path: Path, keys: list[dict]) -> list[str]:
     return [f"{v.name}@{v.version}" for v in fresh]
 
 
+def model_size(registry_path: Path, dataset: str, keys: dict) -> int:
+    """Bytes of the pickle of the partition's production model (a file:// artifact of a local run)."""
+    from urllib.parse import unquote, urlparse
+
+    from forecast_job.registry import find_production
+
+    registry = IndexRegistry(registry_path)
+    try:
+        return Path(unquote(urlparse(find_production(registry, dataset, keys).artifact).path)).stat().st_size
+    finally:
+        registry.close()
+
+
 def load_phase(host: DevhostProcess, keys: list[dict], requests: int, registry_path: Path, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     weights = 1 / np.arange(1, len(keys) + 1) ** 1.1
@@ -132,10 +146,12 @@ def load_phase(host: DevhostProcess, keys: list[dict], requests: int, registry_p
     new_versions = {name.rsplit("@", 1)[0]: int(name.rsplit("@", 1)[1]) for name in promoted.get("names", [])}
     after = [s for s in samples if s[4] in new_versions and s[2] > promoted.get("at", requests) + CLIENTS]
     stale = [s for s in after if s[5] != new_versions[s[4]]]
+    model_bytes = sum(model_size(registry_path, DATASET, keys[index]) for index in seen)
     warm = [s[0] * 1000 for s in samples if not s[1] and s[3] == 200]
     cold = [s[0] * 1000 for s in samples if s[1] and s[3] == 200]
     return {"requests": len(samples), "errors": sum(1 for s in samples if s[3] != 200), "wall_s": round(wall, 1),
             "requests_per_s": round(len(samples) / wall, 1), "partitions_hit": len(seen),
+            "model_mb_hit": round(model_bytes / 1024**2, 2),
             "warm": len(warm), "warm_p50_ms": p(warm, 50), "warm_p95_ms": p(warm, 95),
             "cold": len(cold), "cold_p50_ms": p(cold, 50), "cold_p95_ms": p(cold, 95),
             "client_side_hit_rate": round(len(warm) / max(len(samples), 1), 3),
@@ -170,7 +186,7 @@ def run(requests: int, caches_mb: list[float], series: int | None, model_set: st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--caches-mb", default="4,64", help="cache sizes to compare, MB, comma-separated")
+    parser.add_argument("--caches-mb", default="0.5,64", help="cache sizes to compare, MB, comma-separated")
     parser.add_argument("--model-set", default="fast", choices=["fast", "default", "full"])
     parser.add_argument("--quick", action="store_true", help="100 series, 400 requests")
     parser.add_argument("--output", type=Path, default=None,
@@ -179,13 +195,14 @@ def main() -> None:
     series, requests = (100, 400) if args.quick else (None, args.requests)
     results = run(requests, [float(x) for x in args.caches_mb.split(",")], series, args.model_set)
     print(json.dumps(results, indent=1))
-    print("| cache | requests | errors | warm p50 / p95 | cold p50 / p95 | hit rate | RSS start / peak "
-          "| stale after promotion |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| cache | requests | errors | warm p50 / p95 | cold p50 / p95 | hit rate | models asked for "
+          "| RSS start / peak | stale after promotion |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for phase in results["phases"]:
         print(f"| {phase['cache_mb']:g} MB | {phase['requests']} | {phase['errors']} | {phase['warm_p50_ms']} / "
               f"{phase['warm_p95_ms']} ms | {phase['cold_p50_ms']} / {phase['cold_p95_ms']} ms | "
-              f"{phase['client_side_hit_rate']} | {phase['rss_start_mb']} / {phase['rss_peak_mb']} MB | "
+              f"{phase['client_side_hit_rate']} | {phase['partitions_hit']} ({phase['model_mb_hit']} MB) | "
+              f"{phase['rss_start_mb']} / {phase['rss_peak_mb']} MB | "
               f"{phase['promotion']['stale_answers']} of {phase['promotion']['answers_after']} |")
     output = args.output or (None if args.quick else RESULTS)
     if output:
