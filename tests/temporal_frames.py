@@ -19,7 +19,7 @@ def clip_frames(name: str, size: tuple[int, int], count: int, start: int = 0) ->
          "-frames:v", str(count), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         capture_output=True, check=True,
     ).stdout
-    frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3).copy()
     if len(frames) != count:
         raise ValueError(f"{name} has fewer than {start + count} frames")
     return list(frames)
