@@ -4,10 +4,9 @@ E_warp (Lai et al. 2018, "Learning Blind Video Temporal Consistency"): for each 
 (t, t+1), optical flow is computed on the ORIGINAL frames in both directions; a pixel of frame t
 counts only when the flow there is trustworthy (Ruder et al. 2016: forward-backward consistent,
 not on a motion boundary, and its target inside frame t+1). The styled frame t+1 is warped back
-to t along that flow, and E_warp of the pair is the squared RGB distance (values in [0, 1], summed over
-the three channels as in the paper) averaged
-over the pixels that count; the video's E_warp is the mean over pairs. A pair where fewer than
-half the pixels count is a scene cut and is skipped.
+to t along that flow, and E_warp of the pair is the squared RGB distance (values in [0, 1], summed
+over the three channels as in the paper) averaged over the pixels that count; the video's E_warp
+is the mean over pairs. A pair where fewer than half the pixels count is a scene cut and is skipped.
 
 The flow here is OpenCV's Farneback, deliberately not DIS (which the mitigation in
 `scoring_job.temporal` uses): a metric that shared the mitigation's flow would reward its errors.
