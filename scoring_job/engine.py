@@ -117,6 +117,10 @@ class Stylizer:
         return self.config.name
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return to_frames(self.styled(frames))
+
+    def styled(self, frames: np.ndarray) -> torch.Tensor:
+        """Styled frames as float32 [N, 3, H, W] in [0, 1], left on the model's device."""
         count, height, width, _ = frames.shape
         if count < self.config.batch_size:  # keep one shape so a compiled model never recompiles
             frames = np.concatenate([frames, np.repeat(frames[-1:], self.config.batch_size - count, axis=0)])
@@ -130,5 +134,11 @@ class Stylizer:
             if pad_h or pad_w:
                 image = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
             styled = self._run_model(image.contiguous(memory_format=torch.channels_last))
-            styled = styled[:count, :, :height, :width].float().mul_(255).round_().clamp_(0, 255)
-            return styled.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+            return styled[:count, :, :height, :width].float()
+
+
+def to_frames(styled: torch.Tensor) -> np.ndarray:
+    """Float [N, 3, H, W] in [0, 1] (any device) -> uint8 RGB frames [N, H, W, 3] in host memory."""
+    with torch.inference_mode():
+        frames = styled.mul(255).round_().clamp_(0, 255)
+        return frames.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()

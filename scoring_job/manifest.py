@@ -19,6 +19,8 @@ from .style_spec import ImageStyle, StyleSpecError, parse_style
 SCHEMA_VERSION = 1
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 MANIFEST_NAME = "manifest.json"
+# Chosen on bench/results/temporal.json: see docs/scoring-engine.md, "Temporal stability".
+DEFAULT_STABILITY = 0.5
 
 
 class ManifestError(ValueError):
@@ -59,6 +61,9 @@ class ScoringOptions(_Strict):
     batch_size: int | None = Field(default=None, gt=0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA, fp32 on CPU
     compile: bool = True
+    # Temporal stability (scoring_job/temporal.py): weight of the motion-carried previous styled frame;
+    # 0 = every frame on its own (the output before the option existed, bit for bit).
+    stability: float = Field(default=DEFAULT_STABILITY, ge=0, le=1)
 
 
 class Manifest(_Strict):

@@ -117,13 +117,16 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
     stylizer = Stylizer(parse_style(manifest.style), choose_device(device, options.batch_size, options.precision),
                         compile_model=options.compile, style_root=input_dir)
     encode = EncodeOptions(crf=options.crf, preset=options.preset)
+    previous = {segment.index + 1: segment for segment in manifest.segments}  # warm-up source of each segment
     failed = []
     for segment in todo:
         video, result_file = result_paths(output_dir, segment)
+        lead_in = input_dir / previous[segment.index].path if segment.index in previous else None
         for attempt in range(1, retries + 2):
             try:
                 result = stylize_segment(input_dir / segment.path, video, stylizer, encode=encode,
-                                         scale=options.scale, expected_frames=segment.frames, fps=manifest.fps)
+                                         scale=options.scale, expected_frames=segment.frames, fps=manifest.fps,
+                                         stability=options.stability, lead_in=lead_in)
             except Exception as error:  # noqa: BLE001 - every failure is retried, then reported
                 log.warning("segment %s attempt %d failed: %s", segment.name, attempt, error)
                 continue

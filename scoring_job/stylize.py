@@ -1,6 +1,6 @@
 """Stylize a whole video on this machine, audio kept:
 
-    python -m scoring_job.stylize IN -o OUT --style SPEC [--scale F]
+    python -m scoring_job.stylize IN -o OUT --style SPEC [--scale F] [--stability A]
 
 User errors print one line and exit with a code that says which kind they are (see EXIT_CODES).
 """
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .manifest import X264_PRESETS
+from .manifest import DEFAULT_STABILITY, X264_PRESETS
 from .probe import ProbeError, probe_video
 from .style_spec import VALID_FORMS, ImageStyle, StyleSpecError, parse_style
 
@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", type=Path, help="output .mp4 (default: INPUT.styled.mp4 beside the input)")
     parser.add_argument("--style", default="19", help=f"style: {VALID_FORMS} (default: 19)")
     parser.add_argument("--scale", type=float, default=1.0, help="resolution factor in (0, 1]; 1 keeps the size")
+    parser.add_argument("--stability", type=float, default=DEFAULT_STABILITY,
+                        help="temporal stability in [0, 1]: how much of the previous styled frame, carried along "
+                             f"the motion, is kept; 0 stylizes every frame on its own (default {DEFAULT_STABILITY})")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality, 0-51, lower is better (default 18)")
     parser.add_argument("--preset", default="veryfast", choices=X264_PRESETS, help="x264 preset (default veryfast)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -59,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("usage", str(error))
     if not 0 < args.scale <= 1:
         return _fail("usage", f"--scale must be in (0, 1], got {args.scale}")
+    if not 0 <= args.stability <= 1:
+        return _fail("usage", f"--stability must be in [0, 1], got {args.stability}")
     if not 0 <= args.crf <= 51:
         return _fail("usage", f"--crf must be 0-51, got {args.crf}")
     if not args.input.exists():
@@ -96,7 +101,7 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
         try:
             result = stylize_segment(
                 args.input, output, stylizer, encode=EncodeOptions(args.crf, args.preset), scale=args.scale,
-                copy_audio=True, info=info, on_frames=bar.update,
+                copy_audio=True, info=info, on_frames=bar.update, stability=args.stability,
             )
         except (SegmentError, FfmpegError) as error:
             return _fail("processing", str(error))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,9 +80,12 @@ def _finish(process: subprocess.Popen, stderr: _StderrTail, what: str) -> None:
 class FrameReader:
     """Iterates batches of decoded frames, uint8 [n, height, width, 3] RGB, at most `batch` each."""
 
-    def __init__(self, source: Path, info: VideoInfo, size: tuple[int, int]) -> None:
+    def __init__(self, source: Path, info: VideoInfo, size: tuple[int, int], *,
+                 last_seconds: float | None = None) -> None:
+        """`last_seconds`: decode only about that much of the end (seeking from the end, `-sseof`)."""
         self.width, self.height = size
-        stream = ffmpeg.input(str(source)).video
+        seek = {} if last_seconds is None else {"sseof": -last_seconds}
+        stream = ffmpeg.input(str(source), **seek).video
         if size != (info.width, info.height):
             stream = stream.filter("scale", self.width, self.height, flags="lanczos")
         args = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough").global_args(
@@ -168,3 +172,21 @@ class FrameWriter:
         if self._process.poll() is None:
             self._process.kill()
         self._process.wait()
+
+
+def tail_frames(source: Path, info: VideoInfo, size: tuple[int, int], count: int) -> np.ndarray:
+    """The last `count` frames of `source` (fewer if it is shorter), uint8 [n, height, width, 3].
+
+    Seeks from the end with a margin and keeps the last `count` decoded; when that came up short
+    (a seek that landed late, or timestamps the duration does not match) it decodes the whole file.
+    """
+    wanted = min(count, info.frame_count) if info.frame_count else count
+    margin = float((count + 8) / info.fps) + 0.5 if info.fps else None
+    for last_seconds in (margin, None):
+        reader = FrameReader(source, info, size, last_seconds=last_seconds)
+        kept: deque[np.ndarray] = deque(maxlen=count)
+        for batch in reader.batches(max(count, 1)):
+            kept.extend(batch)  # each batch is a fresh buffer: the views stay valid
+        if len(kept) >= wanted:
+            break
+    return np.stack(kept) if kept else np.empty((0, size[1], size[0], 3), np.uint8)

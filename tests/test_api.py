@@ -58,6 +58,8 @@ def api_store(store, monkeypatch):
      (b'{"blob": "clip.mp4", "style": "absent.jpg"}', 404, "style_not_found", "does not exist"),
      (b'{"blob": "clip.mp4", "style": "broken.png"}', 400, "invalid_style", "not a readable picture"),
      (b'{"blob": "clip.mp4", "options": {"scale": 0}}', 400, "invalid_options", "scale: Input should be greater"),
+     (b'{"blob": "clip.mp4", "options": {"stability": 1.5}}', 400, "invalid_options",
+      "stability: Input should be less than or equal to 1"),
      (b'{"blob": "clip.mp4", "options": "fast"}', 400, "invalid_options", "must be a JSON object")],
 )
 def test_post_refuses_bad_requests_with_their_reason(body, status, code, words, api_store, make_clip, tmp_path):
@@ -103,5 +105,5 @@ def test_list_refuses_an_unknown_status_filter(api_store):
 def test_metadata_names_the_options_and_leaves_the_rest():
     from api.uploads import options_from_metadata
 
-    assert options_from_metadata({"Scale": "0.5", "crf": "20", "author": "ana", "style": "3"}) == {
-        "scale": "0.5", "crf": "20"}
+    assert options_from_metadata({"Scale": "0.5", "crf": "20", "author": "ana", "style": "3", "Stability": "0.7"}) == {
+        "scale": "0.5", "crf": "20", "stability": "0.7"}

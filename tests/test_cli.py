@@ -59,6 +59,7 @@ def test_default_output_name_sits_beside_the_input(make_clip, tmp_path):
         (lambda d, clip: [str(clip), "--style", str(d / "missing.jpg")], "style_image", "not found"),
         (lambda d, clip: [str(clip), "--style", str(d / "fake.jpg")], "style_image", "cannot be read"),
         (lambda d, clip: [str(clip), "--scale", "0"], "usage", "--scale"),
+        (lambda d, clip: [str(clip), "--stability", "1.2"], "usage", "--stability must be in [0, 1]"),
     ],
 )
 def test_user_errors_are_one_line_with_distinct_codes(make_args, code, message, make_clip, tmp_path):

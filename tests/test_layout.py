@@ -25,6 +25,12 @@ def test_scoring_environment_pins_torch():
     assert "torch==2.13.0" in (ROOT / "scoring_job" / "requirements.txt").read_text().splitlines()
 
 
+def test_opencv_belongs_to_the_scoring_job_only():
+    """The temporal filter's optical flow runs in the scoring job; the Function App never imports cv2."""
+    assert "opencv-python-headless" in _requirements(ROOT / "scoring_job" / "requirements.txt")
+    assert "opencv-python-headless" not in _requirements(ROOT / "requirements.txt")
+
+
 def test_function_app_registers_the_orchestrator_activities_trigger_and_api():
     import azure.durable_functions as df
 

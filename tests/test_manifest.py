@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from scoring_job.manifest import Manifest, ManifestError, Segment
+from scoring_job.manifest import DEFAULT_STABILITY, Manifest, ManifestError, Segment
 
 
 def _manifest(**overrides) -> dict:
@@ -22,6 +22,7 @@ def test_round_trip_through_a_folder(tmp_path):
     assert loaded == manifest
     assert loaded.total_frames == 132
     assert loaded.options.crf == 20 and loaded.options.preset == "veryfast"
+    assert loaded.options.stability == DEFAULT_STABILITY  # on unless a job turns it off with 0
     assert [s.name for s in loaded.segments] == ["segment_00000", "segment_00001"]
     assert not list(tmp_path.glob("*.partial"))
 
@@ -42,6 +43,7 @@ def test_unknown_schema_version_is_refused_not_misread():
      ({"style": "../../etc/painting.jpg"}, "relative path"),
      ({"fps": "25.0"}, "fps"),
      ({"options": {"crf": 99}}, "crf"),
+     ({"options": {"stability": 1.01}}, r"options\.stability: Input should be less than or equal to 1"),
      ({"surprise": 1}, "surprise")],
 )
 def test_invalid_manifests_say_what_is_wrong(overrides, message):

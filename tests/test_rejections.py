@@ -128,7 +128,8 @@ def test_a_readable_style_image_is_accepted_and_normalised(store, make_clip, tmp
 @pytest.mark.parametrize(
     ("options", "reason"),
     [({"scale": 2}, "scale: Input should be less than or equal to 1"), ({"speed": "max"}, "speed: Extra inputs"),
-     ({"preset": "instant"}, "preset: Input should be"), (["scale"], "must be a JSON object")],
+     ({"preset": "instant"}, "preset: Input should be"), (["scale"], "must be a JSON object"),
+     ({"stability": -0.1}, "stability: Input should be greater than or equal to 0")],
 )
 def test_options_that_cannot_be_used_reject_the_upload(options, reason, store, make_clip):
     clip = make_clip(frames=12)
