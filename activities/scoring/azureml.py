@@ -25,7 +25,6 @@ from ..work_layout import STYLED_FOLDER
 from .backend import JobKind, JobState, JobStatus, units_done
 
 SCORING_PACKAGE = Path(__file__).resolve().parents[2] / "scoring_job"
-FORECAST_PACKAGE = Path(forecast_azureml.__file__).resolve().parent
 
 # Every Azure ML job status, mapped to ours. Failed may be a pre-emption (see _failure_state).
 AZUREML_STATES: dict[str, JobState] = {
@@ -45,12 +44,11 @@ AZUREML_STATES: dict[str, JobState] = {
 }
 
 
-def code_snapshot(root: Path, package: Path = SCORING_PACKAGE) -> Path:
-    """A folder holding only one compute package (scoring_job/ or forecast_job/): Azure ML uploads
-    it as the job's code."""
-    target = root / package.name
+def code_snapshot(root: Path) -> Path:
+    """A folder holding only the scoring_job package: Azure ML uploads it as the job's code."""
+    target = root / "scoring_job"
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial"))
+    shutil.copytree(SCORING_PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial"))
     return root
 
 
@@ -64,7 +62,7 @@ def build_job(settings, kind: JobKind, job_id: str, attempt: int, scratch: Path)
     """The Azure ML job of this kind for one attempt, its code snapshot written under `scratch`."""
     if kind is JobKind.MANY_MODELS:
         return forecast_azureml.build_pipeline_job(forecast_options(settings), job_id, attempt,
-                                                   code_snapshot(scratch, FORECAST_PACKAGE))
+                                                   forecast_azureml.code_snapshot(scratch))
     return build_scoring_job(settings, job_id, attempt, code_snapshot(scratch))
 
 
