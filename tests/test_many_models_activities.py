@@ -53,12 +53,13 @@ def test_a_local_run_resumes_and_its_results_are_one_sql_table(store, monkeypatc
     trained = WorkLayout("run-a").trained_prefix
     results = sorted(n for n in store.list_names(settings.work_container, trained) if n.endswith("/result.json"))
     assert len(results) == 4
-    store.delete(settings.work_container, results[0])  # as if attempt 1 had died before this partition
+    failed = {**store.read_json(settings.work_container, results[0]), "status": "failed", "error": "OOM"}
+    store.write_json(settings.work_container, results[0], failed)  # as if attempt 1 had failed this partition
 
     capfd.readouterr()
     assert local_run.run_many_models("run-a", tmp_path / "attempt-2", workers=1) == 0
     assert "run run-a: 4 partitions, 3 already trained, 1 to train" in capfd.readouterr().err  # the training log
-    assert store.exists(settings.work_container, results[0])
+    assert store.read_json(settings.work_container, results[0])["status"] == "trained"  # the retrained result
 
     summary = collect_results(store, "run-a", "sales")
     assert summary["trained"] == 4 and set(summary["outputs"]) == {"forecasts", "metrics", "gate"}

@@ -25,17 +25,18 @@ from ..work_layout import WorkLayout
 PARTITIONS_FAILED = 1  # forecast_job.train's exit code when some partitions failed: they are reported, not fatal
 
 
-def upload_trained(store: BlobStore, job_id: str, output: Path, uploaded: set[str]) -> None:
-    """Each newly finished partition's folder, its result.json last (a visible result means done)."""
+def upload_trained(store: BlobStore, job_id: str, output: Path, uploaded: dict[str, int]) -> None:
+    """Each partition's folder whose result.json is new or rewritten (a failed partition of an earlier
+    attempt is trained again), its result.json last (a visible result means done)."""
     prefix = WorkLayout(job_id).trained_prefix
     for result in sorted(output.glob(f"*/{RESULT}")):
-        folder = result.parent
-        if folder.name in uploaded:
+        folder, written = result.parent, result.stat().st_mtime_ns
+        if uploaded.get(folder.name) == written:
             continue
         artifacts = sorted(path for path in folder.iterdir() if path.is_file() and path.name != RESULT)
         store.upload_folder(store.settings.work_container, prefix, output, artifacts)
         store.upload_folder(store.settings.work_container, prefix, output, [result])
-        uploaded.add(folder.name)
+        uploaded[folder.name] = written
 
 
 def run_many_models(job_id: str, state_dir: Path, workers: int) -> int:
@@ -45,7 +46,7 @@ def run_many_models(job_id: str, state_dir: Path, workers: int) -> int:
     work, results = state_dir / "work", state_dir / "results"
     output = work / TRAINED_FOLDER  # where Azure ML's step writes it too
     store.download_folder(settings.work_container, layout.prefix, work)  # trained/ of earlier attempts too
-    uploaded = {result.parent.name for result in output.glob(f"*/{RESULT}")}
+    uploaded = {result.parent.name: result.stat().st_mtime_ns for result in output.glob(f"*/{RESULT}")}
     train = subprocess.Popen([sys.executable, "-m", "forecast_job.train", "--work", str(work),
                               "--output", str(output), "--workers", str(workers)])
     code = wait_uploading(train, lambda: upload_trained(store, job_id, output, uploaded))
