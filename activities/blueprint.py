@@ -91,7 +91,7 @@ def write_manifest(payload: dict) -> dict:
 def submit_scoring(payload: dict) -> dict:
     store = app_store()
     return submit_attempt(store, backend_for(store), payload["job_id"], payload["segments_total"], payload["attempt"],
-                          JobKind(payload.get("kind", JobKind.STYLIZE)))
+                          JobKind(payload.get("kind", JobKind.STYLIZE)), payload.get("events_url"))
 
 
 @bp.activity_trigger(input_name="handle")

@@ -43,14 +43,14 @@ def mark_canceled(store: BlobStore, job_id: str) -> None:
 
 
 def submit_attempt(store: BlobStore, backend: ScoringBackend, job_id: str, segments_total: int, attempt: int,
-                   kind: JobKind = JobKind.STYLIZE) -> dict:
+                   kind: JobKind = JobKind.STYLIZE, events_url: str | None = None) -> dict:
     """Submit unless the job was canceled; checked again after the submit, because a DELETE may mark
     the job and sweep its attempts while this activity runs (terminating an orchestration does not
     stop its activities). Either the sweep finds this attempt or this check cancels it."""
     marker = WorkLayout(job_id).canceled_marker
     if store.exists(store.settings.work_container, marker):
         raise JobCanceled(f"job {job_id} was canceled; attempt {attempt} not submitted")
-    handle = backend.submit(job_id, segments_total, attempt, kind)
+    handle = backend.submit(job_id, segments_total, attempt, kind, events_url)
     if store.exists(store.settings.work_container, marker):
         backend.cancel(handle)
         raise JobCanceled(f"job {job_id} was canceled while attempt {attempt} was being submitted; canceled it")

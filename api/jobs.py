@@ -96,7 +96,9 @@ async def start_job(client: df.DurableOrchestrationClient, job: JobStart) -> boo
     if await client.get_status(job.instance_id):
         return False
     try:
-        await client.start_new(job.orchestrator, job.instance_id, job.payload)
+        # where a compute backend reports that its job ended, so the orchestrator need not wait out a poll
+        events_url = client.create_http_management_payload(job.instance_id)["sendEventPostUri"]
+        await client.start_new(job.orchestrator, job.instance_id, {**job.payload, "events_url": events_url})
     except Exception:
         if await client.get_status(job.instance_id):  # a concurrent duplicate won the race
             return False

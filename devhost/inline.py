@@ -19,7 +19,7 @@ import azure.durable_functions as df
 
 from .activity_io import decode_input, encode_output, failure
 from .episode import Execution, RunActivity, StartTimer, run_episode
-from .history import execution_started, iso, task_completed, task_failed, timer_fired
+from .history import event_raised, execution_started, iso, task_completed, task_failed, timer_fired
 
 
 class OrchestrationFailed(RuntimeError):
@@ -36,6 +36,11 @@ class ReplayHost:
     calls: list[tuple[str, object]] = field(default_factory=list)
     executions: int = 0
     max_history: int = 0
+    raised: list[tuple[datetime, str, object]] = field(default_factory=list)
+
+    def raise_event(self, at: datetime, name: str, payload: object = None) -> None:
+        """Deliver an external event at `at` (an activity fake can call this, as a backend would)."""
+        self.raised.append((at, name, payload))
 
     def run(self, instance_id: str, payload: object) -> object:
         """Run to the end, continuing as new as often as asked; return the output or raise."""
@@ -57,6 +62,10 @@ class ReplayHost:
         due = [(self.clock, next(sequence), execution_started(self.clock, execution.name, execution.input,
                                                               execution.instance_id, execution.execution_id))]
         for _ in range(self.max_episodes):
+            while self.raised:
+                at, name, payload = self.raised.pop()
+                heapq.heappush(due, (max(at, self.clock), next(sequence),
+                                     event_raised(max(at, self.clock), name, json.dumps(payload))))
             if not due:
                 raise AssertionError("the orchestration is waiting, but nothing it waits for is pending")
             batch = self._next_batch(execution, due)

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 
 import azure.durable_functions as df
 
+from activities.scoring.backend import COMPUTE_CHANGED
+
 ProgressReport = Callable[[df.DurableOrchestrationContext, dict, dict, dict], None]
 # prepare(context, job) -> job with `scoring` (first attempt submitted); finish(context, job, completed
 # status) -> (result, details of the "done" stage). Both are generators run with `yield from`.
@@ -64,7 +66,8 @@ def start_compute(context: df.DurableOrchestrationContext, job: dict, kind: str,
     policy = job["policy"]
     deadline = context.current_utc_datetime + timedelta(seconds=policy["scoring_deadline_seconds"])
     handle = yield context.call_activity_with_retry("submit_scoring", retry_options(policy), {
-        "job_id": context.instance_id, "segments_total": units_total, "attempt": 1, "kind": kind})
+        "job_id": context.instance_id, "segments_total": units_total, "attempt": 1, "kind": kind,
+        "events_url": job.get("events_url")})
     return {**job, "scoring": {"kind": kind, "handle": handle, "attempt": 1, "deadline": deadline.isoformat(),
                                "delay": policy["poll_initial_seconds"], "started": now(context)}}
 
@@ -82,7 +85,7 @@ def monitor(context: df.DurableOrchestrationContext, job: dict, report: Progress
             yield context.call_activity_with_retry("cancel_scoring", retry, scoring["handle"])
             raise TimeoutError(f"the {_noun(scoring)} did not finish by its deadline "
                                f"({policy['scoring_deadline_seconds']:.0f} s); it was canceled")
-        yield context.create_timer(min(moment + timedelta(seconds=scoring["delay"]), deadline))
+        yield from wait_for_change(context, min(moment + timedelta(seconds=scoring["delay"]), deadline))
         status = yield context.call_activity_with_retry("scoring_status", retry, scoring["handle"])
         report(context, job, scoring, status)
         if status["state"] == "completed":
@@ -93,7 +96,7 @@ def monitor(context: df.DurableOrchestrationContext, job: dict, report: Progress
             attempt = scoring["attempt"] + 1
             handle = yield context.call_activity_with_retry("submit_scoring", retry, {
                 "job_id": context.instance_id, "segments_total": status["segments_total"], "attempt": attempt,
-                "kind": scoring.get("kind", "stylize")})
+                "kind": scoring.get("kind", "stylize"), "events_url": job.get("events_url")})
             scoring = {**scoring, "handle": handle, "attempt": attempt, "delay": policy["poll_initial_seconds"]}
             continue
         if status["state"] == "canceled":
@@ -101,6 +104,16 @@ def monitor(context: df.DurableOrchestrationContext, job: dict, report: Progress
         scoring = {**scoring, "delay": min(scoring["delay"] * 2, policy["poll_max_seconds"])}
     context.continue_as_new({**job, "scoring": scoring})
     return None
+
+
+def wait_for_change(context: df.DurableOrchestrationContext, until: datetime):
+    """Until the next poll is due, or until the backend raises COMPUTE_CHANGED (the local runner does
+    when its job ends), whichever comes first: a job that ends between polls is seen at once."""
+    timer = context.create_timer(until)
+    changed = context.wait_for_external_event(COMPUTE_CHANGED)
+    winner = yield context.task_any([timer, changed])
+    if winner is changed:
+        timer.cancel()
 
 
 def _noun(scoring: dict) -> str:

@@ -8,6 +8,8 @@ asked for; every batch is padded to the same shape so it compiles once.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,8 +99,22 @@ class Stylizer:
             raise TypeError(f"unknown style {style!r}")
         self.model = self.model.to(config.device, config.dtype, memory_format=torch.channels_last)
         self.condition = condition.to(config.device)
-        self._forward = torch.compile(self.model, dynamic=False) if compile_model else self.model
-        self._verified = not compile_model
+        self._forward = self.model
+        self._verified = True
+        # called after each batch with (frames, seconds in the model) while set
+        self.after_batch: Callable[[int, float], None] | None = None
+        if compile_model:
+            self.use_compiled()
+
+    def use_compiled(self) -> None:
+        """Run the torch.compile'd model from now on (compiled, or loaded from a cache, on the next call)."""
+        self._forward = torch.compile(self.model, dynamic=False)
+        self._verified = False
+
+    @property
+    def compiled(self) -> bool:
+        """False after a compile that failed and fell back to eager."""
+        return self._forward is not self.model
 
     def _run_model(self, image: torch.Tensor) -> torch.Tensor:
         if self._verified:
@@ -133,7 +149,12 @@ class Stylizer:
             pad_h, pad_w = (-height) % SIZE_MULTIPLE, (-width) % SIZE_MULTIPLE
             if pad_h or pad_w:
                 image = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
+            started = time.perf_counter()
             styled = self._run_model(image.contiguous(memory_format=torch.channels_last))
+            if self.after_batch is not None:  # timed (compile_choice.py measures the eager model in production)
+                if styled.is_cuda:
+                    torch.cuda.synchronize(styled.device)
+                self.after_batch(count, time.perf_counter() - started)
             return styled[:count, :, :height, :width].float()
 
 

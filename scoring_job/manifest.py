@@ -60,7 +60,8 @@ class ScoringOptions(_Strict):
     scale: float = Field(default=1.0, gt=0, le=1)
     batch_size: int | None = Field(default=None, gt=0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA, fp32 on CPU
-    compile: bool = True
+    # "auto" compiles only when it pays for the rank's frames (compile_choice.py); true/false force it.
+    compile: bool | Literal["auto"] = "auto"
     # Temporal stability (scoring_job/temporal.py): weight of the motion-carried previous styled frame;
     # 0 = every frame on its own (the output before the option existed, bit for bit).
     stability: float = Field(default=DEFAULT_STABILITY, ge=0, le=1)

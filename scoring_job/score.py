@@ -96,7 +96,8 @@ def is_complete(output: Path, segment: Segment) -> bool:
         return False
 
 
-def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, device: str = "auto") -> list[str]:
+def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, device: str = "auto",
+        compile_cache: Path | None = None) -> list[str]:
     """Stylize this rank's unfinished segments; return the names of segments that failed."""
     from .engine import Stylizer, choose_device  # torch is imported only by ranks that run models
     from .pipeline import stylize_segment
@@ -115,7 +116,8 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
     if device == "auto" and rank.world_size > 1:
         device = _device_for_local_rank(rank.local_rank)
     stylizer = Stylizer(parse_style(manifest.style), choose_device(device, options.batch_size, options.precision),
-                        compile_model=options.compile, style_root=input_dir)
+                        style_root=input_dir)
+    _prepare_model(stylizer, manifest, todo, input_dir, compile_cache)
     encode = EncodeOptions(crf=options.crf, preset=options.preset)
     previous = {segment.index + 1: segment for segment in manifest.segments}  # warm-up source of each segment
     failed = []
@@ -140,6 +142,23 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
     return failed
 
 
+def _prepare_model(stylizer, manifest: Manifest, todo: list[Segment], input_dir: Path,
+                   cache_folder: Path | None) -> None:
+    """Compile or not, for the frames this rank has left (warm-up frames included)."""
+    from .compile_cache import CompileCache, default_cache_folder
+    from .compile_choice import prepare_model
+    from .probe import probe_video
+    from .temporal import warmup_frames
+    from .video_io import output_size
+
+    options = manifest.options
+    width, height = output_size(probe_video(input_dir / todo[0].path), options.scale)
+    lead_ins = sum(1 for segment in todo if segment.index > 0) if options.stability > 0 else 0
+    frames = sum(segment.frames for segment in todo) + lead_ins * warmup_frames(options.stability)
+    mode = {True: "always", False: "never"}.get(options.compile, "auto")
+    prepare_model(stylizer, height, width, frames, mode, CompileCache(cache_folder or default_cache_folder()))
+
+
 def _device_for_local_rank(local_rank: int) -> str:
     import torch
 
@@ -154,13 +173,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True, help="folder for styled segments and results")
     parser.add_argument("--retries", type=int, default=2, help="extra attempts per failing segment")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--compile-cache", type=Path,
+                        help="folder for compiled code and timings shared by ranks and jobs (default: "
+                             "$RESTYLE_COMPILE_CACHE, else restyle-compile-cache in the temp folder)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(_FIELDS)
     try:
         rank = rank_from_env()
-        failed = run(args.input, args.output, rank, retries=args.retries, device=args.device)
+        failed = run(args.input, args.output, rank, retries=args.retries, device=args.device,
+                     compile_cache=args.compile_cache)
     except (ManifestError, ValueError) as error:
         log.error("cannot start: %s", error)
         return 2

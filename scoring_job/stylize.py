@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, help="frames per inference batch (default: 8 on GPU, 1 on CPU)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                         help="auto: bf16/fp16 on CUDA, fp32 on CPU; bf16 is ~2x faster on CPUs with AMX")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long videos)")
+    parser.add_argument("--compile", nargs="?", const="always", default="auto", choices=("auto", "always", "never"),
+                        help="torch.compile the model: auto (default) when it pays for the video's length, "
+                             "from timings measured on this machine; --compile alone means always")
     parser.add_argument("--no-preview", action="store_true", help="skip the before/after preview image")
     return parser
 
@@ -85,14 +87,18 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
     # Imported here so that argument and input errors answer at once, without loading torch.
     from tqdm import tqdm
 
+    from .compile_cache import CompileCache, default_cache_folder
+    from .compile_choice import prepare_model
     from .engine import StyleImageError, Stylizer, choose_device
     from .pipeline import SegmentError, stylize_segment
     from .preview import evenly_spaced, write_preview
-    from .video_io import EncodeOptions, FfmpegError
+    from .video_io import EncodeOptions, FfmpegError, output_size
 
     try:
         config = choose_device(args.device, args.batch_size, args.precision)
-        stylizer = Stylizer(style, config, compile_model=args.compile)
+        stylizer = Stylizer(style, config)
+        width, height = output_size(info, args.scale)
+        prepare_model(stylizer, height, width, info.frame_count, args.compile, CompileCache(default_cache_folder()))
     except StyleImageError as error:
         return _fail("style_image", str(error))
     except (RuntimeError, ValueError) as error:

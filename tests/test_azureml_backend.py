@@ -29,10 +29,14 @@ def test_the_job_is_an_mpi_command_over_the_work_datastore(tmp_path):
     assert spec["distribution"] == {"type": "mpi", "process_count_per_instance": 4}
     assert spec["inputs"] == {"work": {"mode": "ro_mount", "type": "uri_folder",
                                        "path": "azureml://datastores/work/paths/J42/"}}
-    assert spec["outputs"] == {"styled": {"mode": "rw_mount", "type": "uri_folder",
-                                          "path": "azureml://datastores/work/paths/J42/styled/"}}
+    assert spec["outputs"] == {
+        "styled": {"mode": "rw_mount", "type": "uri_folder", "path": "azureml://datastores/work/paths/J42/styled/"},
+        # one compile cache for every node of every job, beside the jobs' folders
+        "compile_cache": {"mode": "rw_mount", "type": "uri_folder",
+                          "path": "azureml://datastores/work/paths/_compile-cache/"}}
     assert spec["component"]["command"] == (
-        "python -m scoring_job.score --input ${{inputs.work}} --output ${{outputs.styled}}")
+        "python -m scoring_job.score --input ${{inputs.work}} --output ${{outputs.styled}} "
+        "--compile-cache ${{outputs.compile_cache}}")
     assert spec["identity"] == {"type": "managed_identity"}
     assert spec["component"]["tags"] == {"restyle_job": "J42", "attempt": "2"}
     rest = job._to_job()._to_rest_object()  # the REST body serializes offline too

@@ -55,7 +55,7 @@ def test_validate_train_collect_cleanup_with_progress_in_partitions():
     assert [name for name, _ in host.calls if name != "scoring_status"] == [
         "validate_table_upload", "submit_scoring", "collect_run_results", "cleanup"]
     submit = next(argument for name, argument in host.calls if name == "submit_scoring")
-    assert submit == {"job_id": "run-1", "segments_total": 6, "attempt": 1, "kind": "many_models"}
+    assert submit == {"job_id": "run-1", "segments_total": 6, "attempt": 1, "kind": "many_models", "events_url": None}
     assert result == {"blob": "sales.csv", "dataset": "sales", "trained": 6, "pass_rate": 0.5}
     training = [s for s in host.custom_statuses if s["stage"] == "train"]
     assert sorted({s["partitions_done"] for s in training}) == [2, 4]  # the host keeps an episode's last

@@ -8,6 +8,7 @@ deadline, progress and bounded history.
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
 
@@ -186,3 +187,39 @@ def test_history_stays_bounded_over_a_long_monitor():
     assert result["frames"] == 132 and activities.polls >= 200
     assert host.executions >= 200 // POLICY["polls_per_history"]
     assert host.max_history < 60
+
+
+def test_a_job_that_ends_between_polls_is_seen_when_its_backend_says_so_not_a_poll_later():
+    """The backend raises compute_changed at its events_url when the job ends; the orchestrator, waiting
+    out a 60 s poll interval, polls at once. Without the event the same job is seen a minute later."""
+    ended_at: dict = {}
+
+    def run(raise_event: bool) -> list:
+        activities = FakeActivities(segments=1)
+        host = ReplayHost(stylize_video, activities)
+        polled_at = []
+
+        def submit(argument):
+            assert argument["events_url"] == "http://host/instances/job-1/raiseEvent/{eventName}"
+            ended_at["t"] = host.clock + timedelta(seconds=3)
+            if raise_event:
+                host.raise_event(ended_at["t"], "compute_changed", {"exit_code": 0})
+            return {"backend": "fake", "attempt": argument["attempt"], "segments_total": 1}
+
+        def status(handle):
+            polled_at.append(host.clock)
+            done = host.clock >= ended_at["t"]
+            return {"state": "completed" if done else "running", "segments_done": int(done), "segments_total": 1,
+                    "message": ""}
+
+        activities.update(submit_scoring=submit, scoring_status=status)
+        result = host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "events_url":
+                                    "http://host/instances/job-1/raiseEvent/{eventName}",
+                                    "policy": {**POLICY, "poll_initial_seconds": 60}})
+        assert result["frames"] == 132
+        return polled_at
+
+    with_event = run(raise_event=True)
+    assert len(with_event) == 1 and with_event[0] == ended_at["t"]  # polled the moment the job ended
+    without = run(raise_event=False)
+    assert len(without) == 1 and (without[0] - ended_at["t"]).total_seconds() == 57  # the poll interval's end

@@ -3,7 +3,8 @@ run as a pipeline job (a parallel training step over the partitions, then publis
 
 Scoring: instance_count nodes x processes_per_instance processes (one per GPU); inputs and outputs
 are datastore folders over the work container: segments read-only mounted, results read-write
-mounted, so a resubmitted attempt sees the segments an earlier attempt finished and skips them.
+mounted, so a resubmitted attempt sees the segments an earlier attempt finished and skips them;
+a shared compile cache is mounted read-write too, so no node compiles what another already has.
 Many models: forecast_job.azureml.build_pipeline_job, over the same work container, resumable the
 same way (a partition with a trained result is skipped).
 """
@@ -25,6 +26,7 @@ from ..work_layout import STYLED_FOLDER
 from .backend import JobKind, JobState, JobStatus, units_done
 
 SCORING_PACKAGE = Path(__file__).resolve().parents[2] / "scoring_job"
+COMPILE_CACHE = "_compile-cache"  # folder of the work container, beside the jobs' folders
 
 # Every Azure ML job status, mapped to ours. Failed may be a pre-emption (see _failure_state).
 AZUREML_STATES: dict[str, JobState] = {
@@ -84,9 +86,13 @@ def build_scoring_job(settings, job_id: str, attempt: int, code_root: Path) -> C
         description="Neural style transfer of a video's segments (scoring_job.score)",
         tags={"restyle_job": job_id, "attempt": str(attempt)},
         code=str(code_root),
-        command="python -m scoring_job.score --input ${{inputs.work}} --output ${{outputs.styled}}",
+        command="python -m scoring_job.score --input ${{inputs.work}} --output ${{outputs.styled}} "
+                "--compile-cache ${{outputs.compile_cache}}",
         inputs={"work": Input(type="uri_folder", path=f"{datastore}/", mode="ro_mount")},
-        outputs={"styled": Output(type="uri_folder", path=f"{datastore}/{STYLED_FOLDER}/", mode="rw_mount")},
+        outputs={"styled": Output(type="uri_folder", path=f"{datastore}/{STYLED_FOLDER}/", mode="rw_mount"),
+                 # compiled code and timings every node of every job reuses (scoring_job/compile_cache.py)
+                 "compile_cache": Output(type="uri_folder", mode="rw_mount",
+                                         path=f"azureml://datastores/{settings.aml_datastore}/paths/{COMPILE_CACHE}/")},
         environment=settings.aml_environment,
         compute=settings.aml_compute,
         instance_count=settings.aml_instance_count,
@@ -118,8 +124,10 @@ class AzureMLBackend:
         client = MLClient(DefaultAzureCredential(), s.aml_subscription_id, s.aml_resource_group, s.aml_workspace)
         return cls(client, store)
 
-    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE) -> dict:
-        """Get-or-create the attempt's job. Durable runs an activity at least once (a host restart
+    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE,
+               events_url: str | None = None) -> dict:
+        """Get-or-create the attempt's job (its end is found by polling: `events_url` is not used).
+        Durable runs an activity at least once (a host restart
         redelivers it; a retry follows an error raised after the PUT went through), and Azure ML
         refuses a second create of a name, so an attempt that exists already is the one to watch."""
         name = azureml_job_name(job_id, attempt, kind)

@@ -54,9 +54,15 @@ class JobStatus:
         return {**asdict(self), "state": self.state.value}
 
 
+# The external event a backend raises on the orchestration (at its events_url) when its job has ended.
+COMPUTE_CHANGED = "compute_changed"
+
+
 class ScoringBackend(Protocol):
-    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE) -> dict:
-        """Start the job of this kind over work/<job_id>/; return a small JSON-able handle (with `kind`)."""
+    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE,
+               events_url: str | None = None) -> dict:
+        """Start the job of this kind over work/<job_id>/; return a small JSON-able handle (with `kind`).
+        `events_url` (the orchestration's sendEventPostUri) is where a backend that can says the job ended."""
 
     def status(self, handle: dict) -> JobStatus: ...
 

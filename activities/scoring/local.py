@@ -56,11 +56,12 @@ class LocalBackend:
     def _state_dir(self, job_id: str, attempt: int) -> Path:
         return self.root / job_id / f"attempt-{attempt}"
 
-    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE) -> dict:
+    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE,
+               events_url: str | None = None) -> dict:
         state = self._state_dir(job_id, attempt)
         state.mkdir(parents=True, exist_ok=True)
         write_text_atomic(state / "queued.json", json.dumps({"job_id": job_id, "kind": kind.value,
-                                                             "submitted": time.time()}))
+                                                             "submitted": time.time(), "events_url": events_url}))
         self._start_waiting()
         return {"backend": "local", "kind": kind.value, "job_id": job_id, "attempt": attempt, "state_dir": str(state),
                 "segments_total": segments_total}
@@ -121,16 +122,18 @@ class LocalBackend:
             waiting = sorted((json.loads((state / "queued.json").read_text()) | {"state": state}
                               for state, pid in pids.items() if pid is None), key=lambda queued: queued["submitted"])
             for queued in waiting[:max(self.store.settings.local_max_jobs - running, 0)]:
-                self._launch(queued["state"], queued["job_id"], queued.get("kind", JobKind.STYLIZE))
+                self._launch(queued["state"], queued["job_id"], queued.get("kind", JobKind.STYLIZE),
+                             queued.get("events_url"))
                 record_queue_wait(time.time() - queued["submitted"], queued["job_id"], "local")
 
-    def _launch(self, state: Path, job_id: str, kind: str) -> None:
+    def _launch(self, state: Path, job_id: str, kind: str, events_url: str | None) -> None:
         settings = self.store.settings
         processes = settings.local_forecast_workers if kind == JobKind.MANY_MODELS else settings.local_processes
+        notify = ["--events-url", events_url] if events_url else []
         with (state / "job.log").open("ab") as output:
             process = subprocess.Popen(
                 [sys.executable, "-m", "activities.scoring.local_runner", "--job-id", job_id, "--kind", kind,
-                 "--state-dir", str(state), "--processes", str(processes)],
+                 "--state-dir", str(state), "--processes", str(processes), *notify],
                 cwd=ROOT, env={**os.environ, **self.store.settings.as_environment()},
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: survives the host, cancellable as one

@@ -3,7 +3,7 @@
     python -m activities.scoring.local_runner --job-id ID --kind stylize|many_models --state-dir DIR --processes N
 
 stylize: downloads work/<job>/ (manifest, segments, and any styled results of earlier attempts),
-runs the scoring job under torchrun, uploads each finished segment (video, then its result JSON) to
+runs the scoring job's ranks (activities.scoring.ranks), uploads each finished segment (video, then its result JSON) to
 work/<job>/styled/ as soon as it appears. many_models: activities.many_models.local_run. Either
 way the exit code goes to DIR/exit_code.
 """
@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from scoring_job.manifest import MANIFEST_NAME, Manifest
 from scoring_job.style_spec import ImageStyle, parse_style
 
 from ..work_layout import WorkLayout
-from .backend import JobKind
+from .backend import COMPUTE_CHANGED, JobKind
+from .ranks import RankGroup, world_size
 
 UPLOAD_POLL_SECONDS = 0.5
 
@@ -62,16 +64,15 @@ def run(job_id: str, state_dir: Path, processes: int) -> int:
     store = BlobStore.from_settings(get_settings())
     input_dir, output_dir = state_dir / "input", state_dir / "output"
     output_dir.mkdir(parents=True, exist_ok=True)
-    fetch_inputs(store, job_id, input_dir, output_dir)
+    manifest = fetch_inputs(store, job_id, input_dir, output_dir)
     uploaded = {p.name for p in output_dir.glob("segment_*.json")}  # came from the store already
-    torchrun = Path(sys.executable).with_name("torchrun")
-    scoring = subprocess.Popen([str(torchrun), f"--nproc-per-node={processes}", "--module", "scoring_job.score",
-                                "--input", str(input_dir), "--output", str(output_dir)])
-    return wait_uploading(scoring, lambda: upload_finished(store, job_id, output_dir, uploaded))
+    world = world_size(manifest, output_dir, processes)
+    ranks = RankGroup(input_dir, output_dir, world, store.settings.temp_root / "compile-cache")
+    return wait_uploading(ranks, lambda: upload_finished(store, job_id, output_dir, uploaded))
 
 
-def wait_uploading(process: subprocess.Popen, upload: Callable[[], None]) -> int:
-    """Wait for the job's process, calling `upload` every half second meanwhile and once after it ends,
+def wait_uploading(process: subprocess.Popen | RankGroup, upload: Callable[[], None]) -> int:
+    """Wait for the job's process(es), calling `upload` every half second meanwhile and once after it ends,
     so finished units reach storage (and progress) while the job runs; returns its exit code."""
     stop = threading.Event()
 
@@ -97,6 +98,7 @@ def main() -> int:
     parser.add_argument("--kind", choices=[kind.value for kind in JobKind], default=JobKind.STYLIZE.value)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--events-url", help="the orchestration's sendEventPostUri: told when the job has ended")
     args = parser.parse_args()
     try:
         if args.kind == JobKind.MANY_MODELS:
@@ -107,9 +109,27 @@ def main() -> int:
             code = run(args.job_id, args.state_dir, args.processes)
     except Exception as error:
         write_text_atomic(args.state_dir / "exit_code", json.dumps({"code": 1, "error": str(error)}))
+        report_end(args.events_url, 1)
         raise
     write_text_atomic(args.state_dir / "exit_code", json.dumps({"code": code}))
+    report_end(args.events_url, code)
     return code
+
+
+def report_end(events_url: str | None, code: int) -> None:
+    """Raise COMPUTE_CHANGED on the orchestration (after exit_code exists, which its next status
+    poll reads). Best effort: if the host cannot be reached, the poll finds the end anyway."""
+    if not events_url:
+        return
+    url = events_url.replace("{eventName}", COMPUTE_CHANGED)
+    request = urllib.request.Request(url, data=json.dumps({"exit_code": code}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    except (OSError, ValueError) as error:
+        print(f"could not report the job's end to the orchestration ({error}); its poll will find it",
+              file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""Compiled model code and measured timings, kept between jobs and shared between ranks.
+
+`torch.compile` costs tens of seconds on a cold start and a few on a warm one; a short job must
+not pay that, and a long one should pay it once per machine, not once per rank and per job. The
+cache is a folder (locally under the app's temp root; on Azure ML a read-write mount of the work
+datastore, so every node of every job sees it) holding, per compile key:
+
+- `<key>.bin`: the portable artifacts of `torch.compiler.save_cache_artifacts` (Inductor's FX
+  graph and kernel caches, Triton's on GPU), loaded into a fresh process before it compiles;
+- `<key>.json`: the figures measured here (eager and compiled seconds a frame, cold compile and
+  warm load seconds) that decide whether compiling pays for a job's length (compile_choice.py).
+
+Ranks of one machine take a lock per key, so the first compiles and saves while the others wait
+and then load its work instead of each compiling the same graph at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .files import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompileKey:
+    """What a compiled graph depends on: the model, the device and precision, the batch shape, torch."""
+
+    model: str
+    device: str  # e.g. "cpu:fp32" or "cuda:bf16 NVIDIA H200"
+    shape: tuple[int, int, int]  # batch, height, width as fed to the model
+    torch_version: str
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Seconds measured for one key; None until measured."""
+
+    eager_s_per_frame: float | None = None
+    compiled_s_per_frame: float | None = None
+    compile_s: float | None = None  # first compiled call with nothing cached
+    load_s: float | None = None  # first compiled call with the artifacts loaded
+
+
+def default_cache_folder() -> Path:
+    """Where compiled code is kept when the caller names no folder: per machine, across jobs."""
+    return Path(os.environ.get("RESTYLE_COMPILE_CACHE") or Path(tempfile.gettempdir()) / "restyle-compile-cache")
+
+
+class CompileCache:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: CompileKey, suffix: str) -> Path:
+        return self.folder / f"{key.digest}{suffix}"
+
+    def figures(self, key: CompileKey) -> Figures:
+        try:
+            stored = json.loads(self._path(key, ".json").read_text(encoding="utf-8"))["figures"]
+            return Figures(**{name: stored.get(name) for name in Figures.__dataclass_fields__})
+        except (OSError, ValueError, KeyError, TypeError):
+            return Figures()
+
+    def record(self, key: CompileKey, **measured: float) -> Figures:
+        """Merge new measurements into the key's figures (the latest measurement of each wins)."""
+        figures = Figures(**{**asdict(self.figures(key)), **measured})
+        payload = {"key": asdict(key), "figures": asdict(figures)}
+        write_text_atomic(self._path(key, ".json"), json.dumps(payload, indent=2))
+        return figures
+
+    def has_artifacts(self, key: CompileKey) -> bool:
+        return self._path(key, ".bin").is_file()
+
+    def load_artifacts(self, key: CompileKey) -> bool:
+        """Put the saved compiled code into this process's caches; False if missing or unusable."""
+        import torch
+
+        try:
+            data = self._path(key, ".bin").read_bytes()
+            torch.compiler.load_cache_artifacts(data)
+        except FileNotFoundError:
+            return False
+        except Exception as error:  # noqa: BLE001 - a stale or torn file only costs a compile
+            log.warning("compile cache %s unusable (%s); compiling afresh", key.digest, error)
+            return False
+        return True
+
+    def save_artifacts(self, key: CompileKey) -> None:
+        import torch
+
+        saved = torch.compiler.save_cache_artifacts()
+        if saved is None:
+            return
+        target = self._path(key, ".bin")
+        partial = target.with_name(target.name + ".partial")
+        partial.write_bytes(saved[0])
+        partial.replace(target)
+
+    @contextlib.contextmanager
+    def lock(self, key: CompileKey) -> Iterator[None]:
+        """One compiler per key at a time on this machine (flock; other machines just compile)."""
+        with self._path(key, ".lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except OSError:  # a file system without locks (a blob mount): ranks may compile side by side
+                yield
+                return
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,126 @@
+"""Compile the model only when it pays for the frames this rank has left.
+
+Compiling saves (eager - compiled) seconds on every frame and costs `compile_s` once, or only
+`load_s` when an earlier job or rank left its artifacts in the cache. The figures are this
+machine's own, measured and stored in the cache (compile_cache.py). The first time a key is seen
+the eager time is unknown: the rank starts eagerly, times its second batch (the first also
+creates the kernels' primitives) and decides then, so nothing is run only to be measured. The
+compiled time and the compile and load costs are measured each time they happen; until then the
+defaults below stand in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .compile_cache import CompileCache, CompileKey, Figures
+from .engine import Stylizer
+
+log = logging.getLogger(__name__)
+
+CompileMode = Literal["auto", "always", "never"]
+
+# Stand-ins until this machine has measured its own (bench/latency.py, 2-core EPYC, CPU fp32):
+# the compiled model is ~1.5x the eager one; a cold compile takes ~40 s, loading the cached
+# artifacts ~4 s.
+DEFAULT_SPEEDUP = 1.5
+DEFAULT_COMPILE_S = 40.0
+DEFAULT_LOAD_S = 4.0
+
+
+@dataclass(frozen=True)
+class Choice:
+    compile: bool
+    frames: int
+    saving_s: float  # what compiling would save over the frames left
+    cost_s: float  # what it would cost: a cold compile, or loading cached artifacts
+    cached: bool
+
+
+def decide(frames: int, figures: Figures, cached: bool) -> Choice:
+    """Compile when the time saved over `frames` exceeds the compile (or cache load) time."""
+    eager = figures.eager_s_per_frame or 0.0
+    compiled = figures.compiled_s_per_frame if figures.compiled_s_per_frame is not None else eager / DEFAULT_SPEEDUP
+    cost = (figures.load_s or DEFAULT_LOAD_S) if cached else (figures.compile_s or DEFAULT_COMPILE_S)
+    return Choice(frames * (eager - compiled) > cost, frames, frames * (eager - compiled), cost, cached)
+
+
+def compile_key(stylizer: Stylizer, height: int, width: int) -> CompileKey:
+    device = stylizer.device_name
+    if stylizer.config.device.type == "cuda":
+        device += " " + torch.cuda.get_device_name(stylizer.config.device)
+    return CompileKey(type(stylizer.model).__name__, device, (stylizer.config.batch_size, height, width),
+                      torch.__version__)
+
+
+class CompileWhenItPays:
+    """Decides for one rank, from the cache's figures or from its own second eager batch."""
+
+    def __init__(self, stylizer: Stylizer, height: int, width: int, frames: int, cache: CompileCache) -> None:
+        self.stylizer, self.cache, self.frames_left = stylizer, cache, frames
+        self.key = compile_key(stylizer, height, width)
+        self.shape = (stylizer.config.batch_size, height, width, 3)
+        self.batches_seen = 0
+        self.choice: Choice | None = None
+
+    def start(self) -> None:
+        figures = self.cache.figures(self.key)
+        if figures.eager_s_per_frame is not None:
+            self._decide(figures)
+        else:
+            self.stylizer.after_batch = self._observe
+
+    def _observe(self, frames: int, seconds: float) -> None:
+        self.frames_left -= frames
+        self.batches_seen += 1
+        if self.batches_seen >= 2:
+            self.stylizer.after_batch = None
+            self._decide(self.cache.record(self.key, eager_s_per_frame=seconds / frames))
+
+    def _decide(self, figures: Figures) -> None:
+        self.choice = decide(self.frames_left, figures, self.cache.has_artifacts(self.key))
+        log.info("compile: %s for %d frames (saves ~%.1f s, costs ~%.1f s%s)",
+                 "yes" if self.choice.compile else "no", self.frames_left, self.choice.saving_s,
+                 self.choice.cost_s, ", cached" if self.choice.cached else "")
+        if self.choice.compile:
+            compile_through_cache(self.stylizer, self.key, np.zeros(self.shape, np.uint8), self.cache)
+
+
+def prepare_model(stylizer: Stylizer, height: int, width: int, frames: int, mode: CompileMode,
+                  cache: CompileCache) -> CompileWhenItPays | None:
+    """Eager, compiled now (loaded from the cache when there), or left to decide under `auto`."""
+    if mode == "never":
+        return None
+    policy = CompileWhenItPays(stylizer, height, width, frames, cache)
+    if mode == "always":
+        compile_through_cache(stylizer, policy.key, np.zeros(policy.shape, np.uint8), cache)
+        return None
+    policy.start()
+    return policy
+
+
+def _seconds(stylizer: Stylizer, batch: np.ndarray) -> float:
+    started = time.perf_counter()
+    stylizer(batch)  # returns host frames, so a GPU has finished when it returns
+    return time.perf_counter() - started
+
+
+def compile_through_cache(stylizer: Stylizer, key: CompileKey, batch: np.ndarray, cache: CompileCache) -> None:
+    """Switch to compiled code, compiling under the key's lock (the other ranks of this machine wait,
+    then load what this one saved), and record the compile or load time and the compiled speed."""
+    stylizer.use_compiled()
+    with cache.lock(key):
+        loaded = cache.load_artifacts(key)
+        first = _seconds(stylizer, batch)
+        if not stylizer.compiled:
+            return  # no working compiler: eager it is
+        if not loaded:
+            cache.save_artifacts(key)
+    cache.record(key, **{"load_s" if loaded else "compile_s": first},
+                 compiled_s_per_frame=_seconds(stylizer, batch) / len(batch))
