@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -111,16 +112,26 @@ def _seconds(stylizer: Stylizer, batch: np.ndarray) -> float:
     return time.perf_counter() - started
 
 
+def _inductor_folder() -> Path:
+    """This process's Inductor cache folder (TORCHINDUCTOR_CACHE_DIR, else Inductor's default)."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    folder = Path(cache_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def compile_through_cache(stylizer: Stylizer, key: CompileKey, batch: np.ndarray, cache: CompileCache) -> None:
     """Switch to compiled code, compiling under the key's lock (the other ranks of this machine wait,
     then load what this one saved), and record the compile or load time and the compiled speed."""
+    inductor_folder = _inductor_folder()
     stylizer.use_compiled()
     with cache.lock(key):
-        loaded = cache.load_artifacts(key)
+        loaded = cache.unpack(key, inductor_folder)
         first = _seconds(stylizer, batch)
         if not stylizer.compiled:
             return  # no working compiler: eager it is
         if not loaded:
-            cache.save_artifacts(key)
+            cache.pack(key, inductor_folder)
     cache.record(key, **{"load_s" if loaded else "compile_s": first},
                  compiled_s_per_frame=_seconds(stylizer, batch) / len(batch))
