@@ -1,0 +1,156 @@
+"""Latency: the time a user waits, blob drop to styled output, on devhost with the local backend.
+
+    python bench/latency.py [--quick] [--runs 3] [--seconds 30]
+
+One Azurite + devhost (tests/e2e_support.running_stack) at the app's default settings, blob
+trigger scanning every 0.5 s (a stand-in for Event Grid's delivery), one compile cache for the run:
+  1. latency_one_frame_s: a 1-frame 640x360 clip with audio, uploaded `--runs` times (each a new
+     job); the median and the first (cold: nothing measured or cached yet) are reported, with
+     where the time went, from the orchestration's history: trigger (upload -> orchestration
+     start), prepare (probe, split, manifest, submit), compute (submit -> the backend's
+     compute_changed event, or the poll that saw the end), finish (-> output blob);
+  2. service_model_efficiency: bigbuckbunny looped to `--seconds` at 640x360 with its audio, run
+     twice through the service (the first also fills the compile cache; the second is the steady
+     state and the headline), against the model alone on frames in memory at that size (compiled,
+     all cores), measured in the same run right after.
+Writes bench/results/latency.json (with the load average before and after) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from e2e_support import running_stack  # noqa: E402
+
+from devhost.history import EventType  # noqa: E402
+from scoring_job.engine import Stylizer, choose_device  # noqa: E402
+from scoring_job.ffmpeg_binary import ffmpeg_binary  # noqa: E402
+from scoring_job.probe import probe_video  # noqa: E402
+from scoring_job.style_spec import parse_style  # noqa: E402
+from scoring_job.video_io import FrameReader  # noqa: E402
+from tools.footage import bundled_clip  # noqa: E402
+
+RESULTS = Path(__file__).with_name("results") / "latency.json"
+SIZE = (640, 360)
+# The app's own defaults where running_stack's test settings differ (2 ranks, 10 s segments, polls).
+APP_DEFAULTS = {"local_processes": "2", "segment_seconds": "10", "poll_initial_seconds": "5",
+                "poll_max_seconds": "60", "polls_per_history": "20"}
+
+
+def one_frame_clip(path: Path) -> Path:
+    video = f"testsrc2=size={SIZE[0]}x{SIZE[1]}:rate=25"
+    subprocess.run([ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi", "-i", video, "-f", "lavfi",
+                    "-i", "sine=frequency=440:sample_rate=48000", "-frames:v", "1", "-t", "0.04",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)], check=True)
+    return path
+
+
+def looped_clip(path: Path, seconds: float) -> Path:
+    """The bundled real clip (5.28 s) looped to `seconds`, scaled to SIZE, its audio looped along."""
+    subprocess.run([ffmpeg_binary(), "-v", "error", "-y", "-stream_loop", "-1", "-i", str(bundled_clip()),
+                    "-t", str(seconds), "-vf", f"scale={SIZE[0]}:{SIZE[1]}", "-c:v", "libx264", "-crf", "18",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)], check=True)
+    return path
+
+
+def _stamp(event: dict) -> float:
+    return datetime.fromisoformat(event["Timestamp"].replace("Z", "+00:00")).timestamp()
+
+
+def phases(history: list[dict], uploaded: float, done: float) -> dict:
+    """Seconds per phase, from the orchestration's history (devhost's own event records)."""
+    started = next(_stamp(e) for e in history if e["EventType"] == EventType.EXECUTION_STARTED)
+    scheduled = {e.get("Name"): _stamp(e) for e in history if e["EventType"] == EventType.TASK_SCHEDULED}
+    return {"trigger_s": round(started - uploaded, 2), "prepare_s": round(scheduled["submit_scoring"] - started, 2),
+            "compute_s": round(scheduled["stitch"] - scheduled["submit_scoring"], 2),
+            "finish_s": round(done - scheduled["stitch"], 2),
+            "noticed_by_event": any(e["EventType"] == EventType.EVENT_RAISED for e in history)}
+
+
+def run_job(stack, clip: Path, name: str, timeout: float) -> dict:
+    """Upload, wait for the output blob, and read back where the time went."""
+    output = stack.service.get_container_client(stack.containers["output"])
+    target = f"{Path(name).stem}.styled.mp4"
+    uploaded = time.time()
+    with clip.open("rb") as data:
+        stack.service.get_blob_client(stack.containers["input"], name).upload_blob(data, overwrite=True)
+    while not any(blob.name == target for blob in output.list_blobs(name_starts_with=target)):
+        if time.time() - uploaded > timeout:
+            raise TimeoutError(f"no output for {name} after {timeout} s; devhost log: {stack.host.log_path}")
+        time.sleep(0.05)
+    done = time.time()
+    _, listing = stack.host.request("GET", "/api/jobs")
+    job_id = next(job["id"] for job in listing["jobs"] if job["blob"] == name)
+    _, status = stack.host.request("GET", f"/runtime/webhooks/durabletask/instances/{job_id}?showHistory=true")
+    return {"seconds": round(done - uploaded, 2), **phases(status["historyEvents"], uploaded, done)}
+
+
+def model_alone_fps(clip: Path, frames: int) -> float:
+    """The compiled model on frames already in memory, all cores: the ceiling for the service."""
+    info = probe_video(clip)
+    stylizer = Stylizer(parse_style("19"), choose_device("cpu"), compile_model=True)
+    batch = stylizer.config.batch_size
+    held = np.concatenate(list(FrameReader(clip, info, SIZE).batches(16)))[:frames]
+    stylizer(held[:batch])
+    stylizer(held[:batch])
+    started = time.perf_counter()
+    for first in range(0, len(held), batch):
+        stylizer(held[first:first + batch])
+    return len(held) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="1-frame jobs (the first is the cold one)")
+    parser.add_argument("--seconds", type=float, default=30, help="length of the efficiency clip")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 2 one-frame runs, a 4 s clip once")
+    args = parser.parse_args()
+    runs, seconds = (2, 4.0) if args.quick else (args.runs, args.seconds)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as scratch:
+        folder = Path(scratch)
+        one = one_frame_clip(folder / "one.mp4")
+        long_clip = looped_clip(folder / "long.mp4", seconds)
+        with running_stack(folder / "stack", **APP_DEFAULTS) as stack:
+            singles = [run_job(stack, one, f"one-{k}.mp4", 300) for k in range(runs)]
+            services = [run_job(stack, long_clip, f"long-{k}.mp4", 1800) for k in range(1 if args.quick else 2)]
+        frames = probe_video(long_clip).frame_count
+        model_fps = model_alone_fps(long_clip, 64 if args.quick else 128)
+    steady = services[-1]
+    result = {
+        "latency_one_frame_s": round(statistics.median(run["seconds"] for run in singles), 2),
+        "latency_one_frame_cold_s": singles[0]["seconds"],
+        "one_frame_runs": singles,
+        "service_model_efficiency": round(frames / steady["seconds"] / model_fps, 3),
+        "service_fps": round(frames / steady["seconds"], 2),
+        "service_fps_first_run": round(frames / services[0]["seconds"], 2),
+        "model_alone_fps": round(model_fps, 2),
+        "service_runs": services,
+        "clip": f"bigbuckbunny looped to {seconds:g} s, {SIZE[0]}x{SIZE[1]}, {frames} frames, AAC",
+        "settings": {**APP_DEFAULTS, "stability": "0.5 (default)", "compile": "auto (default)",
+                     "blob_poll_seconds": 0.5},
+        "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "cores": os.cpu_count(),
+    }
+    print(json.dumps(result, indent=2))
+    if not args.quick:
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
