@@ -24,9 +24,17 @@ param gpuVmSize string = 'Standard_NC4as_T4_v3'
 @minValue(1)
 param gpusPerNode int = 1
 
-@description('Most nodes the cluster scales to (it always scales back to 0).')
+@description('Most nodes the cluster scales to.')
 @minValue(1)
 param gpuMaxNodes int = 2
+
+@description('GPU nodes kept warm when idle. 0 (default): idle costs nothing, but a job that finds no node waits for one to start (several minutes, the largest part of a short job\'s wait). Each warm node bills its hourly price around the clock. See docs/performance.md.')
+@minValue(0)
+param gpuMinNodes int = 0
+
+@description('Seconds an idle GPU node stays before scale-down: jobs arriving within it skip the node start; the node bills meanwhile.')
+@minValue(60)
+param gpuIdleSeconds int = 300
 
 @description('Nodes one scoring job runs on (at most gpuMaxNodes).')
 @minValue(1)
@@ -163,6 +171,8 @@ module ml 'app/ml.bicep' = {
     clusterName: amlClusterName
     vmSize: gpuVmSize
     maxNodes: gpuMaxNodes
+    gpuMinNodes: gpuMinNodes
+    gpuIdleSecondsBeforeScaleDown: gpuIdleSeconds
     lowPriority: gpuLowPriority
     cpuClusterName: amlCpuClusterName
     cpuVmSize: cpuVmSize

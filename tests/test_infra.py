@@ -369,6 +369,17 @@ def bad_snippet_failures(checkov: Path, tmp_path_factory: pytest.TempPathFactory
     return {(r["file_path"].lstrip("/"), r["check_id"]) for r in report["results"]["failed_checks"]}
 
 
+def test_warm_gpu_nodes_are_an_opt_in_that_defaults_to_none() -> None:
+    """CKV_RESTYLE_2 lets the GPU cluster's minNodeCount be the gpuMinNodes parameter; its default,
+    which checkov cannot see, must keep an idle deployment at zero nodes."""
+    scale = resource("app/ml.bicep", "cluster")["properties"]["properties"]["scaleSettings"]
+    assert scale["minNodeCount"] == "gpuMinNodes"
+    assert bicep("app/ml.bicep")["parameters"]["gpuMinNodes"]["default"] == 0
+    assert bicep("main.bicep")["parameters"]["gpuMinNodes"]["default"] == 0
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["gpuMinNodes"]["value"] == "${GPU_MIN_NODES=0}"
+
+
 @pytest.mark.parametrize(("snippet", "check_id"), [
     ("shared_key_on.bicep", "CKV_RESTYLE_1"),
     ("shared_key_from_parameter.bicep", "CKV_RESTYLE_1"),

@@ -24,6 +24,12 @@ param cpuMaxNodes int
 @description('Seconds an idle node is kept before the cluster scales down.')
 @minValue(60)
 param idleSecondsBeforeScaleDown int = 300
+@description('GPU nodes kept running when idle: 0 (the default) costs nothing idle, but a job that finds no node waits for one to start (minutes); each warm node bills its full hourly price around the clock.')
+@minValue(0)
+param gpuMinNodes int = 0
+@description('Seconds an idle GPU node is kept before the GPU cluster scales down (back-to-back jobs reuse a warm node and skip its start).')
+@minValue(60)
+param gpuIdleSecondsBeforeScaleDown int = idleSecondsBeforeScaleDown
 
 // The workspace's system datastores (code snapshots, job logs): Entra ID only, like every account.
 module storage 'storage.bicep' = {
@@ -138,9 +144,9 @@ resource cluster 'Microsoft.MachineLearningServices/workspaces/computes@2025-06-
       osType: 'Linux'
       remoteLoginPortPublicAccess: 'Disabled'
       scaleSettings: {
-        minNodeCount: 0
+        minNodeCount: gpuMinNodes
         maxNodeCount: maxNodes
-        nodeIdleTimeBeforeScaleDown: 'PT${idleSecondsBeforeScaleDown}S'
+        nodeIdleTimeBeforeScaleDown: 'PT${gpuIdleSecondsBeforeScaleDown}S'
       }
     }
   }

@@ -1,8 +1,16 @@
-"""Every Azure ML cluster scales down to zero nodes, so an idle deployment costs nothing for GPUs."""
+"""Every Azure ML cluster scales down to zero nodes, so an idle deployment costs nothing for GPUs.
+
+One opt-in is allowed: the GPU cluster's `gpuMinNodes` parameter (warm nodes for short jobs, at
+their hourly price). Its default must stay 0; tests/test_infra.py checks that default, which
+checkov, seeing only the parameter's name here, cannot.
+"""
 
 from bicep_body import lookup
 from checkov.bicep.checks.resource.base_resource_check import BaseResourceCheck
 from checkov.common.models.enums import CheckCategories, CheckResult
+
+
+OPT_IN_PARAMETER = "gpuMinNodes"
 
 
 class AmlComputeScalesToZero(BaseResourceCheck):
@@ -19,7 +27,9 @@ class AmlComputeScalesToZero(BaseResourceCheck):
             return CheckResult.UNKNOWN
         self.evaluated_keys = ["properties/properties/scaleSettings/minNodeCount"]
         minimum = lookup(conf, "properties", "properties", "scaleSettings", "minNodeCount")
-        return CheckResult.PASSED if type(minimum) is int and minimum == 0 else CheckResult.FAILED
+        if minimum == OPT_IN_PARAMETER or (type(minimum) is int and minimum == 0):
+            return CheckResult.PASSED
+        return CheckResult.FAILED
 
 
 check = AmlComputeScalesToZero()
