@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -66,6 +67,17 @@ def default_cache_folder() -> Path:
     return Path(os.environ.get("RESTYLE_COMPILE_CACHE") or Path(tempfile.gettempdir()) / "restyle-compile-cache")
 
 
+def _move_into(staging: Path, folder: Path) -> None:
+    """Each file renamed into place: a process running a kernel from the same name keeps its own
+    (renaming swaps the entry, never the bytes a running process has mapped; writing over the
+    file did, and crashed it). Inductor's names are content hashes, so both are the same code."""
+    for source in sorted(staging.rglob("*")):
+        if source.is_file():
+            target = folder / source.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+
+
 class CompileCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -92,15 +104,25 @@ class CompileCache:
         return self._path(key, ".tar").is_file()
 
     def unpack(self, key: CompileKey, inductor_folder: Path) -> bool:
-        """Put the key's compiled code into this process's Inductor folder; False if missing or unusable."""
+        """Put the key's compiled code into this Inductor folder, unless an earlier process already did
+        (the folder is shared by the ranks of a machine: files in use are never rewritten); False if
+        the cache has none or it is unusable. Call under the key's lock."""
+        marker = self._marker(key, inductor_folder)
+        if marker.is_file() and self.has_artifacts(key):
+            return True
+        staging = Path(tempfile.mkdtemp(prefix=".restyle-unpack-", dir=inductor_folder))
         try:
             with tarfile.open(self._path(key, ".tar")) as archive:
-                archive.extractall(inductor_folder, filter="data")
+                archive.extractall(staging, filter="data")
+            _move_into(staging, inductor_folder)
+            marker.touch()
         except FileNotFoundError:
             return False
         except (OSError, tarfile.TarError) as error:  # a torn or foreign file only costs a compile
             log.warning("compile cache %s unusable (%s); compiling afresh", key.digest, error)
             return False
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return True
 
     def pack(self, key: CompileKey, inductor_folder: Path) -> None:
@@ -108,9 +130,14 @@ class CompileCache:
         partial = target.with_name(target.name + ".partial")
         with tarfile.open(partial, "w") as archive:
             for entry in sorted(inductor_folder.iterdir()):
-                if entry.name != "locks":
+                if entry.name != "locks" and not entry.name.lstrip(".").startswith("restyle-"):
                     archive.add(entry, arcname=entry.name)
         partial.replace(target)
+        self._marker(key, inductor_folder).touch()  # this folder holds the key's code already
+
+    @staticmethod
+    def _marker(key: CompileKey, inductor_folder: Path) -> Path:
+        return inductor_folder / f"restyle-{key.digest}.unpacked"
 
     @contextlib.contextmanager
     def lock(self, key: CompileKey) -> Iterator[None]:

@@ -122,16 +122,19 @@ def _inductor_folder() -> Path:
 
 
 def compile_through_cache(stylizer: Stylizer, key: CompileKey, batch: np.ndarray, cache: CompileCache) -> None:
-    """Switch to compiled code, compiling under the key's lock (the other ranks of this machine wait,
-    then load what this one saved), and record the compile or load time and the compiled speed."""
+    """Switch to compiled code and record the compile or load time and the compiled speed. A cold
+    compile holds the key's lock, so the other ranks of this machine wait and then load what it
+    saved instead of compiling the same graph beside it; loads run side by side."""
     inductor_folder = _inductor_folder()
     stylizer.use_compiled()
     with cache.lock(key):
         loaded = cache.unpack(key, inductor_folder)
-        first = _seconds(stylizer, batch)
-        if not stylizer.compiled:
-            return  # no working compiler: eager it is
         if not loaded:
+            first = _seconds(stylizer, batch)
+            if not stylizer.compiled:
+                return  # no working compiler: eager it is
             cache.pack(key, inductor_folder)
+    if loaded:
+        first = _seconds(stylizer, batch)
     cache.record(key, **{"load_s" if loaded else "compile_s": first},
                  compiled_s_per_frame=_seconds(stylizer, batch) / len(batch))

@@ -4,6 +4,7 @@ compile cache that a second process (another rank, another job) loads instead of
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scoring_job.compile_cache import CompileCache, Figures
+from scoring_job.compile_cache import CompileCache, CompileKey, Figures
 from scoring_job.compile_choice import DEFAULT_COMPILE_S, compile_key, decide, prepare_model
 from scoring_job.engine import Stylizer, choose_device
 from scoring_job.style_spec import parse_style
@@ -89,3 +90,25 @@ def test_a_second_process_loads_the_compiled_code_instead_of_compiling_it_again(
     second = run()
     assert second["compiled"] and second["compile_s"] == first["compile_s"]
     assert second["load_s"] is not None and second["load_s"] < first["compile_s"] / 2
+
+
+def test_unpacking_never_writes_over_a_file_another_rank_has_open(tmp_path):
+    """Ranks share one Inductor folder; writing the cached kernels over the ones a running rank had
+    loaded crashed it (SIGSEGV). Unpacking renames new files into place instead."""
+    cache = CompileCache(tmp_path / "cache")
+    key = CompileKey("MultiStyleNet", "cpu:fp32", (1, 24, 24), "test")
+    first = tmp_path / "first"
+    (first / "ab").mkdir(parents=True)
+    (first / "ab" / "kernel.so").write_bytes(b"compiled code")
+    cache.pack(key, first)
+    assert (first / f"restyle-{key.digest}.unpacked").is_file()  # the compiling rank's folder is marked
+
+    shared = tmp_path / "shared"
+    (shared / "ab").mkdir(parents=True)
+    (shared / "ab" / "kernel.so").write_bytes(b"compiled code")
+    with (shared / "ab" / "kernel.so").open("rb") as in_use:
+        assert cache.unpack(key, shared)
+        assert in_use.read() == b"compiled code"  # its bytes untouched
+        assert os.fstat(in_use.fileno()).st_ino != (shared / "ab" / "kernel.so").stat().st_ino
+    assert not [p for p in shared.iterdir() if p.name.startswith(".restyle-unpack-")]
+    assert cache.unpack(key, shared)  # marked: a later rank does not unpack again
