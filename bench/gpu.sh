@@ -65,10 +65,11 @@ pick_python() {
   die "no Python with torch and no Python 3.12 found (set GPU_PYTHON)"
 }
 
+imports() { "$1" -c "$NEEDED" 2>&1 | tail -1; return "${PIPESTATUS[0]}"; }  # the error's last line
+
 install_missing() {  # PYTHON SITE CARRY WHEELS
-  local py=$1 site=$2 carry=$3 wheels=$4 archive stamp
-  missing=$("$py" -c "$NEEDED" 2>&1 | tail -1) || true
-  [ -z "$missing" ] && { echo "packages: all importable"; return; }
+  local py=$1 site=$2 carry=$3 wheels=$4 archive stamp missing
+  missing=$(imports "$py") && { echo "packages: all importable"; return; }
   mkdir -p "$site/.installed"
   if [ -n "$wheels" ]; then
     "$py" -m pip install -q --no-index --no-compile --no-cache-dir --find-links "$wheels" --target "$site" \
@@ -79,11 +80,10 @@ install_missing() {  # PYTHON SITE CARRY WHEELS
     [ -f "$archive" ] || continue
     stamp="$site/.installed/$(basename "$archive").$(stat -c %s "$archive")"
     [ -f "$stamp" ] && continue
-    tar -xJf "$archive" -C "$site" && touch "$stamp"
+    tar --no-same-owner -xJf "$archive" -C "$site" && touch "$stamp"
     echo "packages: unpacked $(basename "$archive")"
   done
-  missing=$("$py" -c "$NEEDED" 2>&1 | tail -1) || true
-  [ -z "$missing" ] || echo "packages: still missing after install: $missing (the parts that need it are skipped)"
+  missing=$(imports "$py") || echo "packages: still missing after install: $missing (the parts that need it are skipped)"
 }
 
 command=run

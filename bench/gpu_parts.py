@@ -295,7 +295,9 @@ def part_pipeline(context: dict, recorder: Recorder) -> None:
     recorder.set("footage", make_clip(clip, size, plan["clip_frames"]))
     info = probe_video(clip)
     stylizer = _stylizer(plan)
-    frames = next(FrameReader(clip, info, size).batches(2 * stylizer.config.batch_size))
+    reader = FrameReader(clip, info, size)
+    frames = next(reader.batches(2 * stylizer.config.batch_size))
+    reader.close()
     before = model_fps(stylizer, frames, plan["seconds_per_point"])["fps"]
     for decode, encode in MODES:
         record = {"size": size_text(size), "decode": decode, "encode": encode, "device": stylizer.device_name}
