@@ -99,8 +99,9 @@ def run_part(name: str, context: dict, work: Path, timeout: float) -> tuple[str,
 
 
 def _tail(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return " | ".join(lines[-3:])[-600:]
+    """The log's last line: for a part that raised, the exception and its message."""
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][-600:] if lines else "no output"
 
 
 def completed(records: list[dict], expected: list[dict], reason: str) -> list[dict]:

@@ -106,9 +106,8 @@ done
 PY=$(pick_python)
 version=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 site=$PWD/.gpu-env/py$version
-[ -d "$site" ] && export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"  # first: what an earlier call installed counts
 install_missing "$PY" "$site" "$carry" "$wheels"
-export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 # ffmpeg dlopens the driver's libcuda, libnvcuvid (NVDEC) and libnvidia-encode (NVENC).
 for lib in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
   [ -d "$lib" ] && case ":${LD_LIBRARY_PATH:-}:" in *":$lib:"*) ;; *) export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac

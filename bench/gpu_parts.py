@@ -291,10 +291,10 @@ def part_pipeline(context: dict, recorder: Recorder) -> None:
 
     plan, size = context["plan"], tuple(context["size"])
     work = Path(tempfile.mkdtemp(prefix=f"gpu-pipeline-{size_text(size)}-", dir=context["work"]))
+    stylizer = _stylizer(plan)  # first: without the device there is nothing to time
     clip = work / "clip.mp4"
     recorder.set("footage", make_clip(clip, size, plan["clip_frames"]))
     info = probe_video(clip)
-    stylizer = _stylizer(plan)
     reader = FrameReader(clip, info, size)
     frames = next(reader.batches(2 * stylizer.config.batch_size))
     reader.close()
