@@ -13,7 +13,7 @@
 #   --carry DIR   *.tar.xz archives of installed packages made by `carry` (xz: the lent H200 takes
 #                 64 MiB a call, and imageio-ffmpeg's wheel alone is 68 MB; its archive is 48 MB), or
 #   --wheels DIR  a wheel folder made by `wheels` (pip install --no-index), for machines without torch.
-# Then it runs bench/gpu.py under a hard time limit (its --budget plus a minute).
+# Then it runs bench/gpu.py under a hard time limit (its --budget plus 30 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -116,4 +116,4 @@ done
 [ -n "$dry" ] || is_312 "$PY" || echo "note: $PY is Python $version, not the 3.12 this check is meant for"
 export GPU_CHECK_SETUP="python $("$PY" -c 'import sys; print(sys.executable)') $version; site $site; LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
 export PYTHONUNBUFFERED=1
-exec timeout --kill-after=10 $((${budget%.*} + 60)) "$PY" bench/gpu.py "${args[@]}"
+exec timeout --kill-after=10 $((${budget%.*} + 30)) "$PY" bench/gpu.py "${args[@]}"
