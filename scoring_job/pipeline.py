@@ -153,6 +153,7 @@ def stylize_segment(
     on_frames: Callable[[int], None] | None = None,
     stability: float = 0.0,
     lead_in: Path | None = None,
+    hwaccel: str | None = None,
 ) -> SegmentResult:
     """Stylize `source` into `destination` (mp4) with the same frame count and frame rate.
 
@@ -160,7 +161,8 @@ def stylize_segment(
     a variable-frame-rate source must all be written at the one average rate to concatenate.
     `stability` > 0 turns on the temporal filter (scoring_job/temporal.py); 0 is per-frame output,
     bit for bit. `lead_in` (the previous segment) gives the filter its warm-up: its last
-    `warmup_frames(stability)` frames run first and are never written.
+    `warmup_frames(stability)` frames run first and are never written. `hwaccel="cuda"` decodes
+    with NVDEC (video_io.decode_args); `encode` chooses the encoder, NVENC included.
     """
     info = info or probe_video(source)
     size = output_size(info, scale)
@@ -169,7 +171,7 @@ def stylize_segment(
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(destination)
     started = time.perf_counter()
-    reader = FrameReader(source, info, size)
+    reader = FrameReader(source, info, size, hwaccel=hwaccel)
     audio_source = source if copy_audio and info.has_audio else None
     writer = FrameWriter(partial, size, fps or info.fps_text, encode or EncodeOptions(), audio_source=audio_source)
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)

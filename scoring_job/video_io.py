@@ -2,6 +2,9 @@
 
 Decoding keeps every decoded frame (`-fps_mode passthrough`: no duplicated or dropped frames), so
 frames out == frames in. Encoding is libx264 at the source's exact rational frame rate.
+On an NVIDIA GPU the bundled ffmpeg can also decode with NVDEC (`hwaccel="cuda"`; the frames still
+reach us as RGB in host memory) and encode with NVENC (`EncodeOptions(codec="h264_nvenc")`); the
+defaults are the CPU codecs, and bench/gpu.py measures what the hardware ones change.
 """
 
 from __future__ import annotations
@@ -27,16 +30,32 @@ class FfmpegError(RuntimeError):
 # x264 "veryfast" at CRF 18: measured on the bundled clip at 1280x720 it takes 18 ms of CPU per
 # frame against 44 ms for "medium", with a smaller file; CPU not spent encoding goes to the model.
 DEFAULT_PRESET = "veryfast"
+NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7")  # p1 fastest ... p7 best quality
+CODECS = ("libx264", "h264_nvenc")
+HWACCELS = ("cuda",)
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
+    """`crf` is x264's constant rate factor, or NVENC's constant quality (-cq) for h264_nvenc."""
+
     crf: int = 18
     preset: str = DEFAULT_PRESET
+    codec: str = "libx264"
 
     def __post_init__(self) -> None:
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be 0-51, got {self.crf}")
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
+        if self.codec == "h264_nvenc" and self.preset not in NVENC_PRESETS:
+            raise ValueError(f"h264_nvenc presets are {', '.join(NVENC_PRESETS)}, got {self.preset!r}")
+
+    def codec_args(self) -> dict[str, object]:
+        """ffmpeg output options that choose and tune the video encoder."""
+        if self.codec == "h264_nvenc":  # variable bitrate held at constant quality, no bitrate cap
+            return {"vcodec": "h264_nvenc", "preset": self.preset, "rc": "vbr", "cq": self.crf, "b:v": 0}
+        return {"vcodec": "libx264", "crf": self.crf, "preset": self.preset}
 
 
 def output_size(info: VideoInfo, scale: float = 1.0) -> tuple[int, int]:
@@ -77,20 +96,55 @@ def _finish(process: subprocess.Popen, stderr: _StderrTail, what: str) -> None:
         raise FfmpegError(f"ffmpeg {what} failed (exit {code}): {stderr.text()[-1500:]}")
 
 
+def decode_args(source: Path, info: VideoInfo, size: tuple[int, int], *, last_seconds: float | None = None,
+                hwaccel: str | None = None) -> list[str]:
+    """The ffmpeg command that writes `source`'s frames to stdout as raw RGB at `size`.
+
+    `hwaccel="cuda"` decodes on the GPU (NVDEC); ffmpeg copies the frames back to host memory for
+    the scale and RGB conversion, so what comes out is the same kind of frame. Without a usable
+    CUDA device ffmpeg exits with an error (it does not fall back to decoding on the CPU)."""
+    if hwaccel is not None and hwaccel not in HWACCELS:
+        raise ValueError(f"hwaccel must be one of {', '.join(HWACCELS)} or None, got {hwaccel!r}")
+    options = {} if last_seconds is None else {"sseof": -last_seconds}
+    if hwaccel is not None:
+        options["hwaccel"] = hwaccel
+    stream = ffmpeg.input(str(source), **options).video
+    if size != (info.width, info.height):
+        stream = stream.filter("scale", size[0], size[1], flags="lanczos")
+    return stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough").global_args(
+        "-nostdin", "-hide_banner", "-loglevel", "error"
+    ).compile(cmd=ffmpeg_binary())
+
+
+def encode_args(destination: Path, size: tuple[int, int], fps: str, options: EncodeOptions,
+                audio_source: Path | None = None) -> list[str]:
+    """The ffmpeg command that encodes raw RGB frames from stdin into `destination` (mp4)."""
+    width, height = size
+    video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps)
+    streams = [video]
+    output_args = {
+        **options.codec_args(),
+        "pix_fmt": pixel_format_for(width, height),
+        "r": fps,
+        "movflags": "+faststart",
+    }
+    if audio_source is not None:
+        streams.append(ffmpeg.input(str(audio_source)).audio)
+        output_args["acodec"] = "copy"
+    return ffmpeg.output(*streams, str(destination), format="mp4", **output_args).global_args(
+        "-nostdin", "-hide_banner", "-loglevel", "error", "-y"
+    ).compile(cmd=ffmpeg_binary())
+
+
 class FrameReader:
     """Iterates batches of decoded frames, uint8 [n, height, width, 3] RGB, at most `batch` each."""
 
     def __init__(self, source: Path, info: VideoInfo, size: tuple[int, int], *,
-                 last_seconds: float | None = None) -> None:
-        """`last_seconds`: decode only about that much of the end (seeking from the end, `-sseof`)."""
+                 last_seconds: float | None = None, hwaccel: str | None = None) -> None:
+        """`last_seconds`: decode only about that much of the end (seeking from the end, `-sseof`);
+        `hwaccel`: see decode_args."""
         self.width, self.height = size
-        seek = {} if last_seconds is None else {"sseof": -last_seconds}
-        stream = ffmpeg.input(str(source), **seek).video
-        if size != (info.width, info.height):
-            stream = stream.filter("scale", self.width, self.height, flags="lanczos")
-        args = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough").global_args(
-            "-nostdin", "-hide_banner", "-loglevel", "error"
-        ).compile(cmd=ffmpeg_binary())
+        args = decode_args(source, info, size, last_seconds=last_seconds, hwaccel=hwaccel)
         self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._stderr = _StderrTail(self._process.stderr)
 
@@ -135,23 +189,7 @@ class FrameWriter:
         options: EncodeOptions,
         audio_source: Path | None = None,
     ) -> None:
-        width, height = size
-        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps)
-        streams = [video]
-        output_args = {
-            "vcodec": "libx264",
-            "crf": options.crf,
-            "preset": options.preset,
-            "pix_fmt": pixel_format_for(width, height),
-            "r": fps,
-            "movflags": "+faststart",
-        }
-        if audio_source is not None:
-            streams.append(ffmpeg.input(str(audio_source)).audio)
-            output_args["acodec"] = "copy"
-        args = ffmpeg.output(*streams, str(destination), format="mp4", **output_args).global_args(
-            "-nostdin", "-hide_banner", "-loglevel", "error", "-y"
-        ).compile(cmd=ffmpeg_binary())
+        args = encode_args(destination, size, fps, options, audio_source)
         self._process = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         self._stderr = _StderrTail(self._process.stderr)
         self.frames_written = 0
