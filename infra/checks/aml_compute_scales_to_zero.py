@@ -9,7 +9,6 @@ from bicep_body import lookup
 from checkov.bicep.checks.resource.base_resource_check import BaseResourceCheck
 from checkov.common.models.enums import CheckCategories, CheckResult
 
-
 OPT_IN_PARAMETER = "gpuMinNodes"
 
 
