@@ -71,14 +71,34 @@ def _stamp(event: dict) -> float:
     return datetime.fromisoformat(event["Timestamp"].replace("Z", "+00:00")).timestamp()
 
 
+def _scheduled(history: list[dict]) -> dict[str, float]:
+    """Activity name -> when it was (last) scheduled."""
+    return {e.get("Name"): _stamp(e) for e in history if e["EventType"] == EventType.TASK_SCHEDULED}
+
+
 def phases(history: list[dict], uploaded: float, done: float) -> dict:
     """Seconds per phase, from the orchestration's history (devhost's own event records)."""
     started = next(_stamp(e) for e in history if e["EventType"] == EventType.EXECUTION_STARTED)
-    scheduled = {e.get("Name"): _stamp(e) for e in history if e["EventType"] == EventType.TASK_SCHEDULED}
+    scheduled = _scheduled(history)
     return {"trigger_s": round(started - uploaded, 2), "prepare_s": round(scheduled["submit_scoring"] - started, 2),
             "compute_s": round(scheduled["stitch"] - scheduled["submit_scoring"], 2),
             "finish_s": round(done - scheduled["stitch"], 2),
             "noticed_by_event": any(e["EventType"] == EventType.EVENT_RAISED for e in history)}
+
+
+def compute_parts(job_log: str, submitted: float, stitched: float) -> dict:
+    """The compute phase split by the ranks' own log lines: start (runner and rank processes start,
+    inputs download, torch imports), work (model load, compile choice, frames), end (upload, exit,
+    the event, the status poll that sees it)."""
+    def stamps(marker: str) -> list[float]:
+        return [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                for line in job_log.splitlines() if marker in line]
+
+    ready, done = stamps(" segments assigned, "), stamps(" done: ")
+    if not ready or not done:
+        return {}
+    return {"start_s": round(min(ready) - submitted, 2), "work_s": round(max(done) - min(ready), 2),
+            "end_s": round(stitched - max(done), 2)}
 
 
 def run_job(stack, clip: Path, name: str, timeout: float) -> dict:
@@ -96,7 +116,11 @@ def run_job(stack, clip: Path, name: str, timeout: float) -> dict:
     _, listing = stack.host.request("GET", "/api/jobs")
     job_id = next(job["id"] for job in listing["jobs"] if job["blob"] == name)
     _, status = stack.host.request("GET", f"/runtime/webhooks/durabletask/instances/{job_id}?showHistory=true")
-    return {"seconds": round(done - uploaded, 2), **phases(status["historyEvents"], uploaded, done)}
+    history = status["historyEvents"]
+    scheduled = _scheduled(history)
+    log = "".join(path.read_text() for path in sorted(stack.temp_root.glob(f"local-jobs/{job_id}/attempt-*/job.log")))
+    return {"seconds": round(done - uploaded, 2), **phases(history, uploaded, done),
+            "compute": compute_parts(log, scheduled["submit_scoring"], scheduled["stitch"])}
 
 
 def model_alone_fps(clip: Path, frames: int) -> float:
