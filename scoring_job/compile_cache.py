@@ -57,7 +57,7 @@ class Figures:
     """Seconds measured for one key; None until measured."""
 
     eager_s_per_frame: float | None = None
-    compiled_s_per_frame: float | None = None
+    speedup: float | None = None  # eager / compiled seconds, timed in turns right after a compile
     compile_s: float | None = None  # first compiled call with nothing cached
     load_s: float | None = None  # first compiled call with the artifacts loaded
 

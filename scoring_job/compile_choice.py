@@ -47,7 +47,7 @@ class Choice:
 def decide(frames: int, figures: Figures, cached: bool) -> Choice:
     """Compile when the time saved over `frames` exceeds the compile (or cache load) time."""
     eager = figures.eager_s_per_frame or 0.0
-    compiled = figures.compiled_s_per_frame if figures.compiled_s_per_frame is not None else eager / DEFAULT_SPEEDUP
+    compiled = eager / (figures.speedup or DEFAULT_SPEEDUP)
     cost = (figures.load_s or DEFAULT_LOAD_S) if cached else (figures.compile_s or DEFAULT_COMPILE_S)
     return Choice(frames * (eager - compiled) > cost, frames, frames * (eager - compiled), cost, cached)
 
@@ -134,7 +134,19 @@ def compile_through_cache(stylizer: Stylizer, key: CompileKey, batch: np.ndarray
             if not stylizer.compiled:
                 return  # no working compiler: eager it is
             cache.pack(key, inductor_folder)
+            cache.record(key, compile_s=first)
     if loaded:
-        first = _seconds(stylizer, batch)
-    cache.record(key, **{"load_s" if loaded else "compile_s": first},
-                 compiled_s_per_frame=_seconds(stylizer, batch) / len(batch))
+        cache.record(key, load_s=_seconds(stylizer, batch))
+    else:
+        cache.record(key, speedup=_speedup(stylizer, batch))
+
+
+def _speedup(stylizer: Stylizer, batch: np.ndarray, turns: int = 2) -> float:
+    """Eager over compiled time, the two timed in turns (best of each), so that other work on a
+    shared machine slows both alike: a ratio, where absolute times taken apart would mislead."""
+    compiled, eager = [], []
+    for _ in range(turns):
+        compiled.append(_seconds(stylizer, batch))
+        with stylizer.running_eagerly():
+            eager.append(_seconds(stylizer, batch))
+    return min(eager) / min(compiled)

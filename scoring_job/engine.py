@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,15 @@ class Stylizer:
         """Run the torch.compile'd model from now on (compiled, or loaded from a cache, on the next call)."""
         self._forward = torch.compile(self.model, dynamic=False)
         self._verified = False
+
+    @contextmanager
+    def running_eagerly(self) -> Iterator[None]:
+        """The eager model for a while (to time it against the compiled one), then back."""
+        forward, self._forward = self._forward, self.model
+        try:
+            yield
+        finally:
+            self._forward = forward
 
     @property
     def compiled(self) -> bool:

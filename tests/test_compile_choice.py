@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_decision_weighs_the_frames_left_against_compile_or_load_time():
-    measured = Figures(eager_s_per_frame=0.30, compiled_s_per_frame=0.20, compile_s=40.0, load_s=3.0)
+    measured = Figures(eager_s_per_frame=0.30, speedup=1.5, compile_s=40.0, load_s=3.0)
     assert not decide(1, measured, cached=False).compile  # a 1-frame job: saves 0.1 s, would cost 40 s
     assert not decide(399, measured, cached=False).compile  # 39.9 s saved < 40 s
     assert decide(401, measured, cached=False).compile
@@ -40,7 +40,7 @@ def stylizer() -> Stylizer:
 def test_known_figures_decide_before_the_first_frame(stylizer, tmp_path):
     cache = CompileCache(tmp_path)
     key = compile_key(stylizer, 32, 48)
-    cache.record(key, eager_s_per_frame=0.01, compiled_s_per_frame=0.005, compile_s=30.0)
+    cache.record(key, eager_s_per_frame=0.01, speedup=2.0, compile_s=30.0)
     policy = prepare_model(stylizer, 32, 48, 10, "auto", cache)
     assert policy.choice is not None and not policy.choice.compile and not stylizer.compiled
     assert stylizer.after_batch is None  # nothing left to measure
@@ -84,6 +84,7 @@ def test_a_second_process_loads_the_compiled_code_instead_of_compiling_it_again(
 
     first = run()
     assert first["compiled"] and first["compile_s"] > 0 and first["load_s"] is None
+    assert 0.2 < first["speedup"] < 10  # eager over compiled, timed in turns
     assert len(list((tmp_path / "cache").glob("*.tar"))) == 1
     # a new node: nothing in its own inductor folder, only the shared cache folder
     (tmp_path / "inductor").rename(tmp_path / "inductor-of-the-first")
