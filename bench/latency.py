@@ -137,12 +137,51 @@ def model_alone_fps(clip: Path, frames: int) -> float:
     return len(held) / (time.perf_counter() - started)
 
 
+COMPILE_ONCE = """
+import json, sys, time
+from pathlib import Path
+import numpy as np
+from scoring_job.compile_cache import CompileCache
+from scoring_job.compile_choice import compile_key, prepare_model
+from scoring_job.engine import Stylizer, choose_device
+from scoring_job.style_spec import parse_style
+width, height = int(sys.argv[2]), int(sys.argv[3])
+stylizer = Stylizer(parse_style("19"), choose_device("cpu"))
+frames = np.zeros((1, height, width, 3), np.uint8)
+stylizer(frames)
+started = time.perf_counter()
+stylizer(frames)
+eager = time.perf_counter() - started
+cache = CompileCache(Path(sys.argv[1]))
+prepare_model(stylizer, height, width, 1, "always", cache)
+print(json.dumps({**vars(cache.figures(compile_key(stylizer, height, width))), "eager_s_per_frame": eager}))
+"""
+
+
+def compile_figures(folder: Path, threads: int) -> dict:
+    """A cold compile, then a load from the cache in a fresh process with an empty Inductor folder
+    (as on a new node), at SIZE with `threads` threads: the figures compile_choice.py decides with."""
+    figures = {}
+    for run in ("cold", "load"):
+        inductor = folder / f"inductor-{run}"
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TORCHINDUCTOR_CACHE_DIR": str(inductor)}
+        done = subprocess.run([sys.executable, "-c", COMPILE_ONCE, str(folder / "cache"), *map(str, SIZE)], cwd=ROOT,
+                              env=env, capture_output=True, text=True, check=True)
+        figures = json.loads(done.stdout.splitlines()[-1])
+    return {name: round(value, 3) for name, value in figures.items() if value is not None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="1-frame jobs (the first is the cold one)")
     parser.add_argument("--seconds", type=float, default=30, help="length of the efficiency clip")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 one-frame runs, a 4 s clip once")
+    parser.add_argument("--compile-only", action="store_true", help="only the compile figures (print, no file)")
     args = parser.parse_args()
+    if args.compile_only:
+        with tempfile.TemporaryDirectory(prefix="bench-compile-") as scratch:
+            print(json.dumps({f"threads_{n}": compile_figures(Path(scratch) / str(n), n) for n in (1, 2)}, indent=2))
+        return
     runs, seconds = (2, 4.0) if args.quick else (args.runs, args.seconds)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as scratch:
@@ -154,6 +193,7 @@ def main() -> None:
             services = [run_job(stack, long_clip, f"long-{k}.mp4", 1800) for k in range(1 if args.quick else 2)]
         frames = probe_video(long_clip).frame_count
         model_fps = model_alone_fps(long_clip, 64 if args.quick else 128)
+        compiling = {} if args.quick else {f"threads_{n}": compile_figures(folder / f"compile-{n}", n) for n in (1, 2)}
     steady = services[-1]
     result = {
         "latency_one_frame_s": round(statistics.median(run["seconds"] for run in singles), 2),
@@ -164,6 +204,7 @@ def main() -> None:
         "service_fps_first_run": round(frames / services[0]["seconds"], 2),
         "model_alone_fps": round(model_fps, 2),
         "service_runs": services,
+        "compile_figures": compiling,
         "clip": f"bigbuckbunny looped to {seconds:g} s, {SIZE[0]}x{SIZE[1]}, {frames} frames, AAC",
         "settings": {**APP_DEFAULTS, "stability": "0.5 (default)", "compile": "auto (default)",
                      "blob_poll_seconds": 0.5},
