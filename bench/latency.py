@@ -11,8 +11,10 @@ trigger scanning every 0.5 s (a stand-in for Event Grid's delivery), one compile
      compute_changed event, or the poll that saw the end), finish (-> output blob);
   2. service_model_efficiency: bigbuckbunny looped to `--seconds` at 640x360 with its audio, run
      twice through the service (the first also fills the compile cache; the second is the steady
-     state and the headline), against the model alone on frames in memory at that size (compiled,
-     all cores), measured in the same run right after.
+     state and the headline), then once more with the temporal filter off (stability 0), against
+     the model alone on frames in memory at that size (compiled, all cores), measured in the same
+     run right after;
+  3. the compile figures (cold compile, load on a fresh node, speedup) at 1 and 2 threads.
 Writes bench/results/latency.json (with the load average before and after) and prints a table.
 """
 
@@ -101,13 +103,14 @@ def compute_parts(job_log: str, submitted: float, stitched: float) -> dict:
             "end_s": round(stitched - max(done), 2)}
 
 
-def run_job(stack, clip: Path, name: str, timeout: float) -> dict:
+def run_job(stack, clip: Path, name: str, timeout: float, metadata: dict[str, str] | None = None) -> dict:
     """Upload, wait for the output blob, and read back where the time went."""
     output = stack.service.get_container_client(stack.containers["output"])
     target = f"{Path(name).stem}.styled.mp4"
     uploaded = time.time()
     with clip.open("rb") as data:
-        stack.service.get_blob_client(stack.containers["input"], name).upload_blob(data, overwrite=True)
+        stack.service.get_blob_client(stack.containers["input"], name).upload_blob(data, overwrite=True,
+                                                                                   metadata=metadata)
     while not any(blob.name == target for blob in output.list_blobs(name_starts_with=target)):
         if time.time() - uploaded > timeout:
             raise TimeoutError(f"no output for {name} after {timeout} s; devhost log: {stack.host.log_path}")
@@ -191,6 +194,7 @@ def main() -> None:
         with running_stack(folder / "stack", **APP_DEFAULTS) as stack:
             singles = [run_job(stack, one, f"one-{k}.mp4", 300) for k in range(runs)]
             services = [run_job(stack, long_clip, f"long-{k}.mp4", 1800) for k in range(1 if args.quick else 2)]
+            unfiltered = None if args.quick else run_job(stack, long_clip, "long-s0.mp4", 1800, {"stability": "0"})
         frames = probe_video(long_clip).frame_count
         model_fps = model_alone_fps(long_clip, 64 if args.quick else 128)
         compiling = {} if args.quick else {f"threads_{n}": compile_figures(folder / f"compile-{n}", n) for n in (1, 2)}
@@ -204,6 +208,9 @@ def main() -> None:
         "service_fps_first_run": round(frames / services[0]["seconds"], 2),
         "model_alone_fps": round(model_fps, 2),
         "service_runs": services,
+        # the same, temporal filter off (metadata stability=0): the filter's share of the gap
+        "service_model_efficiency_stability_0": unfiltered and round(frames / unfiltered["seconds"] / model_fps, 3),
+        "service_run_stability_0": unfiltered,
         "compile_figures": compiling,
         "clip": f"bigbuckbunny looped to {seconds:g} s, {SIZE[0]}x{SIZE[1]}, {frames} frames, AAC",
         "settings": {**APP_DEFAULTS, "stability": "0.5 (default)", "compile": "auto (default)",
