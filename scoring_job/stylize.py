@@ -46,8 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", default="veryfast", choices=X264_PRESETS, help="x264 preset (default veryfast)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, help="frames per inference batch (default: 8 on GPU, 1 on CPU)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="auto: bf16/fp16 on CUDA, fp32 on CPU; bf16 is ~2x faster on CPUs with AMX")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fast", "fp32", "bf16", "fp16", "int8"),
+                        help="auto: bf16/fp16 on CUDA, fp32 on CPU; fast: allow reduced precision and use the "
+                             "fastest measured on this machine (>= 35 dB PSNR against fp32)")
     parser.add_argument("--compile", nargs="?", const="always", default="auto", choices=("auto", "always", "never"),
                         help="torch.compile the model: auto (default) when it pays for the video's length, "
                              "from timings measured on this machine; --compile alone means always")

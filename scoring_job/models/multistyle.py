@@ -36,15 +36,21 @@ def instance_norm(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> 
 class ConvNormBlock(nn.Module):
     """Reflect-padded conv (no bias: the norm cancels it) + conditional instance norm."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, *,
+                 plain_output: bool = False) -> None:
         super().__init__()
         self.pad = kernel // 2
+        # The 3-channel output norm: channels-last fills 3 of 16 vector lanes, NCHW vectorizes along
+        # the width (compiled 1280x720 model: 1.057x, side by side; same numbers up to rounding).
+        self.plain_output = plain_output
         self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride=stride, bias=False)
         self.gamma = nn.Parameter(torch.ones(NUM_STYLES, out_channels))
         self.beta = nn.Parameter(torch.zeros(NUM_STYLES, out_channels))
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         x = self.conv(F.pad(x, (self.pad,) * 4, mode="reflect"))
+        if self.plain_output:
+            x = x.contiguous()
         return instance_norm(x, style_weights @ self.gamma, style_weights @ self.beta)
 
 
@@ -59,7 +65,9 @@ class MultiStyleNet(nn.Module):
         self.res = nn.ModuleList(
             nn.ModuleList([ConvNormBlock(32, 32, 3), ConvNormBlock(32, 32, 3)]) for _ in range(6)
         )
-        self.expand = nn.ModuleList([ConvNormBlock(32, 8, 3), ConvNormBlock(8, 4, 3), ConvNormBlock(4, 3, 9)])
+        self.expand = nn.ModuleList(
+            [ConvNormBlock(32, 8, 3), ConvNormBlock(8, 4, 3), ConvNormBlock(4, 3, 9, plain_output=True)]
+        )
 
     def forward(self, image: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         style_weights = style_weights.to(self.expand[0].gamma.dtype)
