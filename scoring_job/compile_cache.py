@@ -139,6 +139,18 @@ class CompileCache:
     def _marker(key: CompileKey, inductor_folder: Path) -> Path:
         return inductor_folder / f"restyle-{key.digest}.unpacked"
 
+    def lock_taken(self, key: CompileKey) -> bool:
+        """Whether another process holds the key's lock now (it is compiling or unpacking it)."""
+        with self._path(key, ".lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
     @contextlib.contextmanager
     def lock(self, key: CompileKey) -> Iterator[None]:
         """One compiler per key at a time on this machine (flock; other machines just compile)."""

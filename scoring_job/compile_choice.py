@@ -12,7 +12,11 @@ defaults below stand in.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -63,8 +67,11 @@ def compile_key(stylizer: Stylizer, height: int, width: int) -> CompileKey:
 class CompileWhenItPays:
     """Decides for one rank, from the cache's figures or from its own second eager batch."""
 
-    def __init__(self, stylizer: Stylizer, height: int, width: int, frames: int, cache: CompileCache) -> None:
+    def __init__(self, stylizer: Stylizer, height: int, width: int, frames: int, cache: CompileCache,
+                 warm_args: Sequence[str] = ()) -> None:
         self.stylizer, self.cache, self.frames_left = stylizer, cache, frames
+        self.warm_args = list(warm_args)  # the model for compile_warm.py; none: no background compile
+        self.warmer: subprocess.Popen | None = None
         self.key = compile_key(stylizer, height, width)
         self.shape = (stylizer.config.batch_size, height, width, 3)
         self.batches_seen = 0
@@ -91,14 +98,27 @@ class CompileWhenItPays:
                  self.choice.cost_s, ", cached" if self.choice.cached else "")
         if self.choice.compile:
             compile_through_cache(self.stylizer, self.key, np.zeros(self.shape, np.uint8), self.cache)
+        elif not self.choice.cached and self.warm_args and decide(self.frames_left, figures, cached=True).compile:
+            self._warm_in_background()
+
+    def _warm_in_background(self) -> None:
+        """Too short for a cold compile, long enough to load one: compile it for the next job."""
+        batch, height, width, _ = self.shape
+        log.info("compile: the next job of this kind would load it: compiling in the background (nice 19)")
+        self.warmer = subprocess.Popen(
+            [sys.executable, "-m", "scoring_job.compile_warm", "--cache", str(self.cache.folder), *self.warm_args,
+             "--batch-size", str(batch), "--height", str(height), "--width", str(width)],
+            env={**os.environ, "OMP_NUM_THREADS": "1", "TORCHINDUCTOR_COMPILE_THREADS": "1"},
+            stdin=subprocess.DEVNULL)
 
 
 def prepare_model(stylizer: Stylizer, height: int, width: int, frames: int, mode: CompileMode,
-                  cache: CompileCache) -> CompileWhenItPays | None:
-    """Eager, compiled now (loaded from the cache when there), or left to decide under `auto`."""
+                  cache: CompileCache, warm_args: Sequence[str] = ()) -> CompileWhenItPays | None:
+    """Eager, compiled now (loaded from the cache when there), or left to decide under `auto`
+    (`warm_args` describe the model to compile_warm.py, for a compile in the background)."""
     if mode == "never":
         return None
-    policy = CompileWhenItPays(stylizer, height, width, frames, cache)
+    policy = CompileWhenItPays(stylizer, height, width, frames, cache, warm_args)
     if mode == "always":
         compile_through_cache(stylizer, policy.key, np.zeros(policy.shape, np.uint8), cache)
         return None

@@ -156,7 +156,9 @@ def _prepare_model(stylizer, manifest: Manifest, todo: list[Segment], input_dir:
     lead_ins = sum(1 for segment in todo if segment.index > 0) if options.stability > 0 else 0
     frames = sum(segment.frames for segment in todo) + lead_ins * warmup_frames(options.stability)
     mode = {True: "always", False: "never"}.get(options.compile, "auto")
-    prepare_model(stylizer, height, width, frames, mode, CompileCache(cache_folder or default_cache_folder()))
+    model = ["--style", manifest.style, "--style-root", str(input_dir), "--device", str(stylizer.config.device),
+             "--precision", stylizer.device_name.split(":")[1]]
+    prepare_model(stylizer, height, width, frames, mode, CompileCache(cache_folder or default_cache_folder()), model)
 
 
 def _device_for_local_rank(local_rank: int) -> str:
