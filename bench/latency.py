@@ -10,8 +10,9 @@ trigger scanning every 0.5 s (a stand-in for Event Grid's delivery), one compile
      start), prepare (probe, split, manifest, submit), compute (submit -> the backend's
      compute_changed event, or the poll that saw the end), finish (-> output blob);
   2. service_model_efficiency: bigbuckbunny looped to `--seconds` at 640x360 with its audio, run
-     twice through the service (the first also fills the compile cache; the second is the steady
-     state and the headline), then once more with the temporal filter off (stability 0), against
+     twice through the service (the first also fills the compile cache, in the background when
+     too short to pay for a cold compile itself: the benchmark waits for that to finish; the
+     second is the steady state and the headline), then once more with the temporal filter off (stability 0), against
      the model alone on frames in memory at that size (compiled, all cores), measured in the same
      run right after;
   3. the compile figures (cold compile, load on a fresh node, speedup) at 1 and 2 threads.
@@ -126,6 +127,27 @@ def run_job(stack, clip: Path, name: str, timeout: float, metadata: dict[str, st
             "compute": compute_parts(log, scheduled["submit_scoring"], scheduled["stitch"])}
 
 
+def wait_for_background_compiles(timeout: float) -> float:
+    """Seconds until no compile_warm process is left (the first job may have started one): the
+    steady state is a machine whose compile cache holds what its jobs need."""
+    started = time.monotonic()
+    while _running(b"scoring_job.compile_warm"):
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("a background compile did not finish")
+        time.sleep(1)
+    return round(time.monotonic() - started, 1)
+
+
+def _running(marker: bytes) -> bool:
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in path.read_bytes():
+                return True
+        except OSError:  # ended meanwhile
+            continue
+    return False
+
+
 def model_alone_fps(clip: Path, frames: int) -> float:
     """The compiled model on frames already in memory, all cores: the ceiling for the service."""
     info = probe_video(clip)
@@ -193,7 +215,10 @@ def main() -> None:
         long_clip = looped_clip(folder / "long.mp4", seconds)
         with running_stack(folder / "stack", **APP_DEFAULTS) as stack:
             singles = [run_job(stack, one, f"one-{k}.mp4", 300) for k in range(runs)]
-            services = [run_job(stack, long_clip, f"long-{k}.mp4", 1800) for k in range(1 if args.quick else 2)]
+            services = [run_job(stack, long_clip, "long-0.mp4", 1800)]
+            if not args.quick:
+                background = wait_for_background_compiles(600)
+                services.append(run_job(stack, long_clip, "long-1.mp4", 1800))
             unfiltered = None if args.quick else run_job(stack, long_clip, "long-s0.mp4", 1800, {"stability": "0"})
         frames = probe_video(long_clip).frame_count
         model_fps = model_alone_fps(long_clip, 64 if args.quick else 128)
@@ -208,6 +233,7 @@ def main() -> None:
         "service_fps_first_run": round(frames / services[0]["seconds"], 2),
         "model_alone_fps": round(model_fps, 2),
         "service_runs": services,
+        "background_compile_wait_s": None if args.quick else background,
         # the same, temporal filter off (metadata stability=0): the filter's share of the gap
         "service_model_efficiency_stability_0": unfiltered and round(frames / unfiltered["seconds"] / model_fps, 3),
         "service_run_stability_0": unfiltered,

@@ -139,28 +139,20 @@ class CompileCache:
     def _marker(key: CompileKey, inductor_folder: Path) -> Path:
         return inductor_folder / f"restyle-{key.digest}.unpacked"
 
-    def lock_taken(self, key: CompileKey) -> bool:
-        """Whether another process holds the key's lock now (it is compiling or unpacking it)."""
-        with self._path(key, ".lock").open("w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            except OSError:
-                return False
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
-
     @contextlib.contextmanager
-    def lock(self, key: CompileKey) -> Iterator[None]:
-        """One compiler per key at a time on this machine (flock; other machines just compile)."""
+    def lock(self, key: CompileKey, wait: bool = True) -> Iterator[bool]:
+        """One compiler per key at a time on this machine (flock; other machines just compile).
+        Yields whether this process holds it: with wait=False, False when another one does."""
         with self._path(key, ".lock").open("w") as handle:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX)
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
             except OSError:  # a file system without locks (a blob mount): ranks may compile side by side
-                yield
+                yield True
                 return
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)

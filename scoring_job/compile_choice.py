@@ -141,24 +141,29 @@ def _inductor_folder() -> Path:
     return folder
 
 
-def compile_through_cache(stylizer: Stylizer, key: CompileKey, batch: np.ndarray, cache: CompileCache) -> None:
+def compile_through_cache(stylizer: Stylizer, key: CompileKey, batch: np.ndarray, cache: CompileCache,
+                          wait: bool = True) -> bool:
     """Switch to compiled code and record the compile or load time and the compiled speed. A cold
     compile holds the key's lock, so the other ranks of this machine wait and then load what it
-    saved instead of compiling the same graph beside it; loads run side by side."""
+    saved instead of compiling the same graph beside it; loads run side by side. With wait=False
+    nothing happens if another process holds the lock (returns False)."""
     inductor_folder = _inductor_folder()
-    stylizer.use_compiled()
-    with cache.lock(key):
+    with cache.lock(key, wait=wait) as held:
+        if not held:
+            return False
+        stylizer.use_compiled()
         loaded = cache.unpack(key, inductor_folder)
         if not loaded:
             first = _seconds(stylizer, batch)
             if not stylizer.compiled:
-                return  # no working compiler: eager it is
+                return False  # no working compiler: eager it is
             cache.pack(key, inductor_folder)
             cache.record(key, compile_s=first)
     if loaded:
         cache.record(key, load_s=_seconds(stylizer, batch))
     else:
         cache.record(key, speedup=_speedup(stylizer, batch))
+    return True
 
 
 def _speedup(stylizer: Stylizer, batch: np.ndarray, turns: int = 2) -> float:

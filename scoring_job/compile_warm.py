@@ -46,10 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         style_root=args.style_root)
     cache = CompileCache(args.cache)
     key = compile_key(stylizer, args.height, args.width)
-    if cache.has_artifacts(key) or cache.lock_taken(key):
+    batch = np.zeros((args.batch_size, args.height, args.width, 3), np.uint8)
+    if cache.has_artifacts(key) or not compile_through_cache(stylizer, key, batch, cache, wait=False):
         log.info("key %s is cached or being compiled already", key.digest)
         return 0
-    compile_through_cache(stylizer, key, np.zeros((args.batch_size, args.height, args.width, 3), np.uint8), cache)
     log.info("key %s compiled into %s", key.digest, args.cache)
     return 0
 
