@@ -127,10 +127,8 @@ def test_a_job_too_short_for_a_cold_compile_compiles_in_the_background_for_the_n
     policy = prepare_model(first, 24, 24, 2000, "auto", cache, model)
     assert not policy.choice.compile and not first.compiled and policy.warmer is not None
     assert policy.warmer.wait(timeout=600) == 0
-    assert cache.has_artifacts(key) and cache.figures(key).compile_s is not None
-    # the warmer measured the speedup of this tiny 24x24 frame (barely any); restore the one seeded
-    # above, as at a size where compiling pays
-    cache.record(key, speedup=2.0)
+    assert cache.has_artifacts(key)
+    assert cache.figures(key) == Figures(eager_s_per_frame=0.01, speedup=2.0)  # no starved timings recorded
 
     second = Stylizer(parse_style("19"), choose_device("cpu"))
     policy = prepare_model(second, 24, 24, 2000, "auto", cache, model)
