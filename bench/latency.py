@@ -201,6 +201,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="1-frame jobs (the first is the cold one)")
     parser.add_argument("--seconds", type=float, default=30, help="length of the efficiency clip")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 one-frame runs, a 4 s clip once")
+    parser.add_argument("--local-processes", default=APP_DEFAULTS["local_processes"],
+                        help="ranks of a local job (the app's setting RESTYLE_LOCAL_PROCESSES)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     parser.add_argument("--compile-only", action="store_true", help="only the compile figures (print, no file)")
     args = parser.parse_args()
     if args.compile_only:
@@ -213,7 +216,7 @@ def main() -> None:
         folder = Path(scratch)
         one = one_frame_clip(folder / "one.mp4")
         long_clip = looped_clip(folder / "long.mp4", seconds)
-        with running_stack(folder / "stack", **APP_DEFAULTS) as stack:
+        with running_stack(folder / "stack", **{**APP_DEFAULTS, "local_processes": args.local_processes}) as stack:
             singles = [run_job(stack, one, f"one-{k}.mp4", 300) for k in range(runs)]
             services = [run_job(stack, long_clip, "long-0.mp4", 1800)]
             if not args.quick:
@@ -239,15 +242,16 @@ def main() -> None:
         "service_run_stability_0": unfiltered,
         "compile_figures": compiling,
         "clip": f"bigbuckbunny looped to {seconds:g} s, {SIZE[0]}x{SIZE[1]}, {frames} frames, AAC",
-        "settings": {**APP_DEFAULTS, "stability": "0.5 (default)", "compile": "auto (default)",
+        "settings": {**APP_DEFAULTS, "local_processes": args.local_processes, "stability": "0.5 (default)",
+                     "compile": "auto (default)",
                      "blob_poll_seconds": 0.5},
         "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "cores": os.cpu_count(),
     }
     print(json.dumps(result, indent=2))
     if not args.quick:
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {RESULTS}")
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -31,12 +31,12 @@ log = logging.getLogger(__name__)
 
 CompileMode = Literal["auto", "always", "never"]
 
-# Stand-ins until this machine has measured its own (bench/latency.py, 2-core EPYC, CPU fp32):
-# the compiled model is ~1.5x the eager one; a cold compile takes ~40 s, loading the cached
-# artifacts ~4 s.
-DEFAULT_SPEEDUP = 1.5
-DEFAULT_COMPILE_S = 40.0
-DEFAULT_LOAD_S = 4.0
+# Stand-ins until this machine has measured its own. bench/latency.py on the 2-core Xeon, CPU fp32,
+# 640x360, quiet: compiled 1.14x eager with 1 thread, 1.28x with 2; a cold compile 23-26 s, a
+# load from the cache on a fresh node 2.6-2.9 s (bench/results/latency.json, compile_figures).
+DEFAULT_SPEEDUP = 1.2
+DEFAULT_COMPILE_S = 25.0
+DEFAULT_LOAD_S = 3.0
 
 
 @dataclass(frozen=True)
