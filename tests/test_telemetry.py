@@ -227,7 +227,7 @@ def test_queue_wait_of_a_local_job(emitted, settings) -> None:
 
     _, reader = emitted
     backend = LocalBackend(BlobStore.from_settings(settings))
-    backend._launch = lambda state, job_id, kind: None  # the wait is measured, not the run
+    backend._launch = lambda state, job_id, kind, events_url: None  # the wait is measured, not the run
     backend.submit("job-q", 1, 1)
     assert [dict(p.attributes) for p in points(reader, "restyle.scoring.queue_wait")] == [
         {"job_id": "job-q", "backend": "local"}]
