@@ -17,6 +17,7 @@ from pathlib import Path
 from e2e_support import stop_scoring_jobs
 
 from tools.azurite import connection_string, free_port
+from tools.process_group import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_APP = {"RESTYLE_LOCAL_PROCESSES": "1", "RESTYLE_SEGMENT_SECONDS": "1", "RESTYLE_POLL_INITIAL_SECONDS": "0.5",
@@ -63,12 +64,7 @@ class RestyleUp:
     def stop(self, timeout: float = 60) -> int | None:
         """Ctrl-C, as a user stops it; its exit status."""
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            stop_process_group(self.process, signal.SIGINT, timeout)
         return self.process.returncode if self.process else None
 
     def close(self) -> None:

@@ -4,7 +4,6 @@ and start it again where it was)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -15,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from restyle.settings import AZURITE_CONNECTION_STRING
+
+from .process_group import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
@@ -75,14 +76,7 @@ class Azurite:
         every 5 s."""
         if not self.process or self.process.poll() is not None:
             return True
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            return False
-        return True
+        return stop_process_group(self.process, signal.SIGTERM, grace)
 
 
 @contextmanager
