@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from e2e_support import running_stack  # noqa: E402
+from e2e_support import command_line, running_stack  # noqa: E402
 
 from devhost.history import EventType  # noqa: E402
 from scoring_job.engine import Stylizer, choose_device  # noqa: E402
@@ -131,21 +131,11 @@ def wait_for_background_compiles(timeout: float) -> float:
     """Seconds until no compile_warm process is left (the first job may have started one): the
     steady state is a machine whose compile cache holds what its jobs need."""
     started = time.monotonic()
-    while _running(b"scoring_job.compile_warm"):
+    while any("scoring_job.compile_warm" in command_line(int(proc.name)) for proc in Path("/proc").glob("[0-9]*")):
         if time.monotonic() - started > timeout:
             raise TimeoutError("a background compile did not finish")
         time.sleep(1)
     return round(time.monotonic() - started, 1)
-
-
-def _running(marker: bytes) -> bool:
-    for path in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if marker in path.read_bytes():
-                return True
-        except OSError:  # ended meanwhile
-            continue
-    return False
 
 
 def model_alone_fps(clip: Path, frames: int) -> float:
