@@ -10,8 +10,9 @@ datastore, so every node of every job sees it) holding, per compile key:
   fresh process's own cache folder before it compiles. Measured here (2-core CPU, shared): a cold
   compile of the model took 31-54 s; torch's portable `save_cache_artifacts` cut that only to 46 s
   (it does not carry the built C++ kernels), this folder unpacked to 4.3 s;
-- `<key>.json`: the figures measured here (eager and compiled seconds a frame, cold compile and
-  warm load seconds) that decide whether compiling pays for a job's length (compile_choice.py).
+- `<key>.json`: the figures measured here (eager seconds a frame, the compiled speedup, cold
+  compile and warm load seconds) that decide whether compiling pays for a job's length
+  (compile_choice.py).
 
 Ranks of one machine take a lock per key, so the first compiles and saves while the others wait
 and then load its work instead of each compiling the same graph at once.

@@ -1,11 +1,11 @@
 """Compile the model only when it pays for the frames this rank has left.
 
-Compiling saves (eager - compiled) seconds on every frame and costs `compile_s` once, or only
-`load_s` when an earlier job or rank left its artifacts in the cache. The figures are this
+Compiling saves eager x (1 - 1/speedup) seconds on every frame and costs `compile_s` once, or
+only `load_s` when an earlier job or rank left its artifacts in the cache. The figures are this
 machine's own, measured and stored in the cache (compile_cache.py). The first time a key is seen
 the eager time is unknown: the rank starts eagerly, times its second batch (the first also
 creates the kernels' primitives) and decides then, so nothing is run only to be measured. The
-compiled time and the compile and load costs are measured each time they happen; until then the
+speedup and the compile and load costs are measured each time they happen; until then the
 defaults below stand in.
 """
 
@@ -51,9 +51,9 @@ class Choice:
 def decide(frames: int, figures: Figures, cached: bool) -> Choice:
     """Compile when the time saved over `frames` exceeds the compile (or cache load) time."""
     eager = figures.eager_s_per_frame or 0.0
-    compiled = eager / (figures.speedup or DEFAULT_SPEEDUP)
+    saving = frames * eager * (1 - 1 / (figures.speedup or DEFAULT_SPEEDUP))
     cost = (figures.load_s or DEFAULT_LOAD_S) if cached else (figures.compile_s or DEFAULT_COMPILE_S)
-    return Choice(frames * (eager - compiled) > cost, frames, frames * (eager - compiled), cost, cached)
+    return Choice(saving > cost, frames, saving, cost, cached)
 
 
 def compile_key(stylizer: Stylizer, height: int, width: int) -> CompileKey:
