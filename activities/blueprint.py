@@ -16,7 +16,7 @@ from .cleanup import cleanup_work
 from .many_models.results import collect_results
 from .many_models.validate import validate_table
 from .probe_input import probe_input
-from .scoring.backend import JobKind, JobState, JobStatus, kind_of, scoring_results
+from .scoring.backend import JobKind, JobState, JobStatus, kind_of, scoring_results, scoring_summary
 from .scoring_activities import backend_for, close_attempt, submit_attempt
 from .scoring_activities import write_manifest as write_manifest_blob
 from .split import split_unit
@@ -58,7 +58,9 @@ def split(payload: dict) -> dict:
 @bp.activity_trigger(input_name="payload")
 @job_activity()
 def stitch(payload: dict) -> dict:
-    return stitch_output(app_store(), payload["blob"], payload["etag"], payload["job_id"])
+    store = app_store()
+    stitched = stitch_output(store, payload["blob"], payload["etag"], payload["job_id"])
+    return {**stitched, "scoring": scoring_summary(scoring_results(store, payload["job_id"]))}
 
 
 @bp.activity_trigger(input_name="payload")

@@ -29,7 +29,7 @@ TABLE_ORCHESTRATOR = "many_models"
 PIPELINES = {ORCHESTRATOR: "video", TABLE_ORCHESTRATOR: "many_models"}  # orchestrator -> the API's `pipeline`
 PROGRESS_KEYS = ("segments_done", "segments_total", "frames_per_second", "partitions_done", "partitions_total",
                  "partitions_rejected", "models_per_minute", "eta_seconds", "attempt")
-OUTPUT_KEYS = ("output_blob", "preview_blob", "frames", "duration",  # video
+OUTPUT_KEYS = ("output_blob", "preview_blob", "frames", "duration", "scoring",  # video
                "dataset", "outputs", "trained", "passed", "pass_rate", "decisions", "flagged_in_production",
                "partitions_rejected", "partitions_failed")  # many models
 TERMINAL = {"Completed", "Failed", "Canceled", "Terminated"}

@@ -27,10 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scoring import psnr_db
 from scoring_job import heap
 from scoring_job.engine import Stylizer, choose_device
 from scoring_job.probe import probe_video
+from scoring_job.quality import psnr
 from scoring_job.style_spec import parse_style
 from scoring_job.video_io import FrameReader, output_size
 from tools.footage import bundled_clip
@@ -92,7 +92,7 @@ def main() -> None:
         "int8_speedup_wall": round(best_wall["after"] / best_wall["int8"], 3),
         "int8_speedup_cpu": round(best_cpu["after"] / best_cpu["int8"], 3),
         "fp32_max_abs_diff": float((outputs["before"] - outputs["after"]).abs().max()),
-        "int8_psnr_db": round(psnr_db(stylizers["int8"](frames[:1]), stylizers["after"](frames[:1])), 2),
+        "int8_psnr_db": round(psnr(stylizers["int8"](frames[:1]), stylizers["after"](frames[:1]), 255), 2),
         "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in os.getloadavg()]},
     }
     print(json.dumps(results, indent=2))

@@ -44,10 +44,12 @@ from bench.openvino_peer import OpenVinoPeer
 from bench.peak import measured_peak
 from scoring_job.engine import Stylizer, choose_device
 from scoring_job.ffmpeg_binary import ffmpeg_binary
+from scoring_job.machine import cpu_kind, cpu_record
 from scoring_job.models.multistyle import MultiStyleNet
 from scoring_job.pipeline import stylize_segment
-from scoring_job.precision_choice import machine_key
+from scoring_job.precision_choice import stylizer_for
 from scoring_job.probe import probe_video
+from scoring_job.quality import psnr
 from scoring_job.style_spec import parse_style
 from scoring_job.video_io import FrameReader, output_size
 from tools.footage import bundled_clip
@@ -125,11 +127,6 @@ def png_flow_fps(source: Path, destination: Path, stylizer: Stylizer, size: tupl
         shutil.rmtree(work, ignore_errors=True)
 
 
-def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 class PerSize:
     """Peer figures depend on the size only: measured once per size and shared by its runs."""
 
@@ -153,9 +150,11 @@ def bench_size(source: Path, size: tuple[int, int], precision: str, frames_in_me
     info = probe_video(source)
     scale = size[0] / info.width
     actual = output_size(info, scale)
-    stylizer = Stylizer(parse_style(STYLE), choose_device("auto", precision=precision), compile_model=compile_model)
     reader = FrameReader(source, info, actual)
     frames = np.concatenate(list(reader.batches(16)))[:frames_in_memory]
+    stylizer, choice = stylizer_for(parse_style(STYLE), "auto", precision=precision, sample=lambda: frames)
+    if compile_model:
+        stylizer.use_compiled()
     model_before = model_fps(stylizer, frames)
     pipeline_result = stylize_segment(source, out / f"ours_{actual[0]}.mp4", stylizer, scale=scale,
                                       copy_audio=True, info=info, stability=0.0)
@@ -187,13 +186,26 @@ def bench_size(source: Path, size: tuple[int, int], precision: str, frames_in_me
         "gflop_per_frame": round(gflop, 2),
         "achieved_gflops": round(gflop * a, 1),
         "flop_efficiency": round(gflop * a / peak["fp32"], 3),
+        **({"precision_choice": choice.as_dict()} if choice else {}),
     }
     if precision not in FP32:
         reference = Stylizer(parse_style(STYLE), choose_device("cpu", precision="fp32"))
-        figures["psnr_db_vs_fp32"] = round(min(psnr_db(stylizer(frame[None]), reference(frame[None]))
+        figures["psnr_db_vs_fp32"] = round(min(psnr(stylizer(frame[None]), reference(frame[None]), 255)
                                                for frame in frames), 2)
     print(json.dumps(figures), flush=True)
     return figures
+
+
+def with_machine_rows(results: dict, target: Path) -> dict:
+    """This run's figures, and under `machines` one row per kind of CPU: this run's replaces the
+    earlier row of the same kind, the other kinds' rows are kept (figures differ by CPU)."""
+    try:
+        earlier = json.loads(target.read_text(encoding="utf-8")).get("machines", [])
+    except (OSError, ValueError):
+        earlier = []
+    row = {key: value for key, value in results.items() if key != "machines"}
+    kept = [machine for machine in earlier if machine.get("machine", {}).get("cpu") != results["machine"]["cpu"]]
+    return {**results, "machines": [*kept, row]}
 
 
 def main() -> None:
@@ -203,6 +215,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=32, help="frames held in memory for the model-only figure")
     parser.add_argument("--eager", action="store_true", help="do not torch.compile the model")
     parser.add_argument("--quick", action="store_true", help="smoke test: 320x180 fp32 and fast, 4 frames")
+    parser.add_argument("--output", type=Path, help="results file (default bench/results/scoring.json)")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.frames = "320x180:fp32,320x180:fast", 4
@@ -246,12 +259,13 @@ def main() -> None:
         "clip": f"{source.name} ({probe_video(source).frame_count} frames)",
         "style": STYLE,
         "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in os.getloadavg()]},
-        "machine": {"cpu": machine_key(), "cores": os.cpu_count(), "torch": torch.__version__,
+        "cpu": cpu_record(),
+        "machine": {"cpu": cpu_kind(), "cores": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
     })
-    target = RESULTS.with_name("scoring.quick.json") if args.quick else RESULTS
+    target = args.output or (RESULTS.with_name("scoring.quick.json") if args.quick else RESULTS)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(results, indent=2) + "\n")
+    target.write_text(json.dumps(with_machine_rows(results, target), indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     print(f"wrote {target}")
 

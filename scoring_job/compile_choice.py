@@ -26,6 +26,7 @@ import torch
 
 from .compile_cache import CompileCache, CompileKey, Figures
 from .engine import Stylizer
+from .machine import cpu_kind
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def compile_key(stylizer: Stylizer, height: int, width: int) -> CompileKey:
     device = stylizer.device_name
     if stylizer.config.device.type == "cuda":
         device += " " + torch.cuda.get_device_name(stylizer.config.device)
+    else:  # Inductor's C++ kernels and the timings are those of this kind of CPU (AVX2, AVX-512, AMX)
+        device += " " + cpu_kind()
     return CompileKey(type(stylizer.model).__name__, device, (stylizer.config.batch_size, height, width),
                       torch.__version__)
 

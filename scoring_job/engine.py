@@ -25,7 +25,6 @@ from .heap import keep_freed_memory
 from .models.arbitrary import STYLE_IMAGE_SIZE, StylePredictor, StyleTransformer
 from .models.int8 import quantize_image_conv
 from .models.multistyle import SIZE_MULTIPLE, MultiStyleNet
-from .precision_choice import Timer, fast_cpu_precision
 from .style_spec import BuiltinStyle, ImageStyle, Style
 
 log = logging.getLogger(__name__)
@@ -51,14 +50,12 @@ class DeviceConfig:
 PRECISIONS = ("auto", "fast", "fp32", "bf16", "fp16", "int8")
 
 
-def choose_device(device: str = "auto", batch_size: int | None = None, precision: str = "auto",
-                  *, timer: Timer | None = None) -> DeviceConfig:
+def choose_device(device: str = "auto", batch_size: int | None = None, precision: str = "auto") -> DeviceConfig:
     """CUDA (bf16 or fp16, batch 8) when present and allowed, else CPU (fp32, batch 1).
 
     On a 2-core CPU batching gains nothing (measured: bs2 is 8% slower per frame than bs1).
-    Reduced precision on CPU only when asked for: `fast` picks, by timing it on this machine
-    (precision_choice.py, `timer` replaces the measurement), whichever of fp32, int8, bf16 and
-    fp16 runs fastest here; or name one.
+    Reduced precision on CPU only when named: `fast` on CPU is decided per job, on its own frames
+    (precision_choice.stylizer_for), so it cannot be resolved here.
     """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -72,7 +69,8 @@ def choose_device(device: str = "auto", batch_size: int | None = None, precision
     elif precision == "auto":
         precision = "fp32"
     elif precision == "fast":
-        precision = fast_cpu_precision(timer)
+        raise ValueError("precision 'fast' on CPU is chosen on the job's own frames: build the model with "
+                         "precision_choice.stylizer_for")
     if precision == "int8" and target.type != "cpu":
         raise ValueError("precision int8 runs on CPU only; on CUDA use bf16 or fp16")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}

@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .files import write_text_atomic
@@ -99,8 +100,8 @@ def is_complete(output: Path, segment: Segment) -> bool:
 def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, device: str = "auto",
         compile_cache: Path | None = None) -> list[str]:
     """Stylize this rank's unfinished segments; return the names of segments that failed."""
-    from .engine import Stylizer, choose_device  # torch is imported only by ranks that run models
-    from .pipeline import stylize_segment
+    from .pipeline import stylize_segment  # torch is imported only by ranks that run models
+    from .precision_choice import CACHE_NAME, stylizer_for
     from .style_spec import parse_style
     from .video_io import EncodeOptions
 
@@ -115,8 +116,10 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
     options = manifest.options
     if device == "auto" and rank.world_size > 1:
         device = _device_for_local_rank(rank.local_rank)
-    stylizer = Stylizer(parse_style(manifest.style), choose_device(device, options.batch_size, options.precision),
-                        style_root=input_dir)
+    stylizer, precision_choice = stylizer_for(parse_style(manifest.style), device, options.batch_size,
+                                              options.precision, sample=partial(_first_frames, input_dir, manifest),
+                                              style_root=input_dir,
+                                              cache_file=compile_cache / CACHE_NAME if compile_cache else None)
     _prepare_model(stylizer, manifest, todo, input_dir, compile_cache)
     encode = EncodeOptions(crf=options.crf, preset=options.preset)
     previous = {segment.index + 1: segment for segment in manifest.segments}  # warm-up source of each segment
@@ -133,6 +136,8 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
                 log.warning("segment %s attempt %d failed: %s", segment.name, attempt, error)
                 continue
             payload = {"segment": segment.index, "rank": rank.rank, "attempt": attempt, **result.as_dict()}
+            if precision_choice is not None:
+                payload["precision_choice"] = precision_choice.as_dict()
             write_text_atomic(result_file, json.dumps(payload))
             log.info("segment %s done: %d frames in %.1fs (%.2f fps, %s)",
                      segment.name, result.frames, result.seconds, result.fps, result.device)
@@ -140,6 +145,17 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
         else:
             failed.append(segment.name)
     return failed
+
+
+def _first_frames(input_dir: Path, manifest: Manifest):
+    """The job's own first frames at its output size, the same for every rank (`fast`'s quality check)."""
+    from .precision_choice import SAMPLE_WINDOW
+    from .probe import probe_video
+    from .video_io import head_frames, output_size
+
+    first = input_dir / manifest.segments[0].path
+    info = probe_video(first)
+    return head_frames(first, info, output_size(info, manifest.options.scale), SAMPLE_WINDOW)
 
 
 def _prepare_model(stylizer, manifest: Manifest, todo: list[Segment], input_dir: Path,

@@ -47,8 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, help="frames per inference batch (default: 8 on GPU, 1 on CPU)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fast", "fp32", "bf16", "fp16", "int8"),
-                        help="auto: bf16/fp16 on CUDA, fp32 on CPU; fast: allow reduced precision and use the "
-                             "fastest measured on this machine (>= 35 dB PSNR against fp32)")
+                        help="auto: bf16/fp16 on CUDA, fp32 on CPU; fast: allow reduced precision: the fastest "
+                             "measured on this machine that keeps >= 35 dB PSNR against fp32 on this video's "
+                             "first frames, else fp32 (the reasons are printed)")
     parser.add_argument("--compile", nargs="?", const="always", default="auto", choices=("auto", "always", "never"),
                         help="torch.compile the model: auto (default) when it pays for the video's length, "
                              "from timings measured on this machine; --compile alone means always")
@@ -90,15 +91,19 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
 
     from .compile_cache import CompileCache, default_cache_folder
     from .compile_choice import prepare_model
-    from .engine import StyleImageError, Stylizer, choose_device
+    from .engine import StyleImageError
     from .pipeline import SegmentError, stylize_segment
+    from .precision_choice import SAMPLE_WINDOW, stylizer_for
     from .preview import evenly_spaced, write_preview
-    from .video_io import EncodeOptions, FfmpegError, output_size
+    from .video_io import EncodeOptions, FfmpegError, head_frames, output_size
 
+    width, height = output_size(info, args.scale)
     try:
-        config = choose_device(args.device, args.batch_size, args.precision)
-        stylizer = Stylizer(style, config)
-        width, height = output_size(info, args.scale)
+        stylizer, precision_choice = stylizer_for(
+            style, args.device, args.batch_size, args.precision,
+            sample=lambda: head_frames(args.input, info, (width, height), SAMPLE_WINDOW))
+        if precision_choice is not None:
+            print(precision_choice.summary(), file=sys.stderr)
         prepare_model(stylizer, height, width, info.frame_count, args.compile, CompileCache(default_cache_folder()))
     except StyleImageError as error:
         return _fail("style_image", str(error))

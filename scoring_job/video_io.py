@@ -212,6 +212,15 @@ class FrameWriter:
         self._process.wait()
 
 
+def head_frames(source: Path, info: VideoInfo, size: tuple[int, int], count: int) -> np.ndarray:
+    """The first `count` frames of `source` (fewer if it is shorter), uint8 [n, height, width, 3]."""
+    reader = FrameReader(source, info, size)
+    try:
+        return next(reader.batches(max(count, 1)), np.empty((0, size[1], size[0], 3), np.uint8))
+    finally:
+        reader.close()
+
+
 def tail_frames(source: Path, info: VideoInfo, size: tuple[int, int], count: int) -> np.ndarray:
     """The last `count` frames of `source` (fewer if it is shorter), uint8 [n, height, width, 3].
 

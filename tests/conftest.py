@@ -73,10 +73,6 @@ def media_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path
     return lambda kind: make_clip(kind, folder)
 
 
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
-
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory):

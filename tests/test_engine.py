@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import psnr
 from PIL import Image
 
 from scoring_job.engine import DeviceConfig, StyleImageError, Stylizer, choose_device
+from scoring_job.quality import psnr
 from scoring_job.style_spec import ImageStyle, parse_style
 
 CPU_FP32 = DeviceConfig(torch.device("cpu"), torch.float32, 1)

@@ -7,11 +7,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import psnr
 
 from scoring_job.models.arbitrary import StylePredictor, StyleTransformer
 from scoring_job.models.multistyle import MultiStyleNet
 from scoring_job.models.weights import model_dir
+from scoring_job.quality import psnr
 
 ort.set_default_logger_severity(3)
 

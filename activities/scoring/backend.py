@@ -9,6 +9,7 @@ so counting them counts finished units.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -80,6 +81,15 @@ def units_done(store: BlobStore, handle: dict) -> int:
         return sum(1 for name in names if name.endswith(f"/{TRAINED_RESULT}"))
     names = store.list_names(store.settings.work_container, layout.styled_prefix)
     return sum(1 for name in names if name.endswith(".json"))
+
+
+def scoring_summary(results: list[dict]) -> dict:
+    """What the job's result says of its scoring: the devices it ran on and, under `precision:
+    fast`, each distinct choice the ranks made with its measurements and reasons."""
+    choices = {json.dumps(result["precision_choice"], sort_keys=True): result["precision_choice"]
+               for result in results if isinstance(result.get("precision_choice"), dict)}
+    return {"devices": sorted({result["device"] for result in results if result.get("device")}),
+            **({"precision_choice": list(choices.values())} if choices else {})}
 
 
 def scoring_results(store: BlobStore, job_id: str) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The image-facing convolution in int8 (AVX512-VNNI / AMX through oneDNN), for the opt-in fast mode.
+"""The image-facing convolution in int8 (oneDNN's u8 x s8 convolution), for the opt-in fast mode.
 
 The first convolution of both networks reads the frame itself (3 channels, 9x9) and is the
 costliest layer: 40% of MultiStyleNet's multiply-adds at any size, and oneDNN runs it in fp32
@@ -12,19 +12,51 @@ Measured on real 1280x720 frames: 46.1-47.6 dB PSNR against the fp32 output (47.
 fp32 output; tests/test_precision.py keeps it >= 35 dB). Quantizing more layers falls below
 35 dB (34-38 dB with the two stride-2 convs, 32-34 dB with the residual blocks, dynamic
 per-frame activation ranges), and a uint8 output needs a range fixed in advance: 24-26 dB.
+
+Without VNNI (AVX2, or AVX-512 before Cascade Lake) oneDNN multiplies u8 x s8 with VPMADDUBSW,
+which adds each pair of products into int16 with saturation, and leaves it to the caller to keep
+the pair sum in range (oneDNN's developer guide, doc/advanced/int8_computations.md, "1.1.
+Processors with the Intel AVX2 or Intel AVX-512 Support": "a user can use u7 [0, 127] instead
+of u8 for the unsigned input, or s7 [-64, 63] instead of the s8 one"). Full-range weights then
+lost 25-30 dB (21.4-22.0 dB against fp32 with ONEDNN_MAX_CPU_ISA=AVX2, the figures reported from
+a Zen 3 machine). So the weights are rounded to s7 (|w| <= 63: 2 x 255 x 63 < 32767) wherever a
+probe convolution shows that this machine's kernel saturates; the pixels keep all 8 bits.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import nn
 
 INT8_MAX = 127
+INT7_MAX = 63  # s7: two u8 x s7 products always fit int16, with or without VNNI
+_PROBE_SHAPE = (1, 3, 9, 9)  # the image conv's own shape, so the probe runs the same kernel
 
 
 def int8_supported() -> bool:
     """oneDNN's quantized convolution is built into this torch (x86 CPU builds)."""
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qconv2d_pointwise")
+
+
+@functools.cache
+def int8_products_exact() -> bool:
+    """Whether this machine's u8 x s8 convolution sums full-range products exactly (VNNI, AMX) or
+    saturates them in int16 (VPMADDUBSW). Tried, not read from CPU flags: ONEDNN_MAX_CPU_ISA or a
+    hypervisor can make oneDNN run another kernel than the flags suggest."""
+    pixels = torch.full(_PROBE_SHAPE, 255, dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+    weight = torch.full(_PROBE_SHAPE, INT8_MAX, dtype=torch.int8).contiguous(memory_format=torch.channels_last)
+    unit = torch.ones(1)
+    packed = torch.ops.onednn.qconv_prepack(weight, unit, 1.0, 0, [1, 1], [0, 0], [1, 1], 1, None)
+    out = torch.ops.onednn.qconv2d_pointwise(pixels, 1.0, 0, packed, unit, torch.zeros(1, dtype=torch.int64), None,
+                                             [1, 1], [0, 0], [1, 1], 1, 1.0, 0, torch.float32, "none", [], "")
+    return float(out.flatten()[0]) == 255.0 * INT8_MAX * weight[0].numel()
+
+
+def weight_levels() -> int:
+    """The largest weight magnitude this machine's int8 convolution can take without saturating."""
+    return INT8_MAX if int8_products_exact() else INT7_MAX
 
 
 class Int8ImageConv(nn.Module):
@@ -35,8 +67,9 @@ class Int8ImageConv(nn.Module):
         if conv.padding != (0, 0) or conv.padding_mode != "zeros":
             raise ValueError("Int8ImageConv expects the caller to pad (the networks reflect-pad first)")
         weight = conv.weight.detach().float().cpu()
-        scale = (weight.abs().amax(dim=(1, 2, 3)) / INT8_MAX).clamp_min(torch.finfo(torch.float32).tiny)
-        quantized = (weight / scale.view(-1, 1, 1, 1)).round().clamp(-INT8_MAX, INT8_MAX).to(torch.int8)
+        self.levels = weight_levels()
+        scale = (weight.abs().amax(dim=(1, 2, 3)) / self.levels).clamp_min(torch.finfo(torch.float32).tiny)
+        quantized = (weight / scale.view(-1, 1, 1, 1)).round().clamp(-self.levels, self.levels).to(torch.int8)
         self.kernel_size, self.groups = conv.kernel_size, conv.groups
         self.stride, self.dilation = list(conv.stride), list(conv.dilation)
         self.output_dtype = torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else torch.float32
