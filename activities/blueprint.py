@@ -10,25 +10,26 @@ from __future__ import annotations
 import azure.durable_functions as df
 
 from restyle.storage import app_store
-from restyle.telemetry import job_activity, record_attempt, record_scoring_results, record_scoring_status
+from restyle.telemetry import job_activity, record_attempt, record_compute_status, record_scoring_results
 
 from .cleanup import cleanup_work
+from .compute.attempts import backend_for, close_attempt, submit_attempt
+from .compute.backend import UNITS, JobKind, JobState, JobStatus, kind_of, units_total
 from .many_models.results import collect_results
 from .many_models.validate import validate_table
-from .probe_input import probe_input
-from .scoring.backend import JobKind, JobState, JobStatus, kind_of, scoring_results, scoring_summary
-from .scoring_activities import backend_for, close_attempt, submit_attempt
-from .scoring_activities import write_manifest as write_manifest_blob
-from .split import split_unit
-from .stitch import stitch_output
+from .media.probe_input import probe_input
+from .media.scoring_io import scoring_results, scoring_summary
+from .media.scoring_io import write_manifest as write_manifest_blob
+from .media.split import split_unit
+from .media.stitch import stitch_output
 
 bp = df.Blueprint()
 
 
-def _scoring_progress(handle: dict, status: dict) -> None:
-    """Segments done on every poll; once the attempt ends (first poll to see it only): the attempt's
-    span and, when it completed, per-segment frames/s and rank seconds."""
-    record_scoring_status(handle["job_id"], status)
+def _compute_progress(handle: dict, status: dict) -> None:
+    """Units done on every poll; once the attempt ends (first poll to see it only): the attempt's
+    span and, when a scoring job completed, per-segment frames/s and rank seconds."""
+    record_compute_status(handle["job_id"], status)
     if JobState(status["state"]).terminal:
         _attempt_ended(handle, status)
 
@@ -90,30 +91,30 @@ def write_manifest(payload: dict) -> dict:
 
 @bp.activity_trigger(input_name="payload")
 @job_activity()
-def submit_scoring(payload: dict) -> dict:
+def submit_compute(payload: dict) -> dict:
     store = app_store()
-    return submit_attempt(store, backend_for(store), payload["job_id"], payload["segments_total"], payload["attempt"],
+    return submit_attempt(store, backend_for(store), payload["job_id"], payload["units_total"], payload["attempt"],
                           JobKind(payload.get("kind", JobKind.STYLIZE)), payload.get("events_url"))
 
 
 @bp.activity_trigger(input_name="handle")
-@job_activity(on_result=_scoring_progress)
-def scoring_status(handle: dict) -> dict:
+@job_activity(on_result=_compute_progress)
+def compute_status(handle: dict) -> dict:
     status: JobStatus = backend_for(app_store()).status(handle)
     return status.as_dict()
 
 
 @bp.activity_trigger(input_name="handle")
 @job_activity()
-def cancel_scoring(handle: dict) -> dict:
+def cancel_compute(handle: dict) -> dict:
     backend_for(app_store()).cancel(handle)
-    _attempt_ended(handle, {"state": JobState.CANCELED.value, "segments_done": None,
-                            "segments_total": handle.get("segments_total"), "message": "canceled by the orchestrator"})
+    _attempt_ended(handle, JobStatus(JobState.CANCELED, None, units_total(handle), "canceled by the orchestrator",
+                                     UNITS[kind_of(handle)]).as_dict())
     return {"canceled": handle.get("name") or handle.get("job_id")}
 
 
 @bp.activity_trigger(input_name="payload")
 @job_activity()
-def cancel_job_scoring(payload: dict) -> dict:
+def cancel_job_compute(payload: dict) -> dict:
     """Every attempt of the job still running, by job id: the failure path's handle may be stale."""
     return {"canceled": backend_for(app_store()).cancel_job(payload["job_id"])}

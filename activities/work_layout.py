@@ -48,13 +48,13 @@ class WorkLayout:
         return f"{self.job_id}/frame_times.json"
 
     def extras(self, index: int) -> str:
-        """The segment's packets of the source's other streams (activities.packet_spool)."""
+        """The segment's packets of the source's other streams (activities.media.packet_spool)."""
         return f"{self.job_id}/extras/{segment_name(index)}.pkts"
 
     @property
     def canceled_marker(self) -> str:
         """Outside `prefix` on purpose: removing a canceled job's intermediates keeps the marker, so a
-        submit_scoring still running (or redelivered) after the DELETE sees it."""
+        submit_compute still running (or redelivered) after the DELETE sees it."""
         return f"{self.job_id}.canceled"
 
     def attempt_closed(self, attempt: int) -> str:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import azure.durable_functions as df
 
-from activities.job_inputs import JobInputProblem, check_options, check_style
-from activities.scoring_activities import backend_for, mark_canceled
+from activities.compute.attempts import backend_for, mark_canceled
+from activities.media.job_inputs import JobInputProblem, check_options, check_style
 from activities.work_layout import WorkLayout
 from restyle.blob_names import UnsafeBlobName, safe_blob_name
 from restyle.storage import BlobNotFound, BlobStore
@@ -158,8 +158,8 @@ async def list_jobs(client: df.DurableOrchestrationClient, status_filter: str | 
 
 
 async def cancel_job(client: df.DurableOrchestrationClient, store: BlobStore, instance_id: str) -> dict:
-    """Mark the job canceled, terminate the orchestration, cancel its scoring job, and remove its
-    intermediates (the marker stays: see activities.scoring_activities.submit_attempt).
+    """Mark the job canceled, terminate the orchestration, cancel its compute job, and remove its
+    intermediates (the marker stays: see activities.compute.attempts.submit_attempt).
 
     The upload stays in input/ (a canceled job's video is the user's to keep or re-run). Storage and
     backend calls block, so they run in a thread (this runs on the worker's one event loop): two hops,
@@ -167,17 +167,18 @@ async def cancel_job(client: df.DurableOrchestrationClient, store: BlobStore, in
     view = await get_job(client, instance_id)
     if view["status"] in TERMINAL:
         raise ApiError(409, "job_finished", f"job {instance_id} has already finished ({view['status']})")
-    # first: a submit_scoring still running checks it after its submit
+    # first: a submit_compute still running checks it after its submit
     await asyncio.to_thread(mark_canceled, store, instance_id)
     await client.terminate(instance_id, "canceled by DELETE /api/jobs")
-    canceled = await asyncio.to_thread(stop_scoring_and_clean, store, instance_id)
+    canceled = await asyncio.to_thread(stop_compute_and_clean, store, instance_id)
+    # the field's published name, for both pipelines' compute jobs
     return {"id": instance_id, "status": "Terminated", "scoring_jobs_canceled": canceled}
 
 
-def stop_scoring_and_clean(store: BlobStore, instance_id: str) -> int:
-    """Cancel every running attempt of the job's scoring (local processes, or Azure ML calls) and
+def stop_compute_and_clean(store: BlobStore, instance_id: str) -> int:
+    """Cancel every running attempt of the job's compute job (local processes, or Azure ML jobs) and
     remove work/<id>/ (blocking); returns the number of attempts canceled."""
     canceled = backend_for(store).cancel_job(instance_id)
     removed = store.delete_prefix(store.settings.work_container, WorkLayout(instance_id).prefix)
-    log.info("canceled job %s: %d scoring runs stopped, %d work blobs removed", instance_id, canceled, removed)
+    log.info("canceled job %s: %d compute attempts stopped, %d work blobs removed", instance_id, canceled, removed)
     return canceled

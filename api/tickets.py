@@ -9,7 +9,7 @@ say what is wrong before a byte is sent.
 
 from __future__ import annotations
 
-from activities.job_inputs import JobInputProblem, check_options, check_style
+from activities.media.job_inputs import JobInputProblem, check_options, check_style
 from restyle.blob_names import UnsafeBlobName, safe_blob_name
 from restyle.storage import BlobStore
 

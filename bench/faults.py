@@ -47,7 +47,7 @@ from e2e_support import (  # noqa: E402
     write_clip,
 )
 
-from activities.stitch import output_names  # noqa: E402
+from activities.media.stitch import output_names  # noqa: E402
 from api.jobs import job_instance_id  # noqa: E402
 from api.uploads import options_from_metadata  # noqa: E402
 from tools.media_facts import audio_md5, frame_count, video_duration  # noqa: E402

@@ -83,8 +83,8 @@ def phases(history: list[dict], uploaded: float, done: float) -> dict:
     """Seconds per phase, from the orchestration's history (devhost's own event records)."""
     started = next(_stamp(e) for e in history if e["EventType"] == EventType.EXECUTION_STARTED)
     scheduled = _scheduled(history)
-    return {"trigger_s": round(started - uploaded, 2), "prepare_s": round(scheduled["submit_scoring"] - started, 2),
-            "compute_s": round(scheduled["stitch"] - scheduled["submit_scoring"], 2),
+    return {"trigger_s": round(started - uploaded, 2), "prepare_s": round(scheduled["submit_compute"] - started, 2),
+            "compute_s": round(scheduled["stitch"] - scheduled["submit_compute"], 2),
             "finish_s": round(done - scheduled["stitch"], 2),
             "noticed_by_event": any(e["EventType"] == EventType.EVENT_RAISED for e in history)}
 
@@ -124,7 +124,7 @@ def run_job(stack, clip: Path, name: str, timeout: float, metadata: dict[str, st
     scheduled = _scheduled(history)
     log = "".join(path.read_text() for path in sorted(stack.temp_root.glob(f"local-jobs/{job_id}/attempt-*/job.log")))
     return {"seconds": round(done - uploaded, 2), **phases(history, uploaded, done),
-            "compute": compute_parts(log, scheduled["submit_scoring"], scheduled["stitch"])}
+            "compute": compute_parts(log, scheduled["submit_compute"], scheduled["stitch"])}
 
 
 def wait_for_background_compiles(timeout: float) -> float:

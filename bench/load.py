@@ -41,7 +41,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from e2e_support import ENDED, FAST, running_stack  # noqa: E402
 
-from activities.scoring.local import LocalBackend  # noqa: E402
+from activities.compute.local import LocalBackend  # noqa: E402
 from restyle.settings import Settings  # noqa: E402
 from restyle.storage import BlobStore  # noqa: E402
 from scoring_job.ffmpeg_binary import ffmpeg_binary  # noqa: E402
@@ -117,7 +117,7 @@ class Sampler(threading.Thread):
         tree = process_tree(self.pid)
         return {"t": round(time.monotonic() - self.started, 1), "devhost_rss_mb": round(rss_mb(self.pid), 1),
                 "tree_rss_mb": round(sum(map(rss_mb, tree)), 1), "processes": len(tree),
-                "scoring_runners": sum("activities.scoring.local_runner" in cmdline(pid) for pid in tree),
+                "scoring_runners": sum("activities.compute.local_runner" in cmdline(pid) for pid in tree),
                 "scoring_state_dirs": running_state_dirs(self.temp_root), "mem_available_mb": round(mem_available_mb())}
 
     def run(self) -> None:

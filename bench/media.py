@@ -69,9 +69,9 @@ def transfer_rates(store, folder: Path) -> tuple[float, float]:
 
 def measure(settings_json: str, source: str) -> dict:
     """Runs in its own process so that its peak RSS belongs to this clip alone."""
-    from activities.probe_input import probe_input
-    from activities.split import split_unit
-    from activities.stitch import stitch_output
+    from activities.media.probe_input import probe_input
+    from activities.media.split import split_unit
+    from activities.media.stitch import stitch_output
     from activities.work_layout import WorkLayout
     from devhost.scratch import metered
     from restyle.storage import BlobStore

@@ -6,7 +6,7 @@
 
 For each clip (bigbuckbunny at 640x360 and 1280x720, bikes.mp4 at 640x272 with its hard cuts):
 1. the frames are cut into segments exactly where the job's own planner cuts them
-   (activities.segment_plan with the default settings), stored lossless (FFV1) so that nothing but
+   (activities.media.segment_plan with the default settings), stored lossless (FFV1) so that nothing but
    the cut differs from the source;
 2. the real scoring job (scoring_job.score.run, one rank, CPU, default encode) stylizes them with
    style 19 twice: `stability` 0 (per-frame, today's output) and the default stability, each
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from activities.segment_plan import Packet, plan_segments, target_segment_seconds
+from activities.media.segment_plan import Packet, plan_segments, target_segment_seconds
 from bench.temporal_metric import clip_flows, ewarp_series, mean_ewarp, psnr, sharpness
 from restyle.settings import Settings
 from scoring_job.engine import Stylizer, choose_device, to_frames

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 
 import azure.durable_functions as df
 
-from activities.scoring.backend import COMPUTE_CHANGED
+from activities.compute.backend import COMPUTE_CHANGED, JobStatus
 
 ProgressReport = Callable[[df.DurableOrchestrationContext, dict, dict, dict], None]
-# prepare(context, job) -> job with `scoring` (first attempt submitted); finish(context, job, completed
+# prepare(context, job) -> job with `compute` (first attempt submitted); finish(context, job, completed
 # status) -> (result, details of the "done" stage). Both are generators run with `yield from`.
 Stage = Callable[..., Generator]
 
@@ -26,10 +26,10 @@ def run_compute_pipeline(context: df.DurableOrchestrationContext, prepare: Stage
     """The shape both orchestrators share: prepare (skipped once continued as new), monitor the
     compute job, finish, clean up; on any failure but a rejection (nothing was started for it),
     cancel what is in flight and clean up, then fail with the original error."""
-    job = context.get_input()
+    job = renamed_fields(context.get_input())
     retry = retry_options(job["policy"])
     try:
-        if "scoring" not in job:
+        if "compute" not in job:
             job = yield from prepare(context, job)
         completed = yield from monitor(context, job, report)
         if completed is None:
@@ -61,14 +61,29 @@ def now(context: df.DurableOrchestrationContext) -> str:
     return context.current_utc_datetime.isoformat()
 
 
+def renamed_fields(job: dict) -> dict:
+    """The job input with the names this code uses. A job that was running when the compute fields
+    were renamed continues (continue_as_new) with the old ones: `scoring` for its compute state and
+    `scoring_max_attempts` / `scoring_deadline_seconds` in its policy."""
+    policy = {key.replace("scoring_", "compute_", 1) if key in _RENAMED_POLICY else key: value
+              for key, value in job["policy"].items()}
+    job = {**job, "policy": policy}
+    if "scoring" in job and "compute" not in job:
+        job["compute"] = job.pop("scoring")
+    return job
+
+
+_RENAMED_POLICY = ("scoring_max_attempts", "scoring_deadline_seconds")
+
+
 def start_compute(context: df.DurableOrchestrationContext, job: dict, kind: str, units_total: int):
-    """Submit attempt 1; returns the job with its `scoring` state (handle, attempt, deadline, backoff)."""
+    """Submit attempt 1; returns the job with its `compute` state (handle, attempt, deadline, backoff)."""
     policy = job["policy"]
-    deadline = context.current_utc_datetime + timedelta(seconds=policy["scoring_deadline_seconds"])
-    handle = yield context.call_activity_with_retry("submit_scoring", retry_options(policy), {
-        "job_id": context.instance_id, "segments_total": units_total, "attempt": 1, "kind": kind,
+    deadline = context.current_utc_datetime + timedelta(seconds=policy["compute_deadline_seconds"])
+    handle = yield context.call_activity_with_retry("submit_compute", retry_options(policy), {
+        "job_id": context.instance_id, "units_total": units_total, "attempt": 1, "kind": kind,
         "events_url": job.get("events_url")})
-    return {**job, "scoring": {"kind": kind, "handle": handle, "attempt": 1, "deadline": deadline.isoformat(),
+    return {**job, "compute": {"kind": kind, "handle": handle, "attempt": 1, "deadline": deadline.isoformat(),
                                "delay": policy["poll_initial_seconds"], "started": now(context)}}
 
 
@@ -77,32 +92,33 @@ def monitor(context: df.DurableOrchestrationContext, job: dict, report: Progress
 
     Returns None after scheduling continue_as_new (history bound), else the completed status.
     """
-    policy, scoring, retry = job["policy"], job["scoring"], retry_options(job["policy"])
-    deadline = datetime.fromisoformat(scoring["deadline"])
+    policy, compute, retry = job["policy"], job["compute"], retry_options(job["policy"])
+    deadline = datetime.fromisoformat(compute["deadline"])
     for _ in range(policy["polls_per_history"]):
         moment = context.current_utc_datetime
         if moment >= deadline:
-            yield context.call_activity_with_retry("cancel_scoring", retry, scoring["handle"])
-            raise TimeoutError(f"the {_noun(scoring)} did not finish by its deadline "
-                               f"({policy['scoring_deadline_seconds']:.0f} s); it was canceled")
-        yield from wait_for_change(context, min(moment + timedelta(seconds=scoring["delay"]), deadline))
-        status = yield context.call_activity_with_retry("scoring_status", retry, scoring["handle"])
-        report(context, job, scoring, status)
+            yield context.call_activity_with_retry("cancel_compute", retry, compute["handle"])
+            raise TimeoutError(f"the {_noun(compute)} did not finish by its deadline "
+                               f"({policy['compute_deadline_seconds']:.0f} s); it was canceled")
+        yield from wait_for_change(context, min(moment + timedelta(seconds=compute["delay"]), deadline))
+        polled = yield context.call_activity_with_retry("compute_status", retry, compute["handle"])
+        status = JobStatus.from_dict(polled).as_dict()  # a poll made before the rename says segments_*
+        report(context, job, compute, status)
         if status["state"] == "completed":
             return status
         if status["state"] in ("failed", "preempted"):
-            if scoring["attempt"] >= policy["scoring_max_attempts"]:
-                raise RuntimeError(f"{_noun(scoring)} failed {scoring['attempt']} times; last: {status['message']}")
-            attempt = scoring["attempt"] + 1
-            handle = yield context.call_activity_with_retry("submit_scoring", retry, {
-                "job_id": context.instance_id, "segments_total": status["segments_total"], "attempt": attempt,
-                "kind": scoring.get("kind", "stylize"), "events_url": job.get("events_url")})
-            scoring = {**scoring, "handle": handle, "attempt": attempt, "delay": policy["poll_initial_seconds"]}
+            if compute["attempt"] >= policy["compute_max_attempts"]:
+                raise RuntimeError(f"{_noun(compute)} failed {compute['attempt']} times; last: {status['message']}")
+            attempt = compute["attempt"] + 1
+            handle = yield context.call_activity_with_retry("submit_compute", retry, {
+                "job_id": context.instance_id, "units_total": status["units_total"], "attempt": attempt,
+                "kind": compute.get("kind", "stylize"), "events_url": job.get("events_url")})
+            compute = {**compute, "handle": handle, "attempt": attempt, "delay": policy["poll_initial_seconds"]}
             continue
         if status["state"] == "canceled":
-            raise RuntimeError(f"the {_noun(scoring)} was canceled")
-        scoring = {**scoring, "delay": min(scoring["delay"] * 2, policy["poll_max_seconds"])}
-    context.continue_as_new({**job, "scoring": scoring})
+            raise RuntimeError(f"the {_noun(compute)} was canceled")
+        compute = {**compute, "delay": min(compute["delay"] * 2, policy["poll_max_seconds"])}
+    context.continue_as_new({**job, "compute": compute})
     return None
 
 
@@ -116,18 +132,18 @@ def wait_for_change(context: df.DurableOrchestrationContext, until: datetime):
         timer.cancel()
 
 
-def _noun(scoring: dict) -> str:
-    return "training run" if scoring.get("kind") == "many_models" else "scoring"
+def _noun(compute: dict) -> str:
+    return "training run" if compute.get("kind") == "many_models" else "scoring"
 
 
-def elapsed_seconds(context: df.DurableOrchestrationContext, scoring: dict) -> float:
-    return (context.current_utc_datetime - datetime.fromisoformat(scoring["started"])).total_seconds()
+def elapsed_seconds(context: df.DurableOrchestrationContext, compute: dict) -> float:
+    return (context.current_utc_datetime - datetime.fromisoformat(compute["started"])).total_seconds()
 
 
 def stop_compute(context: df.DurableOrchestrationContext, job: dict, retry: df.RetryOptions):
     """On every failure path, cancel whatever attempt is in flight (nodes bill until then); best
     effort: the failure being reported may be the very error that makes the cancel fail too."""
     try:
-        yield context.call_activity_with_retry("cancel_job_scoring", retry, {"job_id": context.instance_id})
+        yield context.call_activity_with_retry("cancel_job_compute", retry, {"job_id": context.instance_id})
     except Exception:  # noqa: BLE001 - the original error is the one to report
-        set_stage(context, job, "failed", scoring_cancel="failed")
+        set_stage(context, job, "failed", compute_cancel="failed")

@@ -35,15 +35,15 @@ def validate(context: df.DurableOrchestrationContext, job: dict):
     return (yield from start_compute(context, job, KIND, table["partitions_total"]))
 
 
-def _report_progress(context: df.DurableOrchestrationContext, job: dict, scoring: dict, status: dict) -> None:
-    done, total = status["segments_done"], status["segments_total"]
-    elapsed = elapsed_seconds(context, scoring)
+def _report_progress(context: df.DurableOrchestrationContext, job: dict, compute: dict, status: dict) -> None:
+    done, total = status["units_done"], status["units_total"]
+    elapsed = elapsed_seconds(context, compute)
     rate = done / elapsed * 60 if elapsed > 0 and done else None
     eta = (total - done) / rate * 60 if rate else None
-    set_stage(context, job, "train", attempt=scoring["attempt"], partitions_done=done, partitions_total=total,
+    set_stage(context, job, "train", attempt=compute["attempt"], partitions_done=done, partitions_total=total,
               partitions_rejected=job["table"]["partitions_rejected"], dataset=job["table"]["dataset"],
               models_per_minute=round(rate, 1) if rate else None, eta_seconds=round(eta) if eta is not None else None,
-              scoring_state=status["state"])
+              compute_state=status["state"])
 
 
 def collect(context: df.DurableOrchestrationContext, job: dict, completed: dict):
@@ -51,7 +51,7 @@ def collect(context: df.DurableOrchestrationContext, job: dict, completed: dict)
     set_stage(context, job, "publish", dataset=dataset)
     results = yield context.call_activity_with_retry("collect_run_results", retry_options(job["policy"]), {
         "job_id": context.instance_id, "dataset": dataset})
-    partitions = {"partitions_done": completed["segments_done"], "partitions_total": completed["segments_total"],
+    partitions = {"partitions_done": completed["units_done"], "partitions_total": completed["units_total"],
                   "dataset": dataset}
     return {"blob": job["blob"], **results}, partitions
 

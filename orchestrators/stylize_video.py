@@ -43,22 +43,22 @@ def prepare(context: df.DurableOrchestrationContext, job: dict):
     return (yield from start_compute(context, job, "stylize", manifest["segments_total"]))
 
 
-def _report_progress(context: df.DurableOrchestrationContext, job: dict, scoring: dict, status: dict) -> None:
-    elapsed = elapsed_seconds(context, scoring)
-    done, total = status["segments_done"], status["segments_total"]
+def _report_progress(context: df.DurableOrchestrationContext, job: dict, compute: dict, status: dict) -> None:
+    elapsed = elapsed_seconds(context, compute)
+    done, total = status["units_done"], status["units_total"]
     frames_per_segment = job["video"]["frame_count"] / max(total, 1)
     fps = done * frames_per_segment / elapsed if elapsed > 0 and done else None
     eta = (total - done) * frames_per_segment / fps if fps else None
-    set_stage(context, job, "scoring", attempt=scoring["attempt"], segments_done=done, segments_total=total,
+    set_stage(context, job, "scoring", attempt=compute["attempt"], segments_done=done, segments_total=total,
               frames_per_second=round(fps, 2) if fps else None, eta_seconds=round(eta) if eta is not None else None,
-              scoring_state=status["state"])
+              compute_state=status["state"])
 
 
 def stitch(context: df.DurableOrchestrationContext, job: dict, completed: dict):
     set_stage(context, job, "stitch")
     stitched = yield context.call_activity_with_retry("stitch", retry_options(job["policy"]), {
         "blob": job["blob"], "etag": job["etag"], "job_id": context.instance_id})
-    segments = {"segments_done": completed["segments_total"], "segments_total": completed["segments_total"]}
+    segments = {"segments_done": completed["units_total"], "segments_total": completed["units_total"]}
     return {"blob": job["blob"], **stitched}, segments
 
 

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The blob trigger's connection (an app-setting prefix, as the Functions host reads it): in Azure
@@ -27,7 +27,7 @@ AZURITE_CONNECTION_STRING = (
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RESTYLE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="RESTYLE_", extra="ignore", frozen=True, populate_by_name=True)
 
     # Storage: an account URL (Azure, managed identity) or, for Azurite only, a connection string.
     storage_account_url: str | None = None
@@ -58,8 +58,11 @@ class Settings(BaseSettings):
     segments_per_worker: int = Field(default=3, gt=0)
     split_parallelism: int = Field(default=4, gt=0)  # split activities of one video running at once (a wave)
 
-    # Scoring: "local" (torchrun on this machine) or "azureml" (MPI command job on a GPU cluster).
-    scoring_backend: Literal["local", "azureml"] = "local"
+    # Where compute jobs (both pipelines') run: "local" (processes on this machine) or "azureml" (an
+    # MPI command job on a GPU cluster for videos, a parallel job for tables). RESTYLE_SCORING_BACKEND,
+    # its name before it served both pipelines, is still read.
+    compute_backend: Literal["local", "azureml"] = Field(
+        default="local", validation_alias=AliasChoices("RESTYLE_COMPUTE_BACKEND", "RESTYLE_SCORING_BACKEND"))
     aml_subscription_id: str | None = None
     aml_resource_group: str | None = None
     aml_workspace: str | None = None
@@ -70,8 +73,11 @@ class Settings(BaseSettings):
     aml_processes_per_instance: int = Field(default=1, gt=0)  # = GPUs per node
     aml_experiment: str = "restyle"
 
-    scoring_max_attempts: int = Field(default=3, gt=0)  # failed/pre-empted jobs are resubmitted (and resume)
-    scoring_deadline_seconds: float = Field(default=6 * 3600, gt=0)
+    # Failed/pre-empted compute jobs are resubmitted (and resume); the RESTYLE_SCORING_* names are still read.
+    compute_max_attempts: int = Field(default=3, gt=0, validation_alias=AliasChoices(
+        "RESTYLE_COMPUTE_MAX_ATTEMPTS", "RESTYLE_SCORING_MAX_ATTEMPTS"))
+    compute_deadline_seconds: float = Field(default=6 * 3600, gt=0, validation_alias=AliasChoices(
+        "RESTYLE_COMPUTE_DEADLINE_SECONDS", "RESTYLE_SCORING_DEADLINE_SECONDS"))
     poll_initial_seconds: float = Field(default=5, gt=0)
     poll_max_seconds: float = Field(default=60, gt=0)
     polls_per_history: int = Field(default=20, gt=0)  # then continue_as_new keeps the history bounded
@@ -80,7 +86,7 @@ class Settings(BaseSettings):
     activity_retry_attempts: int = Field(default=5, gt=0)
     activity_retry_seconds: float = Field(default=8, gt=0)
     local_processes: int = Field(default=2, gt=0)  # torchrun processes of the local backend
-    local_max_jobs: int = Field(default=1, gt=0)  # local scoring jobs at once; more wait their turn
+    local_max_jobs: int = Field(default=1, gt=0)  # local compute jobs at once; more wait their turn
 
     # Many models (forecast_job/): one statistical model per partition of an uploaded table.
     max_table_bytes: int = Field(default=256 * 1024**2, gt=0)  # bigger tables are rejected (validation reads it whole)
@@ -116,7 +122,7 @@ class Settings(BaseSettings):
 
     def orchestration_policy(self) -> dict:
         """What the orchestrator needs from settings, passed in its input (orchestrators do no I/O)."""
-        keys = ("scoring_max_attempts", "scoring_deadline_seconds", "poll_initial_seconds", "poll_max_seconds",
+        keys = ("compute_max_attempts", "compute_deadline_seconds", "poll_initial_seconds", "poll_max_seconds",
                 "polls_per_history", "activity_retry_attempts", "activity_retry_seconds", "split_parallelism")
         return {key: getattr(self, key) for key in keys}
 

@@ -30,7 +30,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 
 SCOPE = "restyle"
 # Payload fields copied onto an activity's span when present (small scalars, never media).
-SPAN_FIELDS = ("blob", "attempt", "succeeded", "first", "last", "segments_total", "backend")
+SPAN_FIELDS = ("blob", "attempt", "succeeded", "first", "last", "units_total", "backend")
 
 _job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("restyle_job_id", default=None)
 _activity: contextvars.ContextVar[str | None] = contextvars.ContextVar("restyle_activity", default=None)
@@ -77,14 +77,15 @@ class _Instruments:
                                              description="failed activities and rejected uploads, by reason")
         self.bytes = meter.create_counter("restyle.storage.bytes", unit="By",
                                           description="blob bytes moved, by direction and activity")
-        self.segments_done = meter.create_gauge("restyle.scoring.segments_done", unit="{segment}",
-                                                description="styled segments of a job, as last polled")
+        self.units_done = meter.create_gauge("restyle.compute.units_done", unit="{unit}",
+                                             description="finished units of a compute job (segments or partitions, "
+                                                         "by `unit`), as last polled")
         self.segment_fps = meter.create_histogram("restyle.scoring.frames_per_second", unit="{frame}/s",
                                                   description="stylize throughput of each finished segment")
         self.gpu_seconds = meter.create_counter("restyle.scoring.gpu_seconds", unit="s",
                                                 description="rank (GPU) seconds spent stylizing a job's segments")
-        self.queue_wait = meter.create_histogram("restyle.scoring.queue_wait", unit="s",
-                                                 description="time a scoring attempt waited for a local slot")
+        self.queue_wait = meter.create_histogram("restyle.compute.queue_wait", unit="s",
+                                                 description="time a compute attempt waited for a local slot")
         self.model_lookups = meter.create_counter("restyle.forecast.model_lookups", unit="{lookup}",
                                                   description="forecast model cache lookups, by hit (true/false)")
         self.model_load = meter.create_histogram("restyle.forecast.model_load", unit="s",
@@ -264,22 +265,24 @@ def record_bytes(down: int = 0, up: int = 0) -> None:
         _instruments.bytes.add(up, {**attributes, "direction": "up"})
 
 
-def record_scoring_status(job_id: str, status: dict) -> None:
-    _instruments.segments_done.set(status["segments_done"], {"job_id": job_id})
+def record_compute_status(job_id: str, status: dict) -> None:
+    _instruments.units_done.set(status["units_done"], {"job_id": job_id, "unit": status.get("unit", "segment")})
 
 
 def record_attempt(handle: dict, status: dict) -> None:
-    """One span per scoring attempt, from its submission to the poll (or cancel) that saw it end, in
-    the job's trace: the GPU work itself, beside the short activity spans that submit and poll it."""
+    """One span per compute attempt (a scoring job or a training run), from its submission to the
+    poll (or cancel) that saw it end, in the job's trace: the GPU work itself, beside the short
+    activity spans that submit and poll it."""
     job_id = handle["job_id"]
     ended = time.time_ns()
     started = int(handle["submitted_at"] * 1e9) if handle.get("submitted_at") else ended
     state = str(status["state"])
     attributes = {"job_id": job_id, "attempt": handle.get("attempt", 0), "backend": handle.get("backend", ""),
-                  "state": state, "segments_total": handle.get("segments_total") or 0,
-                  **({"segments_done": status["segments_done"]} if status.get("segments_done") is not None else {}),
+                  "kind": handle.get("kind", "stylize"), "state": state, "unit": status.get("unit", "segment"),
+                  "units_total": status.get("units_total") or 0,
+                  **({"units_done": status["units_done"]} if status.get("units_done") is not None else {}),
                   **({"aml_job": handle["name"]} if handle.get("name") else {})}
-    span = _instruments.tracer.start_span("scoring_attempt", context=job_context(job_id), kind=SpanKind.INTERNAL,
+    span = _instruments.tracer.start_span("compute_attempt", context=job_context(job_id), kind=SpanKind.INTERNAL,
                                           attributes=attributes, start_time=min(started, ended))
     if state in ("failed", "preempted"):
         span.set_status(Status(StatusCode.ERROR, status.get("message") or state))

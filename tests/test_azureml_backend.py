@@ -6,14 +6,14 @@ import pytest
 from aml_double import FakeMLClient
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from activities.scoring.azureml import (
+from activities.compute.azureml import (
     AZUREML_STATES,
     AzureMLBackend,
     build_scoring_job,
     code_snapshot,
     scoring_environment,
 )
-from activities.scoring.backend import JobKind, JobState
+from activities.compute.backend import JobKind, JobState
 from restyle.settings import Settings
 
 
@@ -77,16 +77,16 @@ def test_the_table_covers_every_documented_status():
 def test_submit_status_and_cancel_through_the_jobs_boundary(store):
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
-    handle = backend.submit("job7", segments_total=3, attempt=1)
+    handle = backend.submit("job7", units_total=3, attempt=1)
     assert handle == {"backend": "azureml", "kind": "stylize", "name": "restyle-job7-a1", "job_id": "job7",
-                      "attempt": 1, "segments_total": 3}
+                      "attempt": 1, "units_total": 3}
     assert client.jobs.jobs["restyle-job7-a1"].spec.code  # the snapshot folder went with the create
     assert backend.status(handle).state is JobState.QUEUED
     for index in range(2):  # two segments finished: their result JSONs are in work/<job>/styled/
         store.write_json(store.settings.work_container, f"job7/styled/segment_{index:05d}.json", {"frames": 5})
     for _ in range(3):
         status = backend.status(handle)  # the service moves the job along on its own
-    assert (status.state, status.segments_done, status.segments_total) == (JobState.RUNNING, 2, 3)
+    assert (status.state, status.units_done, status.units_total) == (JobState.RUNNING, 2, 3)
     job = client.jobs.jobs["restyle-job7-a1"]
     job.path, job.error = ("Failed",), {"code": "PreemptionError", "message": "node preempted"}
     job.status = "Failed"
@@ -105,7 +105,7 @@ def test_a_many_models_run_is_a_pipeline_job_with_the_apps_cpu_settings(settings
         "gate_metric": "accuracy", "gate_threshold": 0.8}))
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
-    handle = backend.submit("job8", segments_total=4, attempt=2, kind=JobKind.MANY_MODELS)
+    handle = backend.submit("job8", units_total=4, attempt=2, kind=JobKind.MANY_MODELS)
     assert (handle["kind"], handle["name"]) == ("many_models", "restyle-mm-job8-a2")
     pipeline = client.jobs.jobs["restyle-mm-job8-a2"].spec
     assert pipeline.type == "pipeline" and pipeline.settings.default_compute == "cpu-x"
@@ -117,14 +117,14 @@ def test_a_many_models_run_is_a_pipeline_job_with_the_apps_cpu_settings(settings
         store.write_json(store.settings.work_container, f"job8/trained/{pid}/result.json", {"status": "trained"})
     store.write_bytes(store.settings.work_container, "job8/trained/p3/model.pkl", b"x", "application/octet-stream")
     status = backend.status(handle)
-    assert (status.segments_done, status.segments_total) == (2, 4)
+    assert (status.units_done, status.units_total) == (2, 4)
     assert backend.cancel_job("job8") == 1 and client.jobs.cancels == ["restyle-mm-job8-a2"]
 
 
 def test_cancel_is_asynchronous_in_the_service(store):
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
-    handle = backend.submit("job9", segments_total=1, attempt=1)
+    handle = backend.submit("job9", units_total=1, attempt=1)
     backend.cancel(handle)
     assert client.jobs.cancels == ["restyle-job9-a1"]
     assert backend.status(handle).state is JobState.CANCELING
@@ -135,8 +135,8 @@ def test_a_second_delivery_of_submit_finds_the_job_instead_of_failing(store):
     """Durable runs activities at least once: the same (job, attempt) submitted twice is one job."""
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
-    first = backend.submit("job5", segments_total=2, attempt=1)
-    again = backend.submit("job5", segments_total=2, attempt=1)
+    first = backend.submit("job5", units_total=2, attempt=1)
+    again = backend.submit("job5", units_total=2, attempt=1)
     assert again == first and list(client.jobs.jobs) == ["restyle-job5-a1"]
 
 
@@ -144,9 +144,9 @@ def test_a_submit_that_failed_after_the_create_went_through_is_retried_safely(st
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
     client.jobs.fail_after_create = 1  # the PUT created the job, then its answer was lost
-    handle = backend.submit("job6", segments_total=2, attempt=1)  # not an error: the job exists
+    handle = backend.submit("job6", units_total=2, attempt=1)  # not an error: the job exists
     assert handle["name"] == "restyle-job6-a1" and client.jobs.creates == ["restyle-job6-a1"]
-    assert backend.submit("job6", segments_total=2, attempt=1) == handle  # the activity's retry
+    assert backend.submit("job6", units_total=2, attempt=1) == handle  # the activity's retry
     assert client.jobs.creates == ["restyle-job6-a1"]
 
 
@@ -159,7 +159,7 @@ def test_a_failed_create_that_made_no_job_is_raised(store):
 
     client.jobs.create_or_update = refuse
     with pytest.raises(HttpResponseError, match="quota"):
-        backend.submit("job4", segments_total=2, attempt=1)
+        backend.submit("job4", units_total=2, attempt=1)
 
 
 def test_the_double_refuses_a_second_create_like_the_service(store, tmp_path):
@@ -176,7 +176,7 @@ def test_cancel_job_finds_the_attempts_still_running_by_name(store):
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
     for attempt in (1, 2):
-        backend.submit("job8", segments_total=3, attempt=attempt)
+        backend.submit("job8", units_total=3, attempt=attempt)
     client.jobs.jobs["restyle-job8-a1"].status = "Failed"  # attempt 1 was pre-empted; 2 is running
     assert backend.cancel_job("job8") == 1
     assert client.jobs.cancels == ["restyle-job8-a2"]

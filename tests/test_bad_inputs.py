@@ -31,8 +31,8 @@ from azure.core.exceptions import HttpResponseError
 from conftest import run_ffmpeg
 from PIL import Image
 
+from activities.compute.local import LocalBackend
 from activities.rejection import rejected_name
-from activities.scoring.local import LocalBackend
 from activities.work_layout import WorkLayout
 from devhost.process import DevhostProcess
 from restyle.settings import Settings

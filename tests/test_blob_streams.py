@@ -8,7 +8,7 @@ import struct
 import av
 import pytest
 
-from activities.mp4_boxes import _boxes, _find, media_data_ranges, move_index_to_front
+from activities.media.mp4_boxes import _boxes, _find, media_data_ranges, move_index_to_front
 from restyle.blob_reader import BlobReader
 from restyle.blob_writer import BlobWriter, UnpatchableWrite
 from restyle.storage import SourceChanged

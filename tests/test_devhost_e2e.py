@@ -87,7 +87,7 @@ def test_a_posted_job_survives_kill_9_without_rerunning_completed_activities(wor
     host.kill()
     before = host.log()
     done_before = completed_activities(before, job_id)
-    assert {"probe", "split", "submit_scoring"} <= set(re.findall(
+    assert {"probe", "split", "submit_compute"} <= set(re.findall(
         rf"activity\.end instance={job_id} \S+ name=(\w+)", before))
 
     host.start()

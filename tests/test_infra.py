@@ -46,8 +46,8 @@ LEFT_AT_DEFAULT = {
     "segments_per_worker",
     "split_parallelism",
     "aml_experiment",
-    "scoring_max_attempts",  # orchestration policy (retries, deadline, polling)
-    "scoring_deadline_seconds",
+    "compute_max_attempts",  # orchestration policy (retries, deadline, polling)
+    "compute_deadline_seconds",
     "poll_initial_seconds",
     "poll_max_seconds",
     "polls_per_history",
@@ -236,7 +236,7 @@ def test_literal_app_settings_are_valid_settings() -> None:
     literals = {key.removeprefix("RESTYLE_").lower(): value for key, value in emitted_app_settings().items()
                 if key.startswith("RESTYLE_") and isinstance(value, str)}
     settings = Settings(**literals)
-    assert settings.scoring_backend == "azureml"
+    assert settings.compute_backend == "azureml"
     assert settings.blob_trigger_source == "EventGrid"  # the only blob trigger source Flex supports
 
 

@@ -38,8 +38,8 @@ def test_function_app_registers_the_orchestrator_activities_trigger_and_api():
 
     assert isinstance(function_app.app, df.DFApp)
     functions = app_functions()
-    activities = {"probe", "split", "stitch", "cleanup", "write_manifest", "submit_scoring",
-                  "scoring_status", "cancel_scoring", "cancel_job_scoring", "validate_table_upload",
+    activities = {"probe", "split", "stitch", "cleanup", "write_manifest", "submit_compute",
+                  "compute_status", "cancel_compute", "cancel_job_compute", "validate_table_upload",
                   "collect_run_results"}
     http = {"create_job": ("POST", "jobs"), "read_job": ("GET", "jobs/{instance_id}"), "read_jobs": ("GET", "jobs"),
             "delete_job": ("DELETE", "jobs/{instance_id}"), "forecast": ("POST", "forecast"),

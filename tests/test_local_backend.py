@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from activities.scoring.backend import JobState
-from activities.scoring.local import LocalBackend, process_group
+from activities.compute.backend import JobState
+from activities.compute.local import LocalBackend, process_group
 from scoring_job.manifest import Manifest, Segment
 
 
@@ -63,19 +63,19 @@ def test_a_killed_job_is_resubmitted_and_redoes_only_unfinished_segments(store, 
     job_id, count = staged_job
     backend = LocalBackend(store)  # two torchrun processes (settings.local_processes)
     first = backend.submit(job_id, count, attempt=1)
-    running = wait_for(backend, first, lambda s: s.segments_done >= 1 or s.state.terminal)
+    running = wait_for(backend, first, lambda s: s.units_done >= 1 or s.state.terminal)
     assert running.state is JobState.RUNNING, running
     # the whole group: runner, torchrun and both ranks
     os.killpg(process_group(Path(first["state_dir"])), signal.SIGKILL)
     failed = wait_for(backend, first, lambda s: s.state.terminal)
     assert failed.state is JobState.FAILED and "died" in failed.message
-    finished_before = failed.segments_done
+    finished_before = failed.units_done
     assert 1 <= finished_before < count
 
     second = backend.submit(job_id, count, attempt=2)
     completed = wait_for(backend, second, lambda s: s.state.terminal)
     assert completed.state is JobState.COMPLETED, completed
-    assert completed.segments_done == count == completed.segments_total
+    assert completed.units_done == count == completed.units_total
     log = Path(second["state_dir"], "job.log").read_text()
     already = sum(int(part.split(" already done")[0].split()[-1]) for part in log.split("segments assigned, ")[1:])
     assert already == finished_before  # what attempt 1 finished was skipped, the rest was done

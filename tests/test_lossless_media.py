@@ -14,7 +14,7 @@ from media_clips import CONTAINER_KINDS, EDGE_KINDS, NOT_VIDEO_KINDS
 from stream_inventory import compare, inventory, split_conversions
 from test_media_activities import fetch_output, run_job
 
-from activities.probe_input import probe_input
+from activities.media.probe_input import probe_input
 
 # Containers whose clocks do not start at zero (their times are compared from the first frame).
 SHIFTED_CLOCKS = {"container_ts", "container_m2ts", "container_mts", "container_mpg", "container_flv",

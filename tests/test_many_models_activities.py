@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from forecast_support import m3_table
 
-from activities.many_models import local_run
+from activities.compute import local_training
 from activities.many_models.results import collect_results
 from activities.many_models.validate import dataset_name, table_format, validate_table
 from activities.work_layout import WorkLayout
@@ -43,13 +43,13 @@ def test_names_and_formats_are_read_from_the_upload() -> None:
 
 def test_a_local_run_resumes_and_its_results_are_one_sql_table(store, monkeypatch, tmp_path, capfd) -> None:
     settings = store.settings
-    monkeypatch.setattr(local_run, "get_settings", lambda: settings)
+    monkeypatch.setattr(local_training, "get_settings", lambda: settings)
     upload_table(store, "sales.csv", 4)
     table = validate_table(store, "sales.csv", "run-a")
     assert (table["accepted"], table["partitions_total"], table["dataset"]) == (True, 4, "sales")
     assert store.exists(settings.work_container, "run-a/manifest.json")
 
-    assert local_run.run_many_models("run-a", tmp_path / "attempt-1", workers=1) == 0
+    assert local_training.run_training("run-a", tmp_path / "attempt-1", workers=1) == 0
     trained = WorkLayout("run-a").trained_prefix
     results = sorted(n for n in store.list_names(settings.work_container, trained) if n.endswith("/result.json"))
     assert len(results) == 4
@@ -57,7 +57,7 @@ def test_a_local_run_resumes_and_its_results_are_one_sql_table(store, monkeypatc
     store.write_json(settings.work_container, results[0], failed)  # as if attempt 1 had failed this partition
 
     capfd.readouterr()
-    assert local_run.run_many_models("run-a", tmp_path / "attempt-2", workers=1) == 0
+    assert local_training.run_training("run-a", tmp_path / "attempt-2", workers=1) == 0
     assert "run run-a: 4 partitions, 3 already trained, 1 to train" in capfd.readouterr().err  # the training log
     assert store.read_json(settings.work_container, results[0])["status"] == "trained"  # the retrained result
 

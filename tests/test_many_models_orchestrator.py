@@ -9,8 +9,8 @@ from devhost.inline import OrchestrationFailed, ReplayHost
 from orchestrators.many_models import many_models
 from restyle.settings import Settings
 
-POLICY = Settings(poll_initial_seconds=5, poll_max_seconds=60, polls_per_history=4, scoring_max_attempts=3,
-                  scoring_deadline_seconds=3600, activity_retry_attempts=3).orchestration_policy()
+POLICY = Settings(poll_initial_seconds=5, poll_max_seconds=60, polls_per_history=4, compute_max_attempts=3,
+                  compute_deadline_seconds=3600, activity_retry_attempts=3).orchestration_policy()
 TABLE = {"accepted": True, "blob": "sales.csv", "etag": "e", "dataset": "sales", "partitions_total": 6,
          "partitions_rejected": 1, "freq": "MS", "horizon": 12, "season_length": 12}
 
@@ -23,16 +23,16 @@ def activities(outcomes: list[str], accepted: bool = True) -> dict:
         polls.append(handle["attempt"])
         done = min(2 * len(polls), 6)
         state = outcomes[handle["attempt"] - 1] if done == 6 else "running"
-        return {"state": state, "segments_done": done, "segments_total": 6, "message": state}
+        return {"state": state, "units_done": done, "units_total": 6, "message": state, "unit": "partition"}
 
     rejected = {"accepted": False, "reason": "missing columns ['target']", "rejected_blob": "rejected/sales.csv"}
     return {
         "validate_table_upload": lambda a: TABLE if accepted else rejected,
-        "submit_scoring": lambda a: {"backend": "fake", "kind": a["kind"], "attempt": a["attempt"],
-                                     "segments_total": a["segments_total"]},
-        "scoring_status": status,
-        "cancel_scoring": lambda h: {},
-        "cancel_job_scoring": lambda a: {"canceled": 1},
+        "submit_compute": lambda a: {"backend": "fake", "kind": a["kind"], "attempt": a["attempt"],
+                                     "units_total": a["units_total"]},
+        "compute_status": status,
+        "cancel_compute": lambda h: {},
+        "cancel_job_compute": lambda a: {"canceled": 1},
         "collect_run_results": lambda a: {"dataset": a["dataset"], "trained": 6, "pass_rate": 0.5},
         "cleanup": lambda a: {"removed": 9, "kept": False},
     }
@@ -52,10 +52,10 @@ def failure(fakes: dict) -> tuple[ReplayHost, str]:
 
 def test_validate_train_collect_cleanup_with_progress_in_partitions():
     host, result = run(activities(["completed"]))
-    assert [name for name, _ in host.calls if name != "scoring_status"] == [
-        "validate_table_upload", "submit_scoring", "collect_run_results", "cleanup"]
-    submit = next(argument for name, argument in host.calls if name == "submit_scoring")
-    assert submit == {"job_id": "run-1", "segments_total": 6, "attempt": 1, "kind": "many_models", "events_url": None}
+    assert [name for name, _ in host.calls if name != "compute_status"] == [
+        "validate_table_upload", "submit_compute", "collect_run_results", "cleanup"]
+    submit = next(argument for name, argument in host.calls if name == "submit_compute")
+    assert submit == {"job_id": "run-1", "units_total": 6, "attempt": 1, "kind": "many_models", "events_url": None}
     assert result == {"blob": "sales.csv", "dataset": "sales", "trained": 6, "pass_rate": 0.5}
     training = [s for s in host.custom_statuses if s["stage"] == "train"]
     assert sorted({s["partitions_done"] for s in training}) == [2, 4]  # the host keeps an episode's last
@@ -66,14 +66,14 @@ def test_validate_train_collect_cleanup_with_progress_in_partitions():
 
 def test_a_failed_training_run_is_resubmitted_as_the_same_kind():
     host, _ = run(activities(["failed", "completed"]))
-    submits = [argument for name, argument in host.calls if name == "submit_scoring"]
+    submits = [argument for name, argument in host.calls if name == "submit_compute"]
     assert [(s["attempt"], s["kind"]) for s in submits] == [(1, "many_models"), (2, "many_models")]
 
 
 def test_a_run_that_keeps_failing_is_canceled_and_cleaned_up():
     host, error = failure(activities(["failed"] * 3))
     assert "training run failed 3 times" in error
-    assert [name for name, _ in host.calls][-2:] == ["cancel_job_scoring", "cleanup"]
+    assert [name for name, _ in host.calls][-2:] == ["cancel_job_compute", "cleanup"]
 
 
 def test_a_rejected_table_ends_the_run_with_its_reason_and_submits_nothing():

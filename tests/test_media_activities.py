@@ -11,10 +11,10 @@ import torch
 from stream_inventory import compare, inventory
 
 from activities.cleanup import cleanup_work
-from activities.probe_input import probe_input
-from activities.segment_plan import SegmentPlan
-from activities.split import split_unit
-from activities.stitch import output_names, stitch_output
+from activities.media.probe_input import probe_input
+from activities.media.segment_plan import SegmentPlan
+from activities.media.split import split_unit
+from activities.media.stitch import output_names, stitch_output
 from activities.work_layout import WorkLayout
 from restyle.storage import SourceChanged
 from scoring_job.engine import DeviceConfig

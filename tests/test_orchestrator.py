@@ -16,8 +16,8 @@ from devhost.inline import OrchestrationFailed, ReplayHost
 from orchestrators.stylize_video import stylize_video
 from restyle.settings import Settings
 
-POLICY = Settings(poll_initial_seconds=5, poll_max_seconds=60, polls_per_history=4, scoring_max_attempts=3,
-                  scoring_deadline_seconds=3600, activity_retry_attempts=3).orchestration_policy()
+POLICY = Settings(poll_initial_seconds=5, poll_max_seconds=60, polls_per_history=4, compute_max_attempts=3,
+                  compute_deadline_seconds=3600, activity_retry_attempts=3).orchestration_policy()
 VIDEO = {"frame_count": 132, "fps": "25/1", "duration": 5.28, "width": 1280, "height": 720}
 
 
@@ -42,10 +42,10 @@ class FakeActivities(dict):
                              "output": {"format": "mp4", "extension": ".mp4"}},
             split=self._split,
             write_manifest=lambda a: {"segments_total": segments, "frames_total": a["split_frames"]},
-            submit_scoring=lambda a: {"backend": "fake", "attempt": a["attempt"], "segments_total": segments},
-            scoring_status=self._status,
-            cancel_scoring=lambda h: {"canceled": h["attempt"]},
-            cancel_job_scoring=lambda a: {"canceled": 1},
+            submit_compute=lambda a: {"backend": "fake", "attempt": a["attempt"], "units_total": segments},
+            compute_status=self._status,
+            cancel_compute=lambda h: {"canceled": h["attempt"]},
+            cancel_job_compute=lambda a: {"canceled": 1},
             stitch=lambda a: {"output_blob": "output/clip.styled.mp4", "preview_blob": "output/p.jpg",
                               "frames": 132, "duration": 5.28, "format": "mp4", "streams": []},
             cleanup=lambda a: {"removed": 3, "kept": False},
@@ -64,10 +64,10 @@ class FakeActivities(dict):
         outcome = self.attempt_states[min(handle["attempt"], len(self.attempt_states)) - 1]
         done = min(self.polls, self.segments)
         if outcome == "running":
-            return {"state": "running", "segments_done": done, "segments_total": self.segments, "message": ""}
+            return {"state": "running", "units_done": done, "units_total": self.segments, "message": ""}
         if done < self.segments and outcome == "completed":
-            return {"state": "running", "segments_done": done, "segments_total": self.segments, "message": ""}
-        return {"state": outcome, "segments_done": done, "segments_total": self.segments, "message": outcome}
+            return {"state": "running", "units_done": done, "units_total": self.segments, "message": ""}
+        return {"state": outcome, "units_done": done, "units_total": self.segments, "message": outcome}
 
 
 def start(activities: FakeActivities, **policy) -> tuple[ReplayHost, object]:
@@ -85,7 +85,7 @@ def test_happy_path_reads_like_the_data_flow():
     assert result["output_blob"] == "output/clip.styled.mp4" and result["frames"] == 132
     order = names(host)
     assert order[:5] == ["probe", "split", "split", "split", "split"]
-    assert order[5:7] == ["write_manifest", "submit_scoring"]
+    assert order[5:7] == ["write_manifest", "submit_compute"]
     assert order[-2:] == ["stitch", "cleanup"] and host.calls[-1][1] == {"job_id": "job-1", "succeeded": True}
     assert host.calls[5][1]["split_frames"] == 132
     assert all(argument["etag"] == "e" for name, argument in host.calls if name in ("split", "stitch"))
@@ -117,7 +117,7 @@ def test_a_split_that_fails_once_is_retried():
 
 def test_a_failed_scoring_job_is_resubmitted_and_succeeds():
     host, result = start(FakeActivities(scoring_outcomes=["preempted", "completed"]))
-    submits = [argument for name, argument in host.calls if name == "submit_scoring"]
+    submits = [argument for name, argument in host.calls if name == "submit_compute"]
     assert [s["attempt"] for s in submits] == [1, 2] and result["frames"] == 132
 
 
@@ -137,11 +137,11 @@ def test_a_persistent_status_error_cancels_the_scoring_job_before_failing():
     def forbidden(_handle):
         raise PermissionError("403 AuthorizationFailed: the identity may not read jobs")
 
-    activities["scoring_status"] = forbidden
+    activities["compute_status"] = forbidden
     host = ReplayHost(stylize_video, activities)
     with pytest.raises(OrchestrationFailed, match="403 AuthorizationFailed"):
         host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": POLICY})
-    assert names(host)[-2:] == ["cancel_job_scoring", "cleanup"]
+    assert names(host)[-2:] == ["cancel_job_compute", "cleanup"]
     assert host.calls[-2][1] == {"job_id": "job-1"}
 
 
@@ -151,7 +151,7 @@ def test_a_cancel_that_fails_too_still_cleans_up_and_reports_the_first_error():
     def unreachable(_argument):
         raise ConnectionError("workspace unreachable")
 
-    activities["cancel_job_scoring"] = unreachable
+    activities["cancel_job_compute"] = unreachable
     host = ReplayHost(stylize_video, activities)
     with pytest.raises(OrchestrationFailed, match="scoring failed 3 times"):
         host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": POLICY})
@@ -163,8 +163,8 @@ def test_the_deadline_cancels_the_job():
     host = ReplayHost(stylize_video, activities)
     with pytest.raises(OrchestrationFailed, match="deadline"):
         host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {},
-                           "policy": {**POLICY, "scoring_deadline_seconds": 600}})
-    assert "cancel_scoring" in names(host)
+                           "policy": {**POLICY, "compute_deadline_seconds": 600}})
+    assert "cancel_compute" in names(host)
     assert host.calls[-1] == ("cleanup", {"job_id": "job-1", "succeeded": False})
 
 
@@ -182,7 +182,7 @@ def test_history_stays_bounded_over_a_long_monitor():
     """A job that runs for hours: continue_as_new every few polls keeps each history short."""
     activities = FakeActivities(segments=200, units=4)  # the split's own history is not under test here
     host = ReplayHost(stylize_video, activities)
-    policy = {**POLICY, "scoring_deadline_seconds": 24 * 3600}  # 200 polls at the 60 s cap: ~3.3 hours
+    policy = {**POLICY, "compute_deadline_seconds": 24 * 3600}  # 200 polls at the 60 s cap: ~3.3 hours
     result = host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "policy": policy})
     assert result["frames"] == 132 and activities.polls >= 200
     assert host.executions >= 200 // POLICY["polls_per_history"]
@@ -204,15 +204,15 @@ def test_a_job_that_ends_between_polls_is_seen_when_its_backend_says_so_not_a_po
             ended_at["t"] = host.clock + timedelta(seconds=3)
             if raise_event:
                 host.raise_event(ended_at["t"], "compute_changed", {"exit_code": 0})
-            return {"backend": "fake", "attempt": argument["attempt"], "segments_total": 1}
+            return {"backend": "fake", "attempt": argument["attempt"], "units_total": 1}
 
         def status(handle):
             polled_at.append(host.clock)
             done = host.clock >= ended_at["t"]
-            return {"state": "completed" if done else "running", "segments_done": int(done), "segments_total": 1,
+            return {"state": "completed" if done else "running", "units_done": int(done), "units_total": 1,
                     "message": ""}
 
-        activities.update(submit_scoring=submit, scoring_status=status)
+        activities.update(submit_compute=submit, compute_status=status)
         result = host.run("job-1", {"blob": "clip.mp4", "style": "19", "options": {}, "events_url":
                                     "http://host/instances/job-1/raiseEvent/{eventName}",
                                     "policy": {**POLICY, "poll_initial_seconds": 60}})
@@ -223,3 +223,28 @@ def test_a_job_that_ends_between_polls_is_seen_when_its_backend_says_so_not_a_po
     assert len(with_event) == 1 and with_event[0] == ended_at["t"]  # polled the moment the job ended
     without = run(raise_event=False)
     assert len(without) == 1 and (without[0] - ended_at["t"]).total_seconds() == 57  # the poll interval's end
+
+
+def test_a_job_continued_before_the_compute_rename_finishes_under_this_code():
+    """A deploy while a job runs: its continue_as_new input and its backend's answers still carry the
+    names from before compute fields were generic (`scoring`, `scoring_max_attempts`, `segments_*`)."""
+    activities = FakeActivities(segments=2, scoring_outcomes=["failed", "completed"])
+    polls = iter([{"state": "running", "segments_done": 1, "segments_total": 2, "message": ""},
+                  {"state": "failed", "segments_done": 1, "segments_total": 2, "message": "node lost"}])
+    activities["compute_status"] = lambda handle: next(polls, {"state": "completed", "units_done": 2,
+                                                              "units_total": 2, "message": ""})
+    legacy_policy = {("scoring_" + key.removeprefix("compute_") if key.startswith("compute_") else key): value
+                     for key, value in POLICY.items()}
+    assert "scoring_max_attempts" in legacy_policy and "compute_max_attempts" not in legacy_policy
+    host = ReplayHost(stylize_video, activities)
+    result = host.run("job-1", {
+        "blob": "clip.mp4", "etag": "e", "style": "19", "options": {}, "video": VIDEO, "policy": legacy_policy,
+        "scoring": {"kind": "stylize", "handle": {"backend": "fake", "attempt": 1, "segments_total": 2},
+                    "attempt": 1, "deadline": (host.clock + timedelta(hours=1)).isoformat(), "delay": 5,
+                    "started": host.clock.isoformat()}})
+    assert result["frames"] == 132
+    assert names(host)[0] == "compute_status"  # resumed monitoring: nothing before it ran again
+    submits = [argument for name, argument in host.calls if name == "submit_compute"]
+    assert [(s["attempt"], s["units_total"]) for s in submits] == [(2, 2)]
+    progress = [s for s in host.custom_statuses if s["stage"] == "scoring"]
+    assert (progress[0]["segments_done"], progress[0]["segments_total"]) == (1, 2)  # the API's names

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from activities.scoring.backend import scoring_summary
+from activities.media.scoring_io import scoring_summary
 from scoring_job import precision_choice
 from scoring_job.engine import Stylizer, choose_device
 from scoring_job.heap import keep_freed_memory

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from activities.scoring.ranks import threads_per_rank, world_size
+from activities.compute.ranks import threads_per_rank, world_size
 from scoring_job.manifest import Manifest
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import run_ffmpeg
 from PIL import Image
 
-from activities.probe_input import probe_input
+from activities.media.probe_input import probe_input
 from activities.rejection import rejected_name
 from restyle.blob_names import UnsafeBlobName, safe_blob_name
 

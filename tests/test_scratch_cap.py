@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from media_clips import run_ffmpeg
 
-from activities.probe_input import probe_input
-from activities.split import split_unit
-from activities.stitch import stitch_output
+from activities.media.probe_input import probe_input
+from activities.media.split import split_unit
+from activities.media.stitch import stitch_output
 from activities.work_layout import WorkLayout
 from devhost.scratch import ScratchMeter
 

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from activities import blueprint
-from activities.scoring.backend import JobState, JobStatus
+from activities.compute.backend import JobState, JobStatus
 from activities.work_layout import WorkLayout
 from restyle import telemetry
 
@@ -105,7 +105,7 @@ def test_log_records_inside_an_activity_carry_its_job_id(emitted, caplog) -> Non
     assert not hasattr(outside, "job_id")
 
 
-def test_scoring_status_records_progress_and_throughput(emitted, app_store, monkeypatch) -> None:
+def test_compute_status_records_progress_and_throughput(emitted, app_store, monkeypatch) -> None:
     spans, reader = emitted
     layout = WorkLayout("job-s")
     for index, (frames, seconds) in enumerate([(48, 2.0), (24, 4.0)]):
@@ -118,18 +118,20 @@ def test_scoring_status_records_progress_and_throughput(emitted, app_store, monk
             return JobStatus(JobState.COMPLETED, 2, 2, "done")
 
     monkeypatch.setattr(blueprint, "backend_for", lambda store: Finished())
-    handle = {"backend": "local", "job_id": "job-s", "attempt": 2, "segments_total": 2, "submitted_at": 1.0e9}
-    blueprint.scoring_status(handle=handle)
-    blueprint.scoring_status(handle=handle)  # the final poll, redelivered after a host restart
+    handle = {"backend": "local", "job_id": "job-s", "attempt": 2, "units_total": 2, "submitted_at": 1.0e9}
+    blueprint.compute_status(handle=handle)
+    blueprint.compute_status(handle=handle)  # the final poll, redelivered after a host restart
 
     attempt, poll, _ = spans.get_finished_spans()  # the attempt span ends inside the poll that saw it end
-    assert (poll.name, poll.attributes["attempt"]) == ("scoring_status", 2)
-    assert attempt.name == "scoring_attempt" and attempt.context.trace_id == telemetry.job_trace_id("job-s")
+    assert (poll.name, poll.attributes["attempt"]) == ("compute_status", 2)
+    assert attempt.name == "compute_attempt" and attempt.context.trace_id == telemetry.job_trace_id("job-s")
     assert (attempt.start_time, attempt.status.status_code) == (1_000_000_000 * 10**9, StatusCode.UNSET)
-    assert {key: attempt.attributes[key] for key in ("attempt", "backend", "state", "segments_done")} == {
-        "attempt": 2, "backend": "local", "state": "completed", "segments_done": 2}
-    assert [(dict(p.attributes), p.value) for p in points(reader, "restyle.scoring.segments_done")] == [
-        ({"job_id": "job-s"}, 2)]
+    assert {key: attempt.attributes[key] for key in ("attempt", "backend", "state", "units_done", "units_total",
+                                                     "unit", "kind")} == {
+        "attempt": 2, "backend": "local", "state": "completed", "units_done": 2, "units_total": 2, "unit": "segment",
+        "kind": "stylize"}
+    assert [(dict(p.attributes), p.value) for p in points(reader, "restyle.compute.units_done")] == [
+        ({"job_id": "job-s", "unit": "segment"}, 2)]
     fps = points(reader, "restyle.scoring.frames_per_second")
     assert [(p.count, p.sum) for p in fps] == [(2, 24 + 6)]  # once, not once per delivery
     assert [p.value for p in points(reader, "restyle.scoring.gpu_seconds")] == [6.0]
@@ -147,13 +149,13 @@ def test_each_attempt_gets_one_span_failed_or_canceled(emitted, app_store, monke
             canceled.append(handle["attempt"])
 
     monkeypatch.setattr(blueprint, "backend_for", lambda store: Failing())
-    first = {"backend": "azureml", "name": "restyle-job-p-a1", "job_id": "job-p", "attempt": 1, "segments_total": 3,
+    first = {"backend": "azureml", "name": "restyle-job-p-a1", "job_id": "job-p", "attempt": 1, "units_total": 3,
              "submitted_at": 1.0e9}
-    blueprint.scoring_status(handle=first)
-    blueprint.cancel_scoring(handle=first)  # already ended: canceling it adds no second attempt span
+    blueprint.compute_status(handle=first)
+    blueprint.cancel_compute(handle=first)  # already ended: canceling it adds no second attempt span
     second = {**first, "name": "restyle-job-p-a2", "attempt": 2}
-    blueprint.cancel_scoring(handle=second)
-    attempts = [span for span in spans.get_finished_spans() if span.name == "scoring_attempt"]
+    blueprint.cancel_compute(handle=second)
+    attempts = [span for span in spans.get_finished_spans() if span.name == "compute_attempt"]
     assert [(span.attributes["attempt"], span.attributes["state"], span.status.status_code) for span in attempts] == [
         (1, "preempted", StatusCode.ERROR), (2, "canceled", StatusCode.UNSET)]
     assert attempts[0].status.description == "the cluster node was pre-empted"
@@ -222,14 +224,14 @@ def test_otlp_exporter_sends_spans_metrics_and_logs_to_a_collector() -> None:
 
 
 def test_queue_wait_of_a_local_job(emitted, settings) -> None:
-    from activities.scoring.local import LocalBackend
+    from activities.compute.local import LocalBackend
     from restyle.storage import BlobStore
 
     _, reader = emitted
     backend = LocalBackend(BlobStore.from_settings(settings))
     backend._launch = lambda state, job_id, kind, events_url: None  # the wait is measured, not the run
     backend.submit("job-q", 1, 1)
-    assert [dict(p.attributes) for p in points(reader, "restyle.scoring.queue_wait")] == [
+    assert [dict(p.attributes) for p in points(reader, "restyle.compute.queue_wait")] == [
         {"job_id": "job-q", "backend": "local"}]
 
 

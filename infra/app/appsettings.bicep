@@ -46,7 +46,7 @@ output settings object = {
   RESTYLE_REJECTED_CONTAINER: containers.rejected
   RESTYLE_TABLES_CONTAINER: containers.tables
   RESTYLE_BLOB_TRIGGER_SOURCE: 'EventGrid'
-  RESTYLE_SCORING_BACKEND: 'azureml'
+  RESTYLE_COMPUTE_BACKEND: 'azureml'
   RESTYLE_SCORING_WORKERS: string(amlInstanceCount * amlProcessesPerInstance)
   RESTYLE_AML_SUBSCRIPTION_ID: subscription().subscriptionId
   RESTYLE_AML_RESOURCE_GROUP: resourceGroup().name

@@ -16,7 +16,7 @@ from pathlib import Path
 from azure.core.exceptions import AzureError, ResourceExistsError
 from tqdm import tqdm
 
-from activities.job_inputs import JobInputProblem, check_options
+from activities.media.job_inputs import JobInputProblem, check_options
 from api.jobs import job_instance_id
 from api.uploads import style_and_options
 from restyle.blob_names import UnsafeBlobName, safe_blob_name

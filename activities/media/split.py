@@ -23,11 +23,11 @@ from restyle.blob_writer import BlobWriter
 from restyle.storage import BlobStore
 from scoring_job.probe import main_video_stream
 
+from ..work_layout import WorkLayout
 from . import packet_spool
 from .media_ops import MediaError, video_encoder
 from .segment_plan import PlannedSegment, SegmentPlan, boundary_keys
 from .source_index import open_source
-from .work_layout import WorkLayout
 
 # How far before the segment a retry seeks, in seconds; None reads from the start of the file.
 SEEK_BACKOFF = (0.0, 2.0, 10.0, 60.0, None)

@@ -1,5 +1,5 @@
 """Local backend: a compute job as a detached process group on this machine (the scoring job under
-torchrun, or a many-models run under a process pool; activities.scoring.local_runner).
+torchrun, or a many-models run under a process pool; activities.compute.local_runner).
 
 The job outlives the host process that started it. Its state lives on disk (pid, log, exit code
 under settings.temp_root/local-jobs/<job>/attempt-N/), so status and cancel work after the host
@@ -22,7 +22,7 @@ from restyle.storage import BlobStore
 from restyle.telemetry import record_queue_wait
 from scoring_job.files import write_text_atomic
 
-from .backend import JobKind, JobState, JobStatus, units_done
+from .backend import UNITS, JobKind, JobState, JobStatus, kind_of, units_done, units_total
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,7 +56,7 @@ class LocalBackend:
     def _state_dir(self, job_id: str, attempt: int) -> Path:
         return self.root / job_id / f"attempt-{attempt}"
 
-    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE,
+    def submit(self, job_id: str, units_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE,
                events_url: str | None = None) -> dict:
         state = self._state_dir(job_id, attempt)
         state.mkdir(parents=True, exist_ok=True)
@@ -64,30 +64,29 @@ class LocalBackend:
                                                              "submitted": time.time(), "events_url": events_url}))
         self._start_waiting()
         return {"backend": "local", "kind": kind.value, "job_id": job_id, "attempt": attempt, "state_dir": str(state),
-                "segments_total": segments_total}
+                "units_total": units_total}
 
     def status(self, handle: dict) -> JobStatus:
         state = Path(handle["state_dir"])
-        done = units_done(self.store, handle)
-        total = handle["segments_total"]
+        done, total, unit = units_done(self.store, handle), units_total(handle), UNITS[kind_of(handle)]
         if (state / "canceled").exists():
-            return JobStatus(JobState.CANCELED, done, total, "canceled")
+            return JobStatus(JobState.CANCELED, done, total, "canceled", unit)
         exit_file = state / "exit_code"
         if exit_file.exists():
             result = json.loads(exit_file.read_text())
             if result["code"] == 0:
-                return JobStatus(JobState.COMPLETED, done, total, "job finished")
+                return JobStatus(JobState.COMPLETED, done, total, "job finished", unit)
             reason = result.get("error") or f"job exited with code {result['code']}"
-            return JobStatus(JobState.FAILED, done, total, f"{reason}; log: {state / 'job.log'}")
+            return JobStatus(JobState.FAILED, done, total, f"{reason}; log: {state / 'job.log'}", unit)
         self._start_waiting()
         pid = process_group(state)
         if pid is None:
             limit = self.store.settings.local_max_jobs
-            return JobStatus(JobState.QUEUED, done, total, f"waiting for a free local slot ({limit} at a time)")
+            return JobStatus(JobState.QUEUED, done, total, f"waiting for a free local slot ({limit} at a time)", unit)
         if _alive(pid):
-            return JobStatus(JobState.RUNNING, done, total, "running")
+            return JobStatus(JobState.RUNNING, done, total, "running", unit)
         message = f"job died without an exit code; log: {state / 'job.log'}"
-        return JobStatus(JobState.FAILED, done, total, message)
+        return JobStatus(JobState.FAILED, done, total, message, unit)
 
     def cancel(self, handle: dict) -> None:
         state = Path(handle["state_dir"])
@@ -132,7 +131,7 @@ class LocalBackend:
         notify = ["--events-url", events_url] if events_url else []
         with (state / "job.log").open("ab") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "activities.scoring.local_runner", "--job-id", job_id, "--kind", kind,
+                [sys.executable, "-m", "activities.compute.local_runner", "--job-id", job_id, "--kind", kind,
                  "--state-dir", str(state), "--processes", str(processes), *notify],
                 cwd=ROOT, env={**os.environ, **self.store.settings.as_environment()},
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,

@@ -23,7 +23,7 @@ from forecast_job import azureml as forecast_azureml
 from restyle.storage import BlobStore
 
 from ..work_layout import STYLED_FOLDER
-from .backend import JobKind, JobState, JobStatus, units_done
+from .backend import UNITS, JobKind, JobState, JobStatus, kind_of, units_done, units_total
 
 SCORING_PACKAGE = Path(__file__).resolve().parents[2] / "scoring_job"
 COMPILE_CACHE = "_compile-cache"  # folder of the work container, beside the jobs' folders
@@ -124,7 +124,7 @@ class AzureMLBackend:
         client = MLClient(DefaultAzureCredential(), s.aml_subscription_id, s.aml_resource_group, s.aml_workspace)
         return cls(client, store)
 
-    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE,
+    def submit(self, job_id: str, units_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE,
                events_url: str | None = None) -> dict:
         """Get-or-create the attempt's job (its end is found by polling: `events_url` is not used).
         Durable runs an activity at least once (a host restart
@@ -140,7 +140,7 @@ class AzureMLBackend:
                 if self._find(name) is None:
                     raise
         return {"backend": "azureml", "kind": kind.value, "name": name, "job_id": job_id, "attempt": attempt,
-                "segments_total": segments_total}
+                "units_total": units_total}
 
     def _find(self, name: str):
         try:
@@ -156,7 +156,7 @@ class AzureMLBackend:
             state, message = JobState.QUEUED, f"unknown Azure ML status {job.status!r}, treated as queued"
         elif state is JobState.FAILED:
             state, message = _failure_state(job) if job.status == "Failed" else (state, message)
-        return JobStatus(state, units_done(self.store, handle), handle["segments_total"], message)
+        return JobStatus(state, units_done(self.store, handle), units_total(handle), message, UNITS[kind_of(handle)])
 
     def cancel(self, handle: dict) -> None:
         self.ml_client.jobs.begin_cancel(handle["name"])
@@ -164,7 +164,7 @@ class AzureMLBackend:
     def cancel_job(self, job_id: str) -> int:
         """Job names are derived from (job id, attempt, kind), so every attempt can be found by name."""
         canceled = 0
-        attempts = range(1, self.store.settings.scoring_max_attempts + 1)
+        attempts = range(1, self.store.settings.compute_max_attempts + 1)
         for name in (azureml_job_name(job_id, attempt, kind) for kind in JobKind for attempt in attempts):
             job = self._find(name)
             if job is None:

@@ -15,8 +15,8 @@ from restyle.blob_reader import BlobReader
 from restyle.storage import BlobStore
 from scoring_job.preview import evenly_spaced
 
+from ..work_layout import WorkLayout
 from .segment_plan import PlannedSegment, SegmentPlan
-from .work_layout import WorkLayout
 
 TILE_WIDTH = 320
 

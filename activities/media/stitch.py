@@ -11,7 +11,7 @@ What the output keeps (checked before it is published, which is atomic):
 - every other stream's packets, bit for bit, with their timestamps (audio start offsets and edit
   lists follow from them), language/title metadata and dispositions, the chapters, container
   metadata and attachments; streams the container cannot take are converted or listed as not kept
-  (activities.output_streams).
+  (activities.media.output_streams).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from restyle.blob_reader import BlobReader
 from restyle.blob_writer import BlobWriter
 from restyle.storage import BlobStore
 
+from ..work_layout import WorkLayout
 from . import packet_spool
 from .media_ops import MediaError
 from .mp4_boxes import move_index_to_front
@@ -35,7 +36,6 @@ from .output_streams import OutputPlan, StreamAction
 from .preview import PreviewSampler
 from .segment_plan import PlannedSegment, SegmentPlan
 from .source_index import open_source
-from .work_layout import WorkLayout
 
 FINE_TICKS = 90_000  # per second: the MPEG clock, fine enough for any frame rate
 

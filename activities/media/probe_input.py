@@ -12,11 +12,11 @@ from restyle.settings import Settings
 from restyle.storage import BlobStore
 from scoring_job.probe import ProbeError, VideoInfo, probe_file
 
+from ..rejection import reject_upload
+from ..work_layout import WorkLayout
 from .job_inputs import JobInputProblem, check_options, check_style
-from .rejection import reject_upload
 from .segment_plan import SegmentPlan, plan_segments, split_units, target_segment_seconds, with_extras
 from .source_index import READ_BUFFER, SourceIndex, read_index
-from .work_layout import WorkLayout
 
 
 def video_facts(info: VideoInfo) -> dict:

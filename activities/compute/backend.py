@@ -9,7 +9,6 @@ so counting them counts finished units.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -42,25 +41,42 @@ class JobState(StrEnum):
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.PREEMPTED, JobState.CANCELED)
 
 
+UNITS = {JobKind.STYLIZE: "segment", JobKind.MANY_MODELS: "partition"}  # what one unit of work is
+
+
 @dataclass(frozen=True)
 class JobStatus:
-    """`segments_*` count the job's units: segments of a video, partitions of a many-models run."""
+    """`units_*` count the job's units of work: segments of a video, partitions of a many-models run."""
 
     state: JobState
-    segments_done: int
-    segments_total: int
+    units_done: int | None
+    units_total: int
     message: str = ""
+    unit: str = UNITS[JobKind.STYLIZE]
 
     def as_dict(self) -> dict:
         return {**asdict(self), "state": self.state.value}
+
+    @classmethod
+    def from_dict(cls, status: dict) -> JobStatus:
+        """Also reads what a status activity returned before the fields were generic (`segments_*`,
+        kept in the history of jobs that were running when this code was deployed)."""
+        done = status.get("units_done", status.get("segments_done"))
+        total = status.get("units_total", status.get("segments_total"))
+        return cls(JobState(status["state"]), done, total, status.get("message", ""), status.get("unit", "segment"))
+
+
+def units_total(handle: dict) -> int:
+    """The attempt's unit count from its handle (`segments_total` in handles written before the rename)."""
+    return handle.get("units_total", handle.get("segments_total"))
 
 
 # The external event a backend raises on the orchestration (at its events_url) when its job has ended.
 COMPUTE_CHANGED = "compute_changed"
 
 
-class ScoringBackend(Protocol):
-    def submit(self, job_id: str, segments_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE,
+class ComputeBackend(Protocol):
+    def submit(self, job_id: str, units_total: int, attempt: int, kind: JobKind = JobKind.STYLIZE,
                events_url: str | None = None) -> dict:
         """Start the job of this kind over work/<job_id>/; return a small JSON-able handle (with `kind`).
         `events_url` (the orchestration's sendEventPostUri) is where a backend that can says the job ended."""
@@ -75,25 +91,10 @@ class ScoringBackend(Protocol):
 
 
 def units_done(store: BlobStore, handle: dict) -> int:
+    """Finished units of the attempt's job, counted from the result JSONs in work/<job>/."""
     layout = WorkLayout(handle["job_id"])
     if kind_of(handle) is JobKind.MANY_MODELS:
         names = store.list_names(store.settings.work_container, layout.trained_prefix)
         return sum(1 for name in names if name.endswith(f"/{TRAINED_RESULT}"))
     names = store.list_names(store.settings.work_container, layout.styled_prefix)
     return sum(1 for name in names if name.endswith(".json"))
-
-
-def scoring_summary(results: list[dict]) -> dict:
-    """What the job's result says of its scoring: the devices it ran on and, under `precision:
-    fast`, each distinct choice the ranks made with its measurements and reasons."""
-    choices = {json.dumps(result["precision_choice"], sort_keys=True): result["precision_choice"]
-               for result in results if isinstance(result.get("precision_choice"), dict)}
-    return {"devices": sorted({result["device"] for result in results if result.get("device")}),
-            **({"precision_choice": list(choices.values())} if choices else {})}
-
-
-def scoring_results(store: BlobStore, job_id: str) -> list[dict]:
-    """The scoring job's result JSON of every finished segment (frames, seconds, fps, device)."""
-    layout = WorkLayout(job_id)
-    return [store.read_json(store.settings.work_container, name)
-            for name in store.list_names(store.settings.work_container, layout.styled_prefix) if name.endswith(".json")]

@@ -6,9 +6,10 @@ import pytest
 from aml_double import FakeMLClient
 from PIL import Image
 
-from activities.scoring.azureml import AzureMLBackend
-from activities.scoring_activities import JobCanceled, mark_canceled, submit_attempt, write_manifest
-from activities.segment_plan import PlannedSegment, SegmentPlan
+from activities.compute.attempts import JobCanceled, mark_canceled, submit_attempt
+from activities.compute.azureml import AzureMLBackend
+from activities.media.scoring_io import write_manifest
+from activities.media.segment_plan import PlannedSegment, SegmentPlan
 from scoring_job.manifest import Manifest
 
 VIDEO = {"frame_count": 30, "fps": "25/1"}
@@ -48,7 +49,7 @@ def test_lost_frames_stop_the_job(planned):
 
 def test_a_submit_racing_a_delete_cancels_the_attempt_the_sweep_missed(store):
     """DELETE /api/jobs/{id} marks the job, terminates it and sweeps its attempts; terminating does not
-    stop a submit_scoring already running, whose job may appear after the sweep."""
+    stop a submit_compute already running, whose job may appear after the sweep."""
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
     create = client.jobs.create_or_update
@@ -60,7 +61,7 @@ def test_a_submit_racing_a_delete_cancels_the_attempt_the_sweep_missed(store):
 
     client.jobs.create_or_update = create_after_the_delete
     with pytest.raises(JobCanceled, match="canceled while attempt 1"):
-        submit_attempt(store, backend, "j2", segments_total=2, attempt=1)
+        submit_attempt(store, backend, "j2", units_total=2, attempt=1)
     assert client.jobs.cancels == ["restyle-j2-a1"]
 
 
@@ -70,5 +71,5 @@ def test_a_submit_delivered_after_a_delete_starts_nothing(store):
     store.write_json(store.settings.work_container, "j3/manifest.json", {})
     store.delete_prefix(store.settings.work_container, "j3/")  # the DELETE removes work/<id>/, not the marker
     with pytest.raises(JobCanceled):
-        submit_attempt(store, AzureMLBackend(client, store), "j3", segments_total=2, attempt=1)
+        submit_attempt(store, AzureMLBackend(client, store), "j3", units_total=2, attempt=1)
     assert client.jobs.creates == []

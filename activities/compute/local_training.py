@@ -1,5 +1,5 @@
-"""A many-models run on this machine: what Azure ML's pipeline (parallel training step, then
-publish) does, with the same forecast_job entry points.
+"""The local backend's many-models run: what Azure ML's pipeline (parallel training step, then
+publish) does, on this machine, with the same forecast_job entry points.
 
 Downloads work/<job>/ (manifest, partitions, and the trained results of earlier attempts, so a
 resubmitted run trains only the rest), trains under a process pool while uploading each finished
@@ -19,8 +19,8 @@ from forecast_job.train import RESULT
 from restyle.settings import get_settings
 from restyle.storage import BlobStore
 
-from ..scoring.local_runner import wait_uploading
 from ..work_layout import WorkLayout
+from .uploading import wait_uploading
 
 PARTITIONS_FAILED = 1  # forecast_job.train's exit code when some partitions failed: they are reported, not fatal
 
@@ -39,7 +39,7 @@ def upload_trained(store: BlobStore, job_id: str, output: Path, uploaded: dict[s
         uploaded[folder.name] = written
 
 
-def run_many_models(job_id: str, state_dir: Path, workers: int) -> int:
+def run_training(job_id: str, state_dir: Path, workers: int) -> int:
     settings = get_settings()
     store = BlobStore.from_settings(settings)
     layout = WorkLayout(job_id)

@@ -1,0 +1,50 @@
+"""The video pipeline's hand-off to the scoring job and back: the manifest it reads, and what its
+results say (devices, `precision: fast` choices) for the job's result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+
+from restyle.storage import BlobStore
+from scoring_job.manifest import Manifest, ScoringOptions, Segment
+from scoring_job.style_spec import ImageStyle, parse_style
+
+from ..work_layout import WorkLayout, segment_path
+from .segment_plan import SegmentPlan
+
+
+def write_manifest(store: BlobStore, job_id: str, video: dict, style: str, options: dict, split_frames: int) -> dict:
+    """work/<job>/manifest.json from the plan; refuses when the split lost or gained frames."""
+    settings = store.settings
+    layout = WorkLayout(job_id)
+    plan = SegmentPlan.from_dict(store.read_json(settings.work_container, layout.plan))
+    if not plan.total_frames == split_frames == video["frame_count"]:
+        raise ValueError(f"frame counts disagree: plan {plan.total_frames}, split {split_frames}, "
+                         f"video {video['frame_count']}")
+    segments = [Segment(index=s.index, path=segment_path(s.index), frames=s.frames)
+                for s in plan.segments]
+    if isinstance(parse_style(style), ImageStyle):  # the painting travels with the job's inputs
+        name = f"style/{PurePosixPath(style).name}"
+        store.copy(settings.styles_container, style, settings.work_container, layout.inside(name))
+        style = name
+    manifest = Manifest(job_id=job_id, fps=video["fps"], style=style, options=ScoringOptions(**options),
+                        segments=segments)
+    store.write_json(settings.work_container, layout.manifest, manifest.model_dump(mode="json"))
+    return {"segments_total": len(segments), "frames_total": manifest.total_frames}
+
+
+def scoring_results(store: BlobStore, job_id: str) -> list[dict]:
+    """The scoring job's result JSON of every finished segment (frames, seconds, fps, device)."""
+    layout = WorkLayout(job_id)
+    return [store.read_json(store.settings.work_container, name)
+            for name in store.list_names(store.settings.work_container, layout.styled_prefix) if name.endswith(".json")]
+
+
+def scoring_summary(results: list[dict]) -> dict:
+    """What the job's result says of its scoring: the devices it ran on and, under `precision:
+    fast`, each distinct choice the ranks made with its measurements and reasons."""
+    choices = {json.dumps(result["precision_choice"], sort_keys=True): result["precision_choice"]
+               for result in results if isinstance(result.get("precision_choice"), dict)}
+    return {"devices": sorted({result["device"] for result in results if result.get("device")}),
+            **({"precision_choice": list(choices.values())} if choices else {})}

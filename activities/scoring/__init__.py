@@ -1,1 +1,0 @@
-"""Scoring backends: where the scoring job runs (Azure ML, or local processes)."""
