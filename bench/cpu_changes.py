@@ -1,8 +1,9 @@
 """The CPU changes of issue 16 measured against their absence, side by side in one process.
 
-    python bench/cpu_changes.py [--threads 2] [--rounds 4] [--quick]
+    python bench/cpu_changes.py [--threads 2] [--rounds 4] [--eager] [--output PATH]
+    python bench/cpu_changes.py --quick     (smoke: 128x72, 1 round, eager; cpu_changes.quick.json)
 
-Compiled fp32 MultiStyleNet on real bigbuckbunny frames, 1280x720 (--quick: 320x180, 2 rounds):
+Compiled fp32 MultiStyleNet on real bigbuckbunny frames, 1280x720:
   before  the 3-channel output norm channels-last, glibc's default malloc (large blocks mmap'd)
   after   the output norm NCHW, freed memory kept in the heap (scoring_job/heap.py)
   int8    `after` with the image conv in int8 (precision int8, scoring_job/models/int8.py)
@@ -27,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import BenchReport, quick_path
 from scoring_job import heap
 from scoring_job.engine import Stylizer, choose_device
 from scoring_job.probe import probe_video
@@ -43,12 +45,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--eager", action="store_true", help="do not torch.compile (the record compiles)")
+    parser.add_argument("--quick", action="store_true", help="smoke: 128x72, 1 round, eager")
+    parser.add_argument("--output", type=Path, help="results file (default bench/results/cpu_changes.json)")
     args = parser.parse_args()
-    width = 320 if args.quick else 1280
-    rounds = 2 if args.quick else args.rounds
+    width = 128 if args.quick else 1280
+    rounds = 1 if args.quick else args.rounds
+    compiled = not (args.eager or args.quick)
     torch.set_num_threads(args.threads)
-    load_start = os.getloadavg()
+    report = BenchReport(quick_path(RESULTS, args.quick, args.output), "cpu_changes", quick=args.quick,
+                         compiled=compiled)
+    with report.part("measure"):
+        report.update(measure(width, rounds, compiled, args.threads))
+    print(json.dumps(report, indent=2))
+
+
+def measure(width: int, rounds: int, compiled: bool, threads: int) -> dict:
     source = bundled_clip()
     info = probe_video(source)
     frames = next(FrameReader(source, info, output_size(info, width / info.width)).batches(2))
@@ -58,9 +70,9 @@ def main() -> None:
         return lambda: [libc.mallopt(parameter, value) for parameter, value in values]
 
     stylizers = {
-        "before": Stylizer(parse_style("19"), choose_device("cpu"), compile_model=True),
-        "after": Stylizer(parse_style("19"), choose_device("cpu"), compile_model=True),
-        "int8": Stylizer(parse_style("19"), choose_device("cpu", precision="int8"), compile_model=True),
+        "before": Stylizer(parse_style("19"), choose_device("cpu"), compile_model=compiled),
+        "after": Stylizer(parse_style("19"), choose_device("cpu"), compile_model=compiled),
+        "int8": Stylizer(parse_style("19"), choose_device("cpu", precision="int8"), compile_model=compiled),
     }
     stylizers["before"].model.expand[2].plain_output = False
     setups = {"before": settings(GLIBC_DEFAULTS), "after": settings(heap.SETTINGS), "int8": settings(heap.SETTINGS)}
@@ -81,9 +93,9 @@ def main() -> None:
             faults[name] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - minor) / len(frames)
     best_wall = {name: min(values) for name, values in wall.items()}
     best_cpu = {name: min(values) for name, values in cpu.items()}
-    results = {
+    return {
         "size": f"{frames.shape[2]}x{frames.shape[1]}",
-        "threads": args.threads,
+        "threads": threads,
         "wall_s_per_frame": {name: round(value, 4) for name, value in best_wall.items()},
         "cpu_s_per_frame": {name: round(value, 4) for name, value in best_cpu.items()},
         "page_faults_per_frame": {name: round(value) for name, value in faults.items()},
@@ -93,12 +105,7 @@ def main() -> None:
         "int8_speedup_cpu": round(best_cpu["after"] / best_cpu["int8"], 3),
         "fp32_max_abs_diff": float((outputs["before"] - outputs["after"]).abs().max()),
         "int8_psnr_db": round(psnr(stylizers["int8"](frames[:1]), stylizers["after"](frames[:1]), 255), 2),
-        "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in os.getloadavg()]},
     }
-    print(json.dumps(results, indent=2))
-    if not args.quick:
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

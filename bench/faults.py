@@ -1,6 +1,7 @@
 """Fault injection end to end: the real app on devhost + Azurite + the local scoring backend.
 
     python bench/faults.py [--only worker_sigkill,devhost_kill] [--outage-seconds 20]
+    python bench/faults.py --quick       (smoke: one case, a rank killed at the first segment; faults.quick.json)
 
 Each case uploads the same clip under its own name, waits until the job is at the case's point
 (GET /api/jobs/{id}, devhost's log lines, the scoring job's files), injects one fault, lets the job
@@ -50,6 +51,7 @@ from e2e_support import (  # noqa: E402
 from activities.media.stitch import output_names  # noqa: E402
 from api.jobs import job_instance_id  # noqa: E402
 from api.uploads import options_from_metadata  # noqa: E402
+from bench.report import BenchReport, quick_path  # noqa: E402
 from tools.media_facts import audio_md5, frame_count, video_duration  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results") / "faults.json"
@@ -475,13 +477,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated faults or fault:point cases")
     parser.add_argument("--outage-seconds", type=float, default=20.0)
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, help="default bench/results/faults.json")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (logs, local job state)")
+    parser.add_argument("--quick", action="store_true", help="smoke: only worker_sigkill:first")
     args = parser.parse_args()
-    wanted = [part for part in args.only.split(",") if part]
+    wanted = ["worker_sigkill:first"] if args.quick else [part for part in args.only.split(",") if part]
     matrix = [(f, p) for f, p in MATRIX if not wanted or f in wanted or f"{f}:{p}" in wanted]
     cases: list[Case] = []
     started = time.monotonic()
+    report = BenchReport(quick_path(RESULTS, args.quick, args.output), "faults", quick=args.quick,
+                         setup={"clip": {**CLIP, "fps": 24, "audio": "aac"}, "settings": APP_SETTINGS,
+                                "metadata": METADATA, "outage_seconds": args.outage_seconds,
+                                "case_settings": {f"{fault}:{point}": settings
+                                                  for (fault, point), settings in CASE_SETTINGS.items()}})
     with contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="faults-") as folder:
         scratch = Path(folder)
         scratch.mkdir(parents=True, exist_ok=True)
@@ -491,18 +499,13 @@ def main() -> int:
             groups.setdefault(json.dumps(CASE_SETTINGS.get((fault, point), {})), []).append((fault, point))
         for number, (settings, group) in enumerate(groups.items()):
             with running_stack(scratch / f"stack{number}", **APP_SETTINGS, **json.loads(settings)) as stack:
-                cases += [run_logged(stack, source, fault, point, scratch, args.outage_seconds)
-                          for fault, point in group]
-    setup = {"clip": {**CLIP, "fps": 24, "audio": "aac"}, "settings": APP_SETTINGS, "metadata": METADATA,
-             "case_settings": {f"{fault}:{point}": settings for (fault, point), settings in CASE_SETTINGS.items()},
-             "outage_seconds": args.outage_seconds, "cpus": os.cpu_count()}
-    report = {"tried": len(cases), "survived": sum(case.survived for case in cases),
-              "hit": sum(bool(case.figures.get("hit")) for case in cases),
-              "seconds": round(time.monotonic() - started, 1),
-              "setup": setup,
-              "cases": [case.as_dict() for case in cases]}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+                for fault, point in group:
+                    cases.append(run_logged(stack, source, fault, point, scratch, args.outage_seconds))
+                    report.update({"tried": len(cases), "survived": sum(case.survived for case in cases),
+                                   "hit": sum(bool(case.figures.get("hit")) for case in cases),
+                                   "seconds": round(time.monotonic() - started, 1),
+                                   "cases": [case.as_dict() for case in cases]})
+                    report.write()
     print(table(cases))
     print(f"tried {report['tried']}, hit {report['hit']}, survived {report['survived']}; {report['seconds']} s")
     return 0 if report["survived"] == report["tried"] else 1

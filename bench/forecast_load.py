@@ -1,7 +1,7 @@
 """Real-time forecast load: POST /api/forecast on devhost + Azurite over the M3 monthly models.
 
     python bench/forecast_load.py [--requests 3000] [--caches-mb 0.5,64] [--model-set fast]
-    python bench/forecast_load.py --quick          (100 series, 400 requests: a smoke run)
+    python bench/forecast_load.py --quick          (smoke: 20 series, 60 requests, one cache; forecast_load.quick.json)
 
 The 1,428 M3 monthly series are uploaded to tables/ and trained, registered and gated by the app's
 own pipeline (local backend; `--model-set`, default fast, so the setup takes a minute). Then, for
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -35,6 +34,7 @@ import numpy as np  # noqa: E402
 from e2e_support import ENDED, app_env, running_stack, wait_for  # noqa: E402
 from load import rss_mb  # noqa: E402
 
+from bench.report import BenchReport, quick_path  # noqa: E402
 from devhost.process import DevhostProcess  # noqa: E402
 from forecast_job.registry import IndexRegistry, NewVersion  # noqa: E402
 from tools.azurite import free_port  # noqa: E402
@@ -159,14 +159,15 @@ def load_phase(host: DevhostProcess, keys: list[dict], requests: int, registry_p
             "promotion": {"promoted": len(new_versions), "answers_after": len(after), "stale_answers": len(stale)}}
 
 
-def run(requests: int, caches_mb: list[float], series: int | None, model_set: str) -> dict:
-    results: dict = {"dataset": f"M3 monthly ({series or 1428} series), model set {model_set}",
-                     "clients": CLIENTS, "horizon": HORIZON, "zipf_s": 1.1, "phases": []}
+def run(results: BenchReport, requests: int, caches_mb: list[float], series: int | None, model_set: str) -> None:
+    results.update({"dataset": f"M3 monthly ({series or 1428} series), model set {model_set}",
+                    "clients": CLIENTS, "horizon": HORIZON, "zipf_s": 1.1, "phases": []})
     with tempfile.TemporaryDirectory(prefix="forecast-load-") as folder, \
             running_stack(Path(folder), poll_initial_seconds="1", poll_max_seconds="2",
                           local_forecast_workers="2") as stack:
-        keys, seconds = train_models(stack, series, model_set)
-        results["setup"] = {"partitions": len(keys), "train_register_gate_forecast_s": round(seconds, 1)}
+        with results.part("train"):
+            keys, seconds = train_models(stack, series, model_set)
+            results["setup"] = {"partitions": len(keys), "train_register_gate_forecast_s": round(seconds, 1)}
         stack.host.stop()  # the training host; each phase gets a fresh worker with its cache size
         registry = stack.temp_root / "models" / "registry.sqlite"
         for index, cache_mb in enumerate(caches_mb):
@@ -174,13 +175,12 @@ def run(requests: int, caches_mb: list[float], series: int | None, model_set: st
             host = DevhostProcess(free_port(), stack.scratch / "state", stack.azurite.connection,
                                   stack.scratch / f"serve-{index}.log", env=env).start()
             try:
-                host.request("POST", "/api/forecast", {"dataset": DATASET, "keys": keys[0], "horizon": 1})  # imports
-                phase = load_phase(host, keys, requests, registry, seed=index)
+                with results.part(f"cache {cache_mb:g} MB"):
+                    host.request("POST", "/api/forecast", {"dataset": DATASET, "keys": keys[0], "horizon": 1})
+                    results["phases"].append({"cache_mb": cache_mb, **load_phase(host, keys, requests, registry,
+                                                                                 seed=index)})
             finally:
                 host.stop()
-            results["phases"].append({"cache_mb": cache_mb, **phase})
-    results["machine"] = {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
-    return results
 
 
 def main() -> None:
@@ -188,12 +188,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--caches-mb", default="0.5,64", help="cache sizes to compare, MB, comma-separated")
     parser.add_argument("--model-set", default="fast", choices=["fast", "default", "full"])
-    parser.add_argument("--quick", action="store_true", help="100 series, 400 requests")
-    parser.add_argument("--output", type=Path, default=None,
-                        help=f"default {RESULTS.relative_to(ROOT)} (not with --quick)")
+    parser.add_argument("--quick", action="store_true", help="smoke: 20 series, 60 requests, one cache size")
+    parser.add_argument("--output", type=Path, default=None, help=f"default {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args()
-    series, requests = (100, 400) if args.quick else (None, args.requests)
-    results = run(requests, [float(x) for x in args.caches_mb.split(",")], series, args.model_set)
+    series, requests = (20, 60) if args.quick else (None, args.requests)
+    caches = "64" if args.quick else args.caches_mb
+    results = BenchReport(quick_path(RESULTS, args.quick, args.output), "forecast_load", quick=args.quick)
+    run(results, requests, [float(x) for x in caches.split(",")], series, args.model_set)
     print(json.dumps(results, indent=1))
     print("| cache | requests | errors | warm p50 / p95 | cold p50 / p95 | hit rate | models asked for "
           "| RSS start / peak | stale after promotion |")
@@ -204,9 +205,6 @@ def main() -> None:
               f"{phase['client_side_hit_rate']} | {phase['partitions_hit']} ({phase['model_mb_hit']} MB) | "
               f"{phase['rss_start_mb']} / {phase['rss_peak_mb']} MB | "
               f"{phase['promotion']['stale_answers']} of {phase['promotion']['answers_after']} |")
-    output = args.output or (None if args.quick else RESULTS)
-    if output:
-        output.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from e2e_support import command_line, running_stack  # noqa: E402
 
+from bench.report import BenchReport, quick_path  # noqa: E402
 from devhost.history import EventType  # noqa: E402
 from scoring_job.engine import Stylizer, choose_device  # noqa: E402
 from scoring_job.ffmpeg_binary import ffmpeg_binary  # noqa: E402
@@ -190,58 +191,58 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="1-frame jobs (the first is the cold one)")
     parser.add_argument("--seconds", type=float, default=30, help="length of the efficiency clip")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 2 one-frame runs, a 4 s clip once")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 1 one-frame run, a 1 s clip once "
+                        "(latency.quick.json)")
     parser.add_argument("--local-processes", default=APP_DEFAULTS["local_processes"],
                         help="ranks of a local job (the app's setting RESTYLE_LOCAL_PROCESSES)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
+    parser.add_argument("--output", type=Path, help="where the JSON goes (default bench/results/latency.json)")
     parser.add_argument("--compile-only", action="store_true", help="only the compile figures (print, no file)")
     args = parser.parse_args()
     if args.compile_only:
         with tempfile.TemporaryDirectory(prefix="bench-compile-") as scratch:
             print(json.dumps({f"threads_{n}": compile_figures(Path(scratch) / str(n), n) for n in (1, 2)}, indent=2))
         return
-    runs, seconds = (2, 4.0) if args.quick else (args.runs, args.seconds)
-    load_before = os.getloadavg()[0]
+    runs, seconds = (1, 1.0) if args.quick else (args.runs, args.seconds)
+    report = BenchReport(quick_path(RESULTS, args.quick, args.output),
+                         "latency", quick=args.quick,
+                         settings={**APP_DEFAULTS, "local_processes": args.local_processes,
+                                   "stability": "0.5 (default)", "compile": "auto (default)", "blob_poll_seconds": 0.5})
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as scratch:
         folder = Path(scratch)
         one = one_frame_clip(folder / "one.mp4")
         long_clip = looped_clip(folder / "long.mp4", seconds)
-        with running_stack(folder / "stack", **{**APP_DEFAULTS, "local_processes": args.local_processes}) as stack:
-            singles = [run_job(stack, one, f"one-{k}.mp4", 300) for k in range(runs)]
-            services = [run_job(stack, long_clip, "long-0.mp4", 1800)]
-            if not args.quick:
-                background = wait_for_background_compiles(600)
-                services.append(run_job(stack, long_clip, "long-1.mp4", 1800))
-            unfiltered = None if args.quick else run_job(stack, long_clip, "long-s0.mp4", 1800, {"stability": "0"})
         frames = probe_video(long_clip).frame_count
-        model_fps = model_alone_fps(long_clip, 64 if args.quick else 128)
-        compiling = {} if args.quick else {f"threads_{n}": compile_figures(folder / f"compile-{n}", n) for n in (1, 2)}
-    steady = services[-1]
-    result = {
-        "latency_one_frame_s": round(statistics.median(run["seconds"] for run in singles), 2),
-        "latency_one_frame_cold_s": singles[0]["seconds"],
-        "one_frame_runs": singles,
-        "service_model_efficiency": round(frames / steady["seconds"] / model_fps, 3),
-        "service_fps": round(frames / steady["seconds"], 2),
-        "service_fps_first_run": round(frames / services[0]["seconds"], 2),
-        "model_alone_fps": round(model_fps, 2),
-        "service_runs": services,
-        "background_compile_wait_s": None if args.quick else background,
-        # the same, temporal filter off (metadata stability=0): the filter's share of the gap
-        "service_model_efficiency_stability_0": unfiltered and round(frames / unfiltered["seconds"] / model_fps, 3),
-        "service_run_stability_0": unfiltered,
-        "compile_figures": compiling,
-        "clip": f"bigbuckbunny looped to {seconds:g} s, {SIZE[0]}x{SIZE[1]}, {frames} frames, AAC",
-        "settings": {**APP_DEFAULTS, "local_processes": args.local_processes, "stability": "0.5 (default)",
-                     "compile": "auto (default)",
-                     "blob_poll_seconds": 0.5},
-        "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
-        "cores": os.cpu_count(),
-    }
-    print(json.dumps(result, indent=2))
-    if not args.quick:
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.output}")
+        report["clip"] = f"bigbuckbunny looped to {seconds:g} s, {SIZE[0]}x{SIZE[1]}, {frames} frames, AAC"
+        with running_stack(folder / "stack", **{**APP_DEFAULTS, "local_processes": args.local_processes}) as stack:
+            with report.part("one_frame"):
+                singles = [run_job(stack, one, f"one-{k}.mp4", 300) for k in range(runs)]
+                report.update(latency_one_frame_s=round(statistics.median(run["seconds"] for run in singles), 2),
+                              latency_one_frame_cold_s=singles[0]["seconds"], one_frame_runs=singles)
+            with report.part("service"):
+                services = [run_job(stack, long_clip, "long-0.mp4", 1800)]
+                report["service_runs"] = services
+                if not args.quick:
+                    report["background_compile_wait_s"] = wait_for_background_compiles(600)
+                    services.append(run_job(stack, long_clip, "long-1.mp4", 1800))
+                # the same, temporal filter off (metadata stability=0): the filter's share of the gap
+                unfiltered = None if args.quick else run_job(stack, long_clip, "long-s0.mp4", 1800,
+                                                             {"stability": "0"})
+        with report.part("model_alone"):
+            model_fps = model_alone_fps(long_clip, 4 if args.quick else 128)
+            steady = services[-1]
+            report.update(service_model_efficiency=round(frames / steady["seconds"] / model_fps, 3),
+                          service_fps=round(frames / steady["seconds"], 2),
+                          service_fps_first_run=round(frames / services[0]["seconds"], 2),
+                          model_alone_fps=round(model_fps, 2),
+                          service_model_efficiency_stability_0=unfiltered and round(
+                              frames / unfiltered["seconds"] / model_fps, 3),
+                          service_run_stability_0=unfiltered)
+        if not args.quick:
+            with report.part("compile"):
+                report["compile_figures"] = {f"threads_{n}": compile_figures(folder / f"compile-{n}", n)
+                                             for n in (1, 2)}
+    print(json.dumps(report, indent=2))
+    print(f"wrote {report.path}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Load: N short clips dropped into input/ at once on one devhost, the app as a user runs it.
 
-    python bench/load.py [--clips 20]
+    python bench/load.py [--clips 20,50,100]     (one fresh devhost per burst size)
+    python bench/load.py --quick                 (smoke: 2 clips of 6 frames; writes load.quick.json)
     python bench/load.py --slow-storage [--delay 0.2]   (GET p95 while POSTs and DELETEs wait on storage)
 
 Azurite + devhost (tests/e2e_support.running_stack) with the local scoring backend, one scoring
@@ -9,7 +10,9 @@ every half second, devhost's RSS, the processes of devhost and its children (sco
 they are devhost's children in sessions of their own), and the scoring jobs running (runner processes,
 and the local backend's state dirs); a bounded polling loop times GET /api/jobs/{id} round-robin
 over the jobs. Activities at once come from devhost's log (activity.begin/end). Writes
-bench/results/load.json and prints a table.
+bench/results/load.json (`sizes`: one record per burst size, rewritten after each) and prints a
+table; `bounded` compares the two largest bursts' peaks (RSS, processes: set by the app's limits,
+not by the number of clips).
 
 `--slow-storage` measures something else (see `slow_storage`): GET /api/jobs/{id} latency while
 POSTs and DELETEs whose storage calls are made slow are in flight on the same worker loop, with
@@ -22,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -42,6 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from e2e_support import ENDED, FAST, running_stack  # noqa: E402
 
 from activities.compute.local import LocalBackend  # noqa: E402
+from bench.report import BenchReport, load_average, quick_path  # noqa: E402
 from restyle.settings import Settings  # noqa: E402
 from restyle.storage import BlobStore  # noqa: E402
 from scoring_job.ffmpeg_binary import ffmpeg_binary  # noqa: E402
@@ -203,13 +206,15 @@ def run(clips: int, frames: int, timeout: float, max_requests: int) -> dict:
         finally:
             sampler.stop.set()
             stop_scoring(stack.temp_root)
-        log = stack.log()
+        log = stack.host.log()
     samples = sampler.samples or [end]
     jobs, latencies = poll.jobs, poll.latencies_ms
     completed = [job for job in jobs.values() if job["status"] == "Completed"]
     return {
         "clips": clips, "frames_per_clip": frames, "clip": "160x96, 24 fps, AAC, style 19, compile=false",
         "completed": len(completed), "failed": sum(job["status"] != "Completed" for job in jobs.values()),
+        "never_seen": len(blobs) - len(jobs),
+        "exact_outputs": sum(job["output"].get("frames") == frames for job in completed),
         "frames_out": sum(job["output"]["frames"] for job in completed), "wall_s": round(wall, 1),
         "completed_at_s": sorted(job["ended_s"] for job in completed if "ended_s" in job),
         "requests": len(latencies), "failed_requests": poll.failures, "p50_ms": round(percentile(latencies, 0.5), 1),
@@ -223,10 +228,21 @@ def run(clips: int, frames: int, timeout: float, max_requests: int) -> dict:
         "scoring_limit": Settings().local_max_jobs,  # RESTYLE_LOCAL_MAX_JOBS: the rest wait, queued
         "lowest_mem_available_mb": min(s["mem_available_mb"] for s in samples),
         "stopped_for_memory": sampler.starved.is_set(),
-        "settings": {**SETTINGS, "local_processes": "1", "segment_seconds": "1", "blob_poll_seconds": "0.5"},
-        "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "load_average_at_end": load_average(),
         "samples": samples[::4],
     }
+
+
+def bounded(sizes: list[dict]) -> dict:
+    """Peaks of the two largest bursts side by side: bounded by the app's limits, they match (target
+    within 10%); growing with the number of clips, they do not."""
+    if len(sizes) < 2:
+        return {}
+    small, large = sorted(sizes, key=lambda size: size["clips"])[-2:]
+    ratios = {key: round(large[key] / small[key], 3) for key in ("peak_rss_mb", "peak_tree_rss_mb", "peak_processes")
+              if small.get(key)}
+    return {"clips": [small["clips"], large["clips"]], "ratios": ratios,
+            "within_10_percent": all(0.9 <= ratio <= 1.1 for ratio in ratios.values())}
 
 
 def stop_scoring(temp_root: Path) -> None:
@@ -237,6 +253,7 @@ def stop_scoring(temp_root: Path) -> None:
 
 
 def print_table(result: dict) -> None:
+    print(f"### {result['clips']} clips")
     rows = [
         ("clips dropped at once / completed / failed",
          f"{result['clips']} / {result['completed']} / {result['failed']}"),
@@ -400,9 +417,7 @@ def slow_storage(delay: float, writers: int, rounds: int, max_gets: int, timeout
             running_azurite(Path(folder) / "azurite") as connection:
         runs = [slow_storage_run(connection, Path(folder) / mode, mode == "inline", delay, writers, rounds,
                                  max_gets, timeout) for mode in ("inline", "threads")]
-    return {"delay_s": delay, "slowed": list(SLOWED), "writers": writers, "rounds_per_writer": rounds,
-            "machine": {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
-            "runs": runs}
+    return {"delay_s": delay, "slowed": list(SLOWED), "writers": writers, "rounds_per_writer": rounds, "runs": runs}
 
 
 def print_slow_storage(result: dict) -> None:
@@ -416,10 +431,11 @@ def print_slow_storage(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=20)
+    parser.add_argument("--clips", default="20", help="burst sizes, comma-separated, one devhost each (20,50,100)")
     parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--timeout", type=float, default=900, help="seconds before the polling loop gives up")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds before a burst's polling loop gives up")
     parser.add_argument("--max-requests", type=int, default=20_000)
+    parser.add_argument("--quick", action="store_true", help="smoke: 2 clips of 6 frames (slow storage: 1 round)")
     parser.add_argument("--output", type=Path, default=None, help=f"default {RESULTS.relative_to(ROOT)} "
                         "(none with --slow-storage)")
     slow = parser.add_argument_group("--slow-storage: GET latency while POSTs and DELETEs wait on slow storage")
@@ -429,16 +445,24 @@ def main() -> None:
     slow.add_argument("--rounds", type=int, default=5, help="POST+DELETE pairs per writer")
     slow.add_argument("--max-gets", type=int, default=500)
     args = parser.parse_args()
+    if args.quick:
+        args.clips, args.frames, args.rounds, args.writers, args.max_gets = "2", 6, 1, 2, 40
     if args.slow_storage:
-        result = slow_storage(args.delay, args.writers, args.rounds, args.max_gets, min(args.timeout, 120))
-        if args.output:
-            args.output.write_text(json.dumps(result, indent=1) + "\n")
-        print(json.dumps(result, indent=1))
-        print_slow_storage(result)
+        report = BenchReport(args.output, "load_slow_storage")
+        with report.part("slow_storage"):
+            report.update(slow_storage(args.delay, args.writers, args.rounds, args.max_gets, min(args.timeout, 120)))
+        print(json.dumps(report, indent=1))
+        print_slow_storage(report)
         return
-    result = run(args.clips, args.frames, args.timeout, args.max_requests)
-    (args.output or RESULTS).write_text(json.dumps(result, indent=1) + "\n")
-    print_table(result)
+    report = BenchReport(quick_path(RESULTS, args.quick, args.output), "load", quick=args.quick, sizes=[],
+                         settings={**SETTINGS, "local_processes": "1", "segment_seconds": "1",
+                                   "blob_poll_seconds": "0.5", "local_max_jobs": str(Settings().local_max_jobs)})
+    for clips in (int(size) for size in args.clips.split(",")):
+        with report.part(f"clips={clips}"):
+            report["sizes"].append(run(clips, args.frames, args.timeout, args.max_requests))
+            report["bounded"] = bounded(report["sizes"])
+        print_table(report["sizes"][-1])
+
 
 if __name__ == "__main__":
     main()

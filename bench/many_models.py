@@ -12,7 +12,8 @@ selected models' forecasts, `..._served_after_gate` what the forecast Parquet se
 that fails the gate serves its flagged seasonal naive). The `fast` model set is
 run on M3 too. Registration cost is measured for the index and, on a sample, for MLflow's SQLite
 registry. Timings carry the load average (os.getloadavg) taken beside them: the machine is shared.
-`--quick` uses the first 60 series of each dataset (a smoke test; its figures are not the record).
+`--quick` uses the first 12 series of each dataset and a 10-model MLflow sample (a smoke test; its
+figures are not the record).
 Writes bench/results/many_models.json (quick runs: many_models.quick.json).
 """
 
@@ -34,6 +35,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import BenchReport, quick_path
 from forecast_job.gate import GateRule
 from forecast_job.manifest import prepare_work
 from forecast_job.metrics import mase, smape
@@ -172,25 +174,28 @@ def registration_costs(records: list[dict], sample: int, root: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="first 60 series of each dataset")
+    parser.add_argument("--quick", action="store_true", help="smoke: 12 series of each dataset, 10 through MLflow")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mlflow-sample", type=int, default=200, help="models registered through MLflow")
+    parser.add_argument("--output", type=Path, help="results file (default bench/results/many_models.json)")
     args = parser.parse_args()
-    limit = 60 if args.quick else None
+    limit, sample = (12, 10) if args.quick else (None, args.mlflow_sample)
     cases = [("m3", "default"), ("m3", "fast"), ("tourism", "default")]
-    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                     "load_average_start": load(), "quick": args.quick, "cases": []}
+    results = BenchReport(quick_path(RESULTS / "many_models.json", args.quick, args.output), "many_models",
+                          machine={"cpus": os.cpu_count(), "python": platform.python_version()},
+                          quick=args.quick, cases=[])
     with tempfile.TemporaryDirectory(prefix="many-models-") as scratch:
         root = Path(scratch)
         for dataset, model_set in cases:
-            case = run_case(dataset, model_set, args.workers, limit, root)
-            registry, records = case.pop("_versions")
-            registry.close()
-            results["cases"].append(case)
-            print(json.dumps(case), flush=True)
-            if (dataset, model_set) == ("m3", "default"):
-                results["registry_cost"] = registration_costs(records, args.mlflow_sample, root)
-                print(json.dumps(results["registry_cost"]), flush=True)
+            with results.part(f"{dataset}:{model_set}"):
+                case = run_case(dataset, model_set, args.workers, limit, root)
+                registry, records = case.pop("_versions")
+                registry.close()
+                results["cases"].append(case)
+                print(json.dumps(case), flush=True)
+                if (dataset, model_set) == ("m3", "default"):
+                    results["registry_cost"] = registration_costs(records, sample, root)
+                    print(json.dumps(results["registry_cost"]), flush=True)
     by_case = {(c["dataset"], c["model_set"]): c for c in results["cases"]}
     m3, fast, tourism = by_case["m3", "default"], by_case["m3", "fast"], by_case["tourism", "default"]
     results["summary"] = {
@@ -209,14 +214,11 @@ def main() -> None:
         "gate_pass_rate": m3["gate_pass_rate"]["served rule"],
         "gate_pass_rate_tourism": tourism["gate_pass_rate"]["served rule"],
         "peak_rss": rss_mb(),
-        "load_average_end": load(),
     }
     results["targets"] = {"smape_m3_monthly <= 14.0": results["summary"]["smape_m3_monthly"] <= 14.0,
                           "models_per_minute >= 300": m3["models_per_minute"] >= 300,
                           "fast models_per_minute >= 2000": fast["models_per_minute"] >= 2000}
-    RESULTS.mkdir(exist_ok=True)
-    target = RESULTS / ("many_models.quick.json" if args.quick else "many_models.json")
-    target.write_text(json.dumps(results, indent=2) + "\n")
+    results.write()
     print(json.dumps(results["summary"], indent=2))
 
 

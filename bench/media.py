@@ -1,6 +1,7 @@
 """Media activities benchmark: probe + split + stitch of generated 1080p clips, against real Azurite.
 
     python bench/media.py [--lengths 60,300] [--big-gb 1.0]
+    python bench/media.py --quick      (smoke: 320x180 clips of 4 and 12 s, no big source; media.quick.json)
 
 For each length it generates a 1920x1080 25 fps clip with AAC audio (x264, ~8.5 Mbit/s, a
 keyframe every 10 s), plus one source of at least `--big-gb` GB (the longest clip repeated by
@@ -26,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import BenchReport, quick_path  # noqa: E402
 from restyle.settings import Settings  # noqa: E402
 from scoring_job.ffmpeg_binary import ffmpeg_binary  # noqa: E402
 from tools.azurite import running_azurite  # noqa: E402
@@ -33,8 +35,8 @@ from tools.azurite import running_azurite  # noqa: E402
 RESULTS = Path(__file__).with_name("results") / "media.json"
 
 
-def generate(path: Path, seconds: int) -> None:
-    subprocess.run([ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=25",
+def generate(path: Path, seconds: int, size: str = "1920x1080") -> None:
+    subprocess.run([ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25",
                     "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=48000", "-t", str(seconds),
                     "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-g", "250", "-c:a", "aac",
                     "-b:a", "128k", str(path)], check=True)
@@ -138,16 +140,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", default="60,300", help="clip lengths in seconds; the last is the headline")
     parser.add_argument("--big-gb", type=float, default=1.0, help="also run a source of at least this size (0: skip)")
+    parser.add_argument("--quick", action="store_true", help="smoke: 320x180 clips of 4 and 12 s, no big source")
+    parser.add_argument("--output", type=Path, help="results file (default bench/results/media.json)")
     args = parser.parse_args()
-    runs = []
+    size = "320x180" if args.quick else "1920x1080"
+    if args.quick:
+        args.lengths, args.big_gb = "4,12", 0
+    report = BenchReport(quick_path(RESULTS, args.quick, args.output), "media", quick=args.quick, size=size,
+                         runs=[])
+    runs = report["runs"]
+    lengths = [int(v) for v in args.lengths.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-media-") as folder:
         work = Path(folder)
         with running_azurite(work / "azurite") as connection:
-            lengths = [int(v) for v in args.lengths.split(",")]
             clips = []
             for seconds in lengths:
                 clip = work / f"clip{seconds}.mp4"
-                generate(clip, seconds)
+                generate(clip, seconds, size)
                 clips.append((seconds, clip))
             if args.big_gb > 0:
                 base_seconds, base = clips[-1]
@@ -160,8 +169,11 @@ def main() -> None:
                                     input_container=f"in{seconds}", work_container=f"work{seconds}",
                                     output_container=f"out{seconds}", rejected_container=f"rej{seconds}",
                                     styles_container=f"st{seconds}")
-                done = subprocess.run([sys.executable, __file__, "--measure", settings.model_dump_json(), str(clip)],
-                                      capture_output=True, text=True, check=True)
+                with report.part(f"{seconds} s"):
+                    done = subprocess.run([sys.executable, __file__, "--measure", settings.model_dump_json(),
+                                           str(clip)], capture_output=True, text=True)
+                    if done.returncode:
+                        raise RuntimeError(f"measuring the {seconds} s clip failed: {done.stderr[-2000:]}")
                 figures = json.loads(done.stdout)
                 total = figures["split_seconds"] + figures["stitch_seconds"]
                 figures.update(clip_seconds=seconds, clip_mb=round(clip.stat().st_size / 2**20, 1),
@@ -171,10 +183,17 @@ def main() -> None:
                                     + figures["stitch_seconds"]) / seconds, 4))
                 print(json.dumps(figures), flush=True)
                 runs.append(figures)
+                report.update(summary(runs, len(lengths)))
+                report.write()
             for _, clip in clips:
                 clip.unlink()
-    short, headline = runs[0], runs[len(lengths) - 1]
-    results = {
+    print(f"wrote {report.path}")
+
+
+def summary(runs: list[dict], lengths: int) -> dict:
+    """The keys the README's table reads: the headline is the last of `--lengths`."""
+    short, headline = runs[0], runs[min(lengths, len(runs)) - 1]
+    return {
         "realtime_fraction": headline["realtime_fraction"],
         "bytes_down_ratio": max(run["bytes_down_ratio"] for run in runs),
         "bytes_up_ratio": max(run["bytes_up_ratio"] for run in runs),
@@ -185,15 +204,11 @@ def main() -> None:
         "rss_mb_big": runs[-1]["rss_mb"],
         "ffmpeg_rss_mb_short": short["ffmpeg_rss_mb"],
         "ffmpeg_rss_mb_long": headline["ffmpeg_rss_mb"],
-        "load_average": os.getloadavg(),
-        "runs": runs,
         "note": "split = probe + every split unit, run one after another in one process (in Azure the units "
                 "run in parallel: parallel_realtime_fraction = probe + the longest split + stitch); bytes ratios "
                 "= bytes the activities read/wrote in storage over the source size, all activities of one job; "
                 "transfer_floor_seconds = those bytes at Azurite's measured rates",
     }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

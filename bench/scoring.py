@@ -1,7 +1,7 @@
 """Scoring engine benchmark: every figure measured side by side in one process run.
 
     python bench/scoring.py            # the recorded run (~15 min on 2 cores)
-    python bench/scoring.py --quick    # smoke test: 320x180, 4 frames (~2 min; scoring.quick.json)
+    python bench/scoring.py --quick    # smoke test: 128x72, 2 frames, eager (scoring.quick.json)
     python bench/scoring.py [--frames N] [--runs 1280x720:fp32,640x360:fp32,1280x720:fast] [--eager]
 
 On the bundled real clip (bigbuckbunny.mp4, 132 frames, audio) and for each SIZE:PRECISION run:
@@ -41,10 +41,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.openvino_peer import OpenVinoPeer
-from bench.peak import measured_peak
+from bench.peak import SIZE, measured_peak
+from bench.report import BenchReport, quick_path
 from scoring_job.engine import Stylizer, choose_device
 from scoring_job.ffmpeg_binary import ffmpeg_binary
-from scoring_job.machine import cpu_kind, cpu_record
+from scoring_job.machine import cpu_kind
 from scoring_job.models.multistyle import MultiStyleNet
 from scoring_job.pipeline import stylize_segment
 from scoring_job.precision_choice import stylizer_for
@@ -196,38 +197,26 @@ def bench_size(source: Path, size: tuple[int, int], precision: str, frames_in_me
     return figures
 
 
-def with_machine_rows(results: dict, target: Path) -> dict:
-    """This run's figures, and under `machines` one row per kind of CPU: this run's replaces the
-    earlier row of the same kind, the other kinds' rows are kept (figures differ by CPU)."""
+def first_second(source: Path, out: Path) -> Path:
+    """The clip's first second, streams copied: the smoke run's source."""
+    short = out / f"first_second{source.suffix}"
+    subprocess.run([ffmpeg_binary(), "-nostdin", "-v", "error", "-y", "-i", str(source), "-t", "1", "-c", "copy",
+                    str(short)], check=True)
+    return short
+
+
+def other_machine_rows(target: Path) -> list[dict]:
+    """The rows of the other kinds of CPU in an earlier results file: figures differ by CPU, so this
+    run replaces only its own kind's row."""
     try:
         earlier = json.loads(target.read_text(encoding="utf-8")).get("machines", [])
     except (OSError, ValueError):
         earlier = []
-    row = {key: value for key, value in results.items() if key != "machines"}
-    kept = [machine for machine in earlier if machine.get("machine", {}).get("cpu") != results["machine"]["cpu"]]
-    return {**results, "machines": [*kept, row]}
+    return [row for row in earlier if row.get("machine", {}).get("cpu") != cpu_kind()]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="1280x720:fp32,640x360:fp32,1280x720:fast",
-                        help="SIZE:PRECISION list; the first is the headline, the first reduced one the fast mode")
-    parser.add_argument("--frames", type=int, default=32, help="frames held in memory for the model-only figure")
-    parser.add_argument("--eager", action="store_true", help="do not torch.compile the model")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 320x180 fp32 and fast, 4 frames")
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/scoring.json)")
-    args = parser.parse_args()
-    if args.quick:
-        args.runs, args.frames = "320x180:fp32,320x180:fast", 4
-    load_start = os.getloadavg()
-    source = bundled_clip()
-    out = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
-    runs = [(tuple(int(v) for v in size.split("x")), precision)
-            for size, precision in (item.split(":") for item in args.runs.split(","))]
-    peak = measured_peak()
-    peers = PerSize(source, out)
-    per_size = [bench_size(source, size, precision, args.frames, not args.eager, out, peers, peak)
-                for size, precision in runs]
+def headline(per_size: list[dict], peak: dict[str, float]) -> dict:
+    """The keys the README's tables read: the first run's, and the first reduced precision's."""
     primary = per_size[0]
     results = {
         "efficiency": primary["efficiency"],
@@ -253,20 +242,43 @@ def main() -> None:
             "fast_openvino_speedup": fast["openvino_default_speedup"],
             "fast_psnr_db": fast.get("psnr_db_vs_fp32"),
         })
-    results.update({
-        "stability": 0.0,
-        "runs": per_size,
-        "clip": f"{source.name} ({probe_video(source).frame_count} frames)",
-        "style": STYLE,
-        "load_average": {"start": [round(v, 2) for v in load_start], "end": [round(v, 2) for v in os.getloadavg()]},
-        "cpu": cpu_record(),
-        "machine": {"cpu": cpu_kind(), "cores": os.cpu_count(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads()},
-    })
-    target = args.output or (RESULTS.with_name("scoring.quick.json") if args.quick else RESULTS)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(with_machine_rows(results, target), indent=2) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="1280x720:fp32,640x360:fp32,1280x720:fast",
+                        help="SIZE:PRECISION list; the first is the headline, the first reduced one the fast mode")
+    parser.add_argument("--frames", type=int, default=32, help="frames held in memory for the model-only figure")
+    parser.add_argument("--eager", action="store_true", help="do not torch.compile the model")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 128x72 fp32 and fast, 2 frames, eager")
+    parser.add_argument("--output", type=Path, help="results file (default bench/results/scoring.json)")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.frames, args.eager = "128x72:fp32,128x72:fast", 2, True
+    out = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
+    source = first_second(bundled_clip(), out) if args.quick else bundled_clip()
+    runs = [(tuple(int(v) for v in size.split("x")), precision)
+            for size, precision in (item.split(":") for item in args.runs.split(","))]
+    target = quick_path(RESULTS, args.quick, args.output)
+    kept = other_machine_rows(target)
+    report = BenchReport(target, "scoring", quick=args.quick, stability=0.0, style=STYLE,
+                         clip=f"{source.name} ({probe_video(source).frame_count} frames)",
+                         machine={"cpu": cpu_kind(), "cores": os.cpu_count(), "torch": torch.__version__,
+                                  "threads": torch.get_num_threads()},
+                         runs=[], machines=kept)
+    try:
+        with report.part("peak"):
+            peak = measured_peak(512 if args.quick else SIZE)
+        peers = PerSize(source, out)
+        for size, precision in runs:
+            with report.part(f"{size[0]}x{size[1]}:{precision}"):
+                report["runs"].append(bench_size(source, size, precision, args.frames, not args.eager, out, peers,
+                                                 peak))
+                report.update(headline(report["runs"], peak))
+                report["machines"] = [*kept, {key: value for key, value in report.items() if key != "machines"}]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     print(f"wrote {target}")
 
 

@@ -1,7 +1,7 @@
 """Temporal stability benchmark: flicker (E_warp) of per-frame vs stabilised output, fidelity beside it.
 
     .venv/bin/python -m bench.temporal            # full run (about 30 min on 2 busy cores)
-    .venv/bin/python -m bench.temporal --quick    # smoke: 360p, 40 frames, two alphas
+    .venv/bin/python -m bench.temporal --quick    # smoke: 256x144, 30 frames, one alpha (temporal_quick.json)
     .venv/bin/python -m bench.temporal --clip bigbuckbunny.mp4:1280x720   # re-measure one clip, keep the rest
 
 For each clip (bigbuckbunny at 640x360 and 1280x720, bikes.mp4 at 640x272 with its hard cuts):
@@ -37,6 +37,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from activities.media.segment_plan import Packet, plan_segments, target_segment_seconds
+from bench.report import BenchReport
 from bench.temporal_metric import clip_flows, ewarp_series, mean_ewarp, psnr, sharpness
 from restyle.settings import Settings
 from scoring_job.engine import Stylizer, choose_device, to_frames
@@ -49,11 +50,13 @@ from scoring_job.temporal import MotionEstimator, TemporalFilter, warmup_frames
 from scoring_job.video_io import FrameReader
 from tools.footage import bundled_clip
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
 STYLE = "19"
 # (clip, size, alpha sweep?, timed?): the sweep styles the clip once more in memory; timing adds a run.
 CLIPS = (("bigbuckbunny.mp4", (640, 360), True, False), ("bikes.mp4", (640, 272), True, False),
          ("bigbuckbunny.mp4", (1280, 720), False, True))
+QUICK_CLIPS = (("bigbuckbunny.mp4", (256, 144), True, True),)  # the smoke run: every step, tiny
 SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7)
 TARGETS = {"ewarp_reduction": 0.60, "sharpness_ratio": 0.65, "psnr_vs_per_frame": 25.0, "boundary_ratio": 1.05,
            "overhead_s_per_frame_720p": 0.12}
@@ -245,55 +248,55 @@ def plot(panels: list[tuple[str, dict]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="360p only, 40 frames, two alphas (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 256x144, 30 frames, one alpha")
+    parser.add_argument("--output", type=Path, help="results JSON; the clip, crop and plot go beside it")
     parser.add_argument("--stability", type=float, default=DEFAULT_STABILITY, help="alpha of the stabilised runs")
     parser.add_argument("--clip", nargs="+", help="re-measure only these, e.g. bigbuckbunny.mp4:1280x720; "
                         "the other clips' results in the JSON are kept")
     parser.add_argument("--alphas", type=float, nargs="+", help=f"alpha sweep (default {' '.join(map(str, SWEEP))})")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    clips = CLIPS[:1] if args.quick else CLIPS
-    frames = 40 if args.quick else None
-    alphas = args.alphas or ((0.4, 0.6) if args.quick else SWEEP)
-    if args.clip:
-        clips = tuple(clip for clip in clips if f"{clip[0]}:{clip[1][0]}x{clip[1][1]}" in args.clip)
-    out = RESULTS / ("temporal_quick.json" if args.quick else "temporal.json")
+    known = QUICK_CLIPS if args.quick else CLIPS
+    frames = 30 if args.quick else None
+    alphas = args.alphas or ((0.5,) if args.quick else SWEEP)
+    clips = tuple(clip for clip in known if not args.clip or f"{clip[0]}:{clip[1][0]}x{clip[1][1]}" in args.clip)
+    out = args.output or RESULTS / ("temporal_quick.json" if args.quick else "temporal.json")
+    suffix = "_quick" if args.quick else ""
     # Re-measuring some clips keeps the others' results (e.g. timing re-run on a quiet machine).
     kept = json.loads(out.read_text())["clips"] if args.clip and out.is_file() else []
     results = [r for r in kept if not any((r["clip"], (r["width"], r["height"])) == clip[:2] for clip in clips)]
+    report = BenchReport(out, "temporal", style=STYLE, stability=args.stability, quick=args.quick, targets=TARGETS,
+                         torch_threads=torch.get_num_threads(), clips=results)
     for name, size, swept, timed in clips:
-        result = measure_clip(name, size, frames, args.stability, alphas if swept else (), timed or args.quick)
-        per_frame, stable = result.pop("_frames")
-        if (name, size) == CLIPS[0][:2]:
-            fps = probe_video(bundled_clip(name)).fps
-            side = RESULTS / ("temporal_side_by_side_quick.mp4" if args.quick else "temporal_side_by_side.mp4")
-            result["side_by_side"] = {"path": f"bench/results/{side.name}",
-                                      "bytes": side_by_side(per_frame, stable, f"{fps.numerator}/{fps.denominator}",
-                                                            side)}
-            crop = np.concatenate([per_frame[60 % len(per_frame)][100:300, 180:460],
-                                   stable[60 % len(stable)][100:300, 180:460]], axis=1)
-            Image.fromarray(crop).save(RESULTS / ("temporal_crop_quick.png" if args.quick else "temporal_crop.png"))
-        summary = {k: v for k, v in result.items() if k not in ("series", "sweep")}
-        print(json.dumps(summary), flush=True)
-        results.append(result)
-        results.sort(key=lambda r: [c[:2] for c in CLIPS].index((r["clip"], (r["width"], r["height"]))))
-        write_report(results, args, out)
+        with report.part(f"{name}:{size[0]}x{size[1]}"):
+            result = measure_clip(name, size, frames, args.stability, alphas if swept else (), timed)
+            per_frame, stable = result.pop("_frames")
+            if (name, size) == known[0][:2]:
+                fps = probe_video(bundled_clip(name)).fps
+                side = out.with_name(f"temporal_side_by_side{suffix}.mp4")
+                result["side_by_side"] = {"path": str(side.relative_to(ROOT) if side.is_relative_to(ROOT) else side),
+                                          "bytes": side_by_side(
+                    per_frame, stable, f"{fps.numerator}/{fps.denominator}", side)}
+                crop = np.concatenate([per_frame[60 % len(per_frame)][100:300, 180:460],
+                                       stable[60 % len(stable)][100:300, 180:460]], axis=1)
+                Image.fromarray(crop).save(out.with_name(f"temporal_crop{suffix}.png"))
+            summary = {k: v for k, v in result.items() if k not in ("series", "sweep")}
+            print(json.dumps(summary), flush=True)
+            results.append(result)
+            results.sort(key=lambda r: [c[:2] for c in known].index((r["clip"], (r["width"], r["height"]))))
+            update_report(report, results, out.with_name(f"temporal_ewarp{suffix}.png"))
     return 0
 
 
-def write_report(results: list[dict], args: argparse.Namespace, out: Path) -> None:
+def update_report(report: BenchReport, results: list[dict], plot_path: Path) -> None:
     """Written after every clip, so that a long run that is stopped keeps what it measured."""
-    panels = [(f"{r['clip']} {r['width']}x{r['height']}", r["series"]) for r in results]
-    plot(panels, RESULTS / ("temporal_ewarp_quick.png" if args.quick else "temporal_ewarp.png"))
-    at_720p = [r for r in results if r["width"] == 1280]
-    report = {
-        "style": STYLE, "stability": args.stability, "quick": args.quick, "targets": TARGETS,
-        "overhead_s_per_frame_720p": at_720p[0]["overhead_s_per_frame"] if at_720p else None,
-        "warmup_s_per_frame_720p": at_720p[0]["warmup_s_per_frame"] if at_720p else None,
-        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "clips": results,
-    }
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}", flush=True)
+    plot([(f"{r['clip']} {r['width']}x{r['height']}", r["series"]) for r in results], plot_path)
+    timed = [r for r in results if "overhead_s_per_frame" in r]
+    report.update({"overhead_s_per_frame_720p": timed[0]["overhead_s_per_frame"] if timed else None,
+                   "warmup_s_per_frame_720p": timed[0]["warmup_s_per_frame"] if timed else None,
+                   "timed_size": f"{timed[0]['width']}x{timed[0]['height']}" if timed else None, "clips": results})
+    report.write()
+    print(f"wrote {report.path}", flush=True)
 
 
 if __name__ == "__main__":

@@ -352,6 +352,16 @@ def test_a_request_is_answered_with_its_status_and_error_code(call: Call, outcom
     assert got.get("work_left", 0) == 0, got  # a deleted job's work/ is removed, late activities included
 
 
+def test_the_reliability_table_renders_from_this_run(outcomes, tmp_path):
+    """docs/reliability.md's bad-input table (bench/bad_inputs.py) reads what this module writes."""
+    from bench.bad_inputs import table
+
+    write_results(tmp_path / "bad_inputs.json", outcomes)
+    rendered = table(json.loads((tmp_path / "bad_inputs.json").read_text()))
+    assert all(f"| {case.case} |" in rendered for case in [*UPLOADS, *CALLS])
+    assert rendered.count("\n") == len(UPLOADS) + len(CALLS) + 1
+
+
 def test_every_http_function_is_at_function_auth_level():
     """Keys are not enforced locally (devhost, like `func start`), so the bindings are what Azure enforces."""
     http = {name: binding for name, function in app_functions().items()
