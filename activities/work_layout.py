@@ -62,6 +62,16 @@ class WorkLayout:
         return f"{self.job_id}/attempts/{attempt}.closed.json"
 
     @property
+    def table(self) -> str:
+        """Many models: the upload (pinned to its ETag), format, dataset and options the compute job prepares."""
+        return f"{self.job_id}/table.json"
+
+    @property
+    def prepared(self) -> str:
+        """Many models: the prepare step's summary (partitions, buckets, ...) or its rejection of the table."""
+        return f"{self.job_id}/prepare.json"
+
+    @property
     def trained_prefix(self) -> str:
         """Many models: forecast_job's output, one folder per trained partition (as in Azure ML's mount)."""
         return f"{self.job_id}/{TRAINED_FOLDER}/"

@@ -1,15 +1,17 @@
-"""The training job's input contract: a work folder the Function App (or the CLI) prepares.
+"""The training job's input contract: a work folder the compute job's prepare step writes.
 
-    <work>/manifest.json                         this file's `Manifest`
-    <work>/rejections.json                       partitions refused before training, with reasons
-    <work>/partitions/MLTable                    the partitioned table, as Azure ML reads it
-    <work>/partitions/partition=<id>/data.parquet  one series: columns ds (timestamp), y (float)
+    <work>/manifest.json                          this file's `Manifest`
+    <work>/rejections.json                        partitions refused before training, with reasons
+    <work>/partitions/MLTable                     the bucketed table, as Azure ML reads it
+    <work>/partitions/bucket=<NNNN>/data.parquet  many series: columns partition (id), ds, y
 
-Versioned like scoring_job's manifest: a reader refuses a schema version it does not know. The
-partition folder names carry only the partition id (a hash of the key values, naming.py), because
-key values may hold any character and Azure ML's partition format reads values from paths; the
-manifest maps ids back to key values. No pandas here (the Function App reads manifests);
-`prepare_work` imports pyarrow when called.
+Partitions are grouped into buckets (a hash of the partition id) so that a 10,000-partition table
+is a few dozen files, not 10,000: each bucket is one file to read, one unit of training work (one
+Azure ML mini-batch, `partition_keys=["bucket"]`) and one set of results. Rows are sorted by
+partition, then timestamp. Versioned like scoring_job's manifest: a reader refuses a schema
+version it does not know. Folder names carry only numbers and the rows only partition ids (a hash
+of the key values, naming.py), because key values may hold any character; the manifest maps ids
+back to key values. No pandas here (the Function App reads manifests); writers import pyarrow.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from .options import TrainOptions, validation_problems
 if TYPE_CHECKING:
     from .table import ValidatedTable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 REJECTIONS_NAME = "rejections.json"
 PARTITIONS_FOLDER = "partitions"
-PARTITION_KEY = "partition"  # the Azure ML parallel job's partition_keys: ["partition"]
+BUCKET_KEY = "bucket"  # the Azure ML parallel job's partition_keys: ["bucket"]
+PARTITION_COLUMN = "partition"  # a row's partition id in a bucket file
 DATA_FILE = "data.parquet"
+ROWS_PER_BUCKET = 250_000  # a bucket file of ~5 MB: enough partitions per file, enough files to spread
+MIN_BUCKETS = 8
+MAX_BUCKETS = 4096
 
 
 class ManifestError(ValueError):
@@ -49,10 +55,12 @@ class PartitionEntry(_Strict):
     keys: dict[str, str]
     observations: int = Field(gt=0)
     last_timestamp: str  # ISO 8601; forecasts start one period later
+    bucket: int = Field(ge=0)
+    filled: int = Field(default=0, ge=0)  # periods or cells the `fill_gaps` option filled
 
 
 class Manifest(_Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     run_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     dataset: str
     partition_columns: tuple[str, ...] = Field(min_length=1)
@@ -60,6 +68,9 @@ class Manifest(_Strict):
     season_length: int = Field(gt=0)
     horizon: int = Field(gt=0)
     train: TrainOptions = TrainOptions()
+    buckets: int = Field(gt=0)
+    ignored_columns: tuple[str, ...] = ()
+    rows: int = Field(default=0, ge=0)  # rows of the uploaded table
     partitions: tuple[PartitionEntry, ...]
 
     def entry(self, pid: str) -> PartitionEntry:
@@ -68,6 +79,16 @@ class Manifest(_Strict):
     @cached_property
     def _by_id(self) -> dict[str, PartitionEntry]:
         return {entry.id: entry for entry in self.partitions}
+
+    def in_bucket(self, bucket: int) -> list[PartitionEntry]:
+        return self._by_bucket.get(bucket, [])
+
+    @cached_property
+    def _by_bucket(self) -> dict[int, list[PartitionEntry]]:
+        grouped: dict[int, list[PartitionEntry]] = {}
+        for entry in self.partitions:
+            grouped.setdefault(entry.bucket, []).append(entry)
+        return grouped
 
     @classmethod
     def load(cls, work: Path) -> Manifest:
@@ -89,51 +110,101 @@ class Manifest(_Strict):
         return write_text_atomic(Path(work) / MANIFEST_NAME, self.model_dump_json(indent=1))
 
 
-def partition_file(work: Path, pid: str) -> Path:
-    return Path(work) / PARTITIONS_FOLDER / f"{PARTITION_KEY}={pid}" / DATA_FILE
+def bucket_count(rows: int) -> int:
+    """Buckets for a table of about `rows` rows."""
+    return max(MIN_BUCKETS, min(MAX_BUCKETS, -(-rows // ROWS_PER_BUCKET)))
+
+
+def bucket_of(pid: str, buckets: int) -> int:
+    """The bucket of a partition: its id's hash (uniform), so buckets hold alike numbers of partitions."""
+    return int(pid[1:9], 16) % buckets
+
+
+def bucket_file(work: Path, bucket: int) -> Path:
+    return Path(work) / PARTITIONS_FOLDER / f"{BUCKET_KEY}={bucket:04d}" / DATA_FILE
 
 
 def mltable_spec() -> dict:
-    """The MLTable over partitions/: Azure ML reads every data.parquet and takes the `partition`
-    column from the folder name, so `partition_keys=["partition"]` gives run() one series per call.
-    Written as JSON, which is also YAML, so no YAML library is needed."""
+    """The MLTable over partitions/: Azure ML reads every data.parquet and takes the `bucket` column
+    from the folder name, so `partition_keys=["bucket"]` gives run() one bucket (many series) per
+    call. Written as JSON, which is also YAML, so no YAML library is needed."""
     return {
         "type": "mltable",
-        "paths": [{"pattern": f"./{PARTITION_KEY}=*/{DATA_FILE}"}],
+        "paths": [{"pattern": f"./{BUCKET_KEY}=*/{DATA_FILE}"}],
         "transformations": [
             {"read_parquet": {"include_path_column": True}},
             {"extract_columns_from_partition_format": {
-                "partition_format": f"{PARTITION_KEY}={{{PARTITION_KEY}}}/{{file_name}}.parquet"}},
+                "partition_format": f"{BUCKET_KEY}={{{BUCKET_KEY}}}/{{file_name}}.parquet"}},
             {"drop_columns": ["Path", "file_name"]},
         ],
     }
 
 
-def prepare_work(table: ValidatedTable, work: Path, *, run_id: str, dataset: str,
-                 train: TrainOptions | None = None) -> Manifest:
-    """Write the work folder for a validated table: one Parquet file per accepted partition, the
-    rejections, the MLTable, and the manifest last (its presence means the folder is complete)."""
+def write_bucket(work: Path, bucket: int, series: list) -> list[PartitionEntry]:
+    """One bucket's file (rows sorted by partition, then timestamp) and its partitions' entries."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    work = Path(work)
-    train = train or TrainOptions()
-    entries = []
-    for series in table.series:
-        target = partition_file(work, series.partition_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{DATA_FILE}.partial")
-        pq.write_table(pa.table({"ds": series.ds, "y": series.y}), partial)
-        partial.replace(target)
-        entries.append(PartitionEntry(id=series.partition_id, keys=series.keys, observations=len(series.y),
-                                      last_timestamp=str(series.ds[-1].astype("datetime64[s]"))))
-    write_text_atomic(work / REJECTIONS_NAME, json.dumps([r.as_dict() for r in table.rejections], indent=1))
-    write_text_atomic(work / PARTITIONS_FOLDER / "MLTable", json.dumps(mltable_spec(), indent=1))
-    manifest = Manifest(run_id=run_id, dataset=check_dataset(dataset), partition_columns=table.partition_columns,
-                        freq=table.freq, season_length=table.season_length, horizon=table.horizon, train=train,
-                        partitions=tuple(entries))
+    series = sorted(series, key=lambda s: s.partition_id)
+    target = bucket_file(work, bucket)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{DATA_FILE}.partial")
+    columns = {PARTITION_COLUMN: pa.array(np.repeat([s.partition_id for s in series], [len(s.y) for s in series]),
+                                          pa.string()),
+               "ds": pa.array(np.concatenate([s.ds for s in series]) if series else np.empty(0, "datetime64[ns]")),
+               "y": pa.array(np.concatenate([s.y for s in series]) if series else np.empty(0))}
+    pq.write_table(pa.table(columns), partial)
+    partial.replace(target)
+    return [PartitionEntry(id=s.partition_id, keys=s.keys, observations=len(s.y), bucket=bucket,
+                           last_timestamp=str(s.ds[-1].astype("datetime64[s]")), filled=getattr(s, "filled", 0))
+            for s in series]
+
+
+def read_bucket(work: Path, bucket: int) -> dict[str, tuple]:
+    """partition id -> (ds, y) of every series in a bucket file."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(bucket_file(work, bucket))
+    return split_bucket(table.column(PARTITION_COLUMN).to_numpy(zero_copy_only=False),
+                        table.column("ds").to_numpy(), table.column("y").to_numpy())
+
+
+def split_bucket(pids, ds, y) -> dict[str, tuple]:
+    """Rows sorted by partition -> partition id -> (ds, y)."""
+    import numpy as np
+
+    if len(pids) == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
+    ends = np.append(starts[1:], len(pids))
+    return {str(pids[a]): (ds[a:b], y[a:b]) for a, b in zip(starts, ends, strict=True)}
+
+
+def write_work(work: Path, manifest: Manifest, rejections: list[dict]) -> Manifest:
+    """The rejections, the MLTable, and the manifest last (its presence means the folder is complete)."""
+    write_text_atomic(Path(work) / REJECTIONS_NAME, json.dumps(rejections, indent=1))
+    write_text_atomic(Path(work) / PARTITIONS_FOLDER / "MLTable", json.dumps(mltable_spec(), indent=1))
     manifest.save(work)
     return manifest
+
+
+def prepare_work(table: ValidatedTable, work: Path, *, run_id: str, dataset: str,
+                 train: TrainOptions | None = None, buckets: int | None = None) -> Manifest:
+    """The work folder of a table validated in memory (small tables, tests, benchmarks); prepare.py
+    writes the same folder for a table of any size, streaming."""
+    work = Path(work)
+    rows = sum(len(s.y) for s in table.series)
+    buckets = buckets or bucket_count(rows)
+    grouped: dict[int, list] = {}
+    for series in table.series:
+        grouped.setdefault(bucket_of(series.partition_id, buckets), []).append(series)
+    entries = [entry for bucket in sorted(grouped) for entry in write_bucket(work, bucket, grouped[bucket])]
+    manifest = Manifest(run_id=run_id, dataset=check_dataset(dataset), partition_columns=table.partition_columns,
+                        freq=table.freq, season_length=table.season_length, horizon=table.horizon,
+                        train=train or TrainOptions(), buckets=buckets, ignored_columns=table.ignored_columns,
+                        rows=rows, partitions=tuple(entries))
+    return write_work(work, manifest, [r.as_dict() for r in table.rejections])
 
 
 def load_rejections(work: Path) -> list[dict]:

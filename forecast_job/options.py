@@ -34,8 +34,15 @@ class TableOptions(_Strict):
     timestamp_column: str = Field(default=DEFAULT_TIMESTAMP, min_length=1)
     target_column: str = Field(default=DEFAULT_TARGET, min_length=1)
     partition_columns: tuple[str, ...] | None = None  # None: every column but timestamp and target
-    freq: str | None = None  # None: the most common frequency pandas infers over the partitions
-    min_length: int | None = Field(default=None, gt=0)  # None: holdout + 2 seasons (see TrainOptions)
+    freq: str | None = None  # None: inferred from the partitions' spacing (frequency.py)
+    min_length: int | None = Field(default=None, gt=0)  # None: the holdout + what the season needs (frequency.py)
+    # Periods with no row: "none" rejects the partition (saying so), "zero" means nothing happened (sales:
+    # no row, no sale), "missing" means unknown (filled by interpolation, like empty target cells).
+    fill_gaps: Literal["none", "zero", "missing"] = "none"
+    # How text timestamps are written, as strftime (%d/%m/%Y); else ISO or any one unambiguous format.
+    # Day-first / month-first dates (03/04/2021) are refused as ambiguous unless this or `dayfirst` says.
+    date_format: str | None = Field(default=None, min_length=2)
+    dayfirst: bool | None = None
 
     @field_validator("partition_columns")
     @classmethod
@@ -52,7 +59,7 @@ class TrainOptions(_Strict):
     the combination preferred unless beaten by more than 20%."""
 
     model_set: Literal["fast", "default", "full"] = "default"
-    horizon: int | None = Field(default=None, gt=0)  # None: one season, or 10 without seasonality
+    horizon: int | None = Field(default=None, gt=0)  # None: frequency.default_horizon (one season; 13 weekly)
     season_length: int | None = Field(default=None, gt=0)  # None: from the frequency (12 for monthly)
     windows: int = Field(default=1, gt=0, le=10)  # evaluation origins, each `horizon` apart
     selection_metric: Literal["mase", "smape", "wape"] = "mase"
@@ -67,7 +74,8 @@ def _split(value: str) -> tuple[str, ...]:
 
 # Blob metadata keys (case-insensitive, as Azure Storage returns them lower-cased) -> option fields.
 _TABLE_KEYS = {"timestamp_column": "timestamp_column", "target_column": "target_column",
-               "partition_columns": "partition_columns", "freq": "freq", "min_length": "min_length"}
+               "partition_columns": "partition_columns", "freq": "freq", "min_length": "min_length",
+               "fill_gaps": "fill_gaps", "date_format": "date_format", "dayfirst": "dayfirst"}
 _TRAIN_KEYS = {"model_set": "model_set", "horizon": "horizon", "season_length": "season_length",
                "windows": "windows", "selection_metric": "selection_metric", "selection_margin": "selection_margin"}
 

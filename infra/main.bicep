@@ -54,6 +54,10 @@ param cpuCoresPerNode int = 4
 @minValue(1)
 param cpuMaxNodes int = 2
 
+@description('Days a model version no production map uses is kept (for a rollback) before the platform deletes it.')
+@minValue(1)
+param supersededModelDays int = 30
+
 @description('Memory per Function App instance (MB).')
 @allowed([512, 2048, 4096])
 param functionInstanceMemoryMB int = 2048
@@ -139,6 +143,35 @@ module dataStorage 'app/storage.bicep' = {
       containers.tables]
     // The jobs page (GET /api/page on the Function App, module functionApp below) uploads here.
     corsOrigins: ['https://func-${token}.azurewebsites.net']
+    // Many models: a run's model bundles that no production map points at any more are tagged by the
+    // app (activities/many_models/results.py); kept supersededModelDays for a rollback, then deleted.
+    lifecycleRules: [
+      {
+        name: 'superseded-model-versions'
+        enabled: true
+        type: 'Lifecycle'
+        definition: {
+          filters: {
+            blobTypes: ['blockBlob']
+            prefixMatch: ['${containers.work}/models/']
+            blobIndexMatch: [
+              {
+                name: 'restyle-superseded'
+                op: '=='
+                value: 'true'
+              }
+            ]
+          }
+          actions: {
+            baseBlob: {
+              delete: {
+                daysAfterModificationGreaterThan: supersededModelDays
+              }
+            }
+          }
+        }
+      }
+    ]
   }
 }
 

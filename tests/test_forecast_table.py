@@ -117,3 +117,102 @@ def test_the_work_folder_holds_one_parquet_per_partition_the_rejections_and_the_
     (tmp_path / "manifest.json").write_text('{"schema_version": 9}')
     with pytest.raises(ManifestError, match="schema_version 9"):
         Manifest.load(tmp_path)
+
+
+def _daily(stores: int = 2, days: int = 400, seed: int = 0, drop: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for store in range(stores):
+        dates = pd.date_range("2022-01-01", periods=days, freq="D")
+        kept = dates[rng.random(days) >= drop] if drop else dates
+        rows.append(pd.DataFrame({"store": f"s{store}", "timestamp": kept.strftime("%Y-%m-%d"),
+                                  "sales": rng.poisson(20, len(kept)).astype(float)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_an_extra_numeric_column_is_never_silently_a_key():
+    """A price column made 2 stores 4 series; now the user is asked which columns are keys."""
+    frame = _daily(2, 60).assign(price=lambda f: np.where(f.index % 2, "1.99", "2.49"), brand="a")
+    with pytest.raises(tables.AmbiguousKeys, match=r"\['store', 'price', 'brand'\].*\['price'\] hold numbers"):
+        tables.read_table(as_csv(frame), TableOptions(target_column="sales"), FAST)
+    chosen = tables.read_table(as_csv(frame), TableOptions(target_column="sales", partition_columns=("store",)),
+                               TrainOptions(horizon=7, model_set="fast"))
+    assert len(chosen.series) == 2 and chosen.ignored_columns == ("price", "brand")
+    alone = tables.read_table(as_csv(_daily(2, 60).assign(store=lambda f: f.store.str[1:])),  # numeric ids, alone
+                              TableOptions(target_column="sales"), TrainOptions(horizon=7))
+    assert alone.partition_columns == ("store",) and len(alone.series) == 2
+
+
+def test_daily_data_with_missing_days_is_daily_and_fill_gaps_fills_them():
+    """2% of days without a row: the frequency is still read (it was FrequencyUnknown), gaps are named
+    with the option that fills them, and fill_gaps fills them as zero or interpolates."""
+    frame = _daily(3, 400, drop=0.02)
+    strict = tables.read_table(as_csv(frame), STORE_OPTIONS)
+    assert (strict.freq, strict.season_length, strict.horizon) == ("D", 7, 7)
+    assert {r.problems[0].code for r in strict.rejections} == {"gaps"} and not strict.series
+    assert "fill_gaps=zero" in strict.rejections[0].problems[0].message
+    zero = tables.read_table(as_csv(frame), TableOptions(target_column="sales", fill_gaps="zero"))
+    missing_days = 3 * 400 - len(frame)
+    assert len(zero.series) == 3 and sum(s.filled for s in zero.series) == missing_days
+    assert all(len(s.y) == len(pd.date_range(s.ds[0], s.ds[-1], freq="D")) for s in zero.series)
+    assert sum(int((s.y == 0).sum()) for s in zero.series) >= missing_days
+    interpolated = tables.read_table(as_csv(frame.assign(sales=frame.sales.where(frame.index != 5))),
+                                     TableOptions(target_column="sales", fill_gaps="missing"))
+    assert len(interpolated.series) == 3 and not np.isnan(np.concatenate([s.y for s in interpolated.series])).any()
+
+
+def test_timestamps_keep_their_local_calendar_and_mixed_offsets_are_refused():
+    frame = _daily(2, 40)
+    paris = frame.assign(timestamp=pd.to_datetime(frame.timestamp).dt.tz_localize("Europe/Paris"))
+    buffer = io.BytesIO()
+    paris.to_parquet(buffer)  # tz-aware: was shifted to UTC (23:00 the day before) and off the daily grid
+    local = tables.read_table(buffer, TableOptions(target_column="sales"), TrainOptions(horizon=7), format="parquet")
+    assert local.freq == "D" and len(local.series) == 2 and not local.rejections
+    assert str(local.series[0].ds[0].astype("datetime64[D]")) == "2022-01-01"
+    offsets = frame.assign(timestamp=frame.timestamp + np.where(frame.index < 30, "T00:00+01:00", "T00:00+02:00"))
+    with pytest.raises(tables.MixedOffsets, match=r"mixes UTC offsets \(\+0100, \+0200\)") as caught:
+        tables.read_table(as_csv(offsets), STORE_OPTIONS)  # was an unhandled AttributeError
+    assert caught.value.code == "mixed_offsets"
+    one = frame.assign(timestamp=frame.timestamp + "T00:00+01:00")
+    assert len(tables.read_table(as_csv(one), STORE_OPTIONS, TrainOptions(horizon=7)).series) == 2
+
+
+def test_day_first_dates_are_read_right_or_refused_as_ambiguous():
+    """dd/mm/yyyy was read month-first for every day up to the 12th (swapped silently)."""
+    frame = _daily(1, 40).assign(timestamp=lambda f: pd.to_datetime(f.timestamp).dt.strftime("%d/%m/%Y"))
+    read_back = tables.read_table(as_csv(frame), STORE_OPTIONS, TrainOptions(horizon=7))
+    assert str(read_back.series[0].ds[0].astype("datetime64[D]")) == "2022-01-01" and read_back.freq == "D"
+    assert str(read_back.series[0].ds[4].astype("datetime64[D]")) == "2022-01-05"  # 05/01/2022: 5 January
+    early = frame[pd.to_datetime(frame.timestamp, format="%d/%m/%Y").dt.day <= 12]  # every field <= 12
+    with pytest.raises(tables.AmbiguousDates, match="dayfirst=true"):
+        tables.read_table(as_csv(early), STORE_OPTIONS)
+    told = tables.read_table(as_csv(early), TableOptions(target_column="sales", dayfirst=True, fill_gaps="zero"),
+                             TrainOptions(horizon=3))
+    assert str(told.series[0].ds[1].astype("datetime64[D]")) == "2022-01-02"
+    formatted = tables.read_table(as_csv(early), TableOptions(target_column="sales", date_format="%d/%m/%Y",
+                                                              fill_gaps="zero"), TrainOptions(horizon=3))
+    assert np.array_equal(formatted.series[0].ds, told.series[0].ds)
+
+
+def test_weekly_and_business_daily_defaults():
+    """121 weeks were refused whole (156 needed); business days got a season of 7."""
+    weeks = pd.date_range("2021-01-03", periods=121, freq="W-SUN")
+    weekly = pd.DataFrame({"store": "a", "timestamp": weeks.strftime("%Y-%m-%d"), "sales": np.arange(121.0)})
+    validated = tables.read_table(as_csv(weekly), STORE_OPTIONS)
+    assert (validated.freq, validated.season_length, validated.horizon, validated.min_length) == ("W-SUN", 52, 13, 65)
+    assert len(validated.series) == 1
+    days = pd.bdate_range("2023-01-02", periods=80)
+    business = pd.DataFrame({"store": "a", "timestamp": days.strftime("%Y-%m-%d"), "sales": np.arange(80.0)})
+    assert tables.read_table(as_csv(business), STORE_OPTIONS).season_length == 5
+    assert tables.season_length_for("B") == 5 and tables.season_length_for("D") == 7
+
+
+def test_a_table_is_read_in_chunks_with_the_same_result_and_row_numbers(monkeypatch):
+    frame = m3_table(6)
+    whole = read(frame)
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 97)
+    chunked = tables.read_table(as_csv(frame), STORE_OPTIONS, FAST)
+    assert [(s.partition_id, len(s.y)) for s in chunked.series] == [(s.partition_id, len(s.y)) for s in whole.series]
+    bad = frame.assign(sales=frame.sales.astype(str).where(frame.index != 200, "n/a"))  # in the third chunk
+    with pytest.raises(tables.NonNumericTarget, match="row 202: .n/a."):
+        tables.read_table(as_csv(bad), STORE_OPTIONS, FAST)

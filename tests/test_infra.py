@@ -158,6 +158,21 @@ def test_only_the_data_account_lets_the_jobs_page_origin_in() -> None:
     assert rule["allowedHeaders"] == list(CORS_ALLOWED_HEADERS)
 
 
+def test_superseded_model_versions_are_deleted_by_a_lifecycle_rule() -> None:
+    """Many models: bundles no production map points at are tagged by collect_results
+    (activities/many_models/results.py, SUPERSEDED_TAG); the data account's policy deletes them."""
+    from activities.many_models.results import MODELS_PREFIX, SUPERSEDED_TAG
+
+    (rule,) = bicep("main.bicep")["modules"]["dataStorage"]["config"]["params"]["lifecycleRules"]
+    filters = rule["definition"]["filters"]
+    assert filters["prefixMatch"] == [f"${{containers.work}}/{MODELS_PREFIX}"]
+    assert filters["blobIndexMatch"] == [{"name": SUPERSEDED_TAG, "op": "==", "value": "true"}]
+    assert rule["definition"]["actions"]["baseBlob"]["delete"] == {
+        "daysAfterModificationGreaterThan": "supersededModelDays"}
+    policy = bicep("app/storage.bicep")["resources"]["lifecycle"]
+    assert policy["type"] == "Microsoft.Storage/storageAccounts/managementPolicies"
+
+
 def test_data_account_has_every_container_the_code_uses() -> None:
     main = bicep("main.bicep")
     containers = main["variables"]["containers"]["value"]

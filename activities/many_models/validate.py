@@ -1,31 +1,36 @@
-"""validate_table: an uploaded sales table becomes a training run's work folder, or a rejection.
+"""validate_table: an uploaded table's header is checked here; the table itself goes to the compute side.
 
-The table is read whole (pandas), so it is capped by `max_table_bytes`; every read is pinned to the
-ETag the trigger saw. Faults of the whole table (unreadable, missing columns, unparseable dates,
-non-numeric targets, bad options) reject the upload with the reason, as a bad video is rejected;
-faults of single partitions (duplicate timestamps, gaps, too short, missing values) are listed in
-work/<job>/rejections.json and reach the gate report, while the other partitions train. A table
-none of whose partitions can train is rejected with the first reasons.
+The Function App reads only what it must, whatever the table's size (memory and temp disk stay
+those of a few hundred KiB): a Parquet file's footer (schema and row count) through ranged reads,
+a CSV's first HEAD_BYTES (its header and first rows). What can be told from those is checked now
+and a bad upload rejected with the reason, as a bad video is: bad options, missing columns,
+partition keys that are not clear, non-numeric targets or unparseable dates in the first rows.
+The rest (every row's dates and numbers, the partitions' gaps and lengths) is the compute job's
+prepare step (forecast_job/prepare.py), which streams the table into bucket files; a whole-table
+fault it finds is turned into a rejection by collect_results. The job's facts (the upload pinned
+to its ETag, format, dataset, options) go to work/<job>/table.json for the compute job.
 """
 
 from __future__ import annotations
 
 import io
 import re
-import tempfile
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import PurePosixPath
 
-from forecast_job.manifest import MANIFEST_NAME, prepare_work
+import pandas as pd
+
 from forecast_job.naming import check_dataset
-from forecast_job.options import OptionsError, options_from_metadata
-from forecast_job.table import TableError, read_table
+from forecast_job.options import OptionsError, TableOptions, TrainOptions, options_from_metadata
+from forecast_job.table import Columns, EmptyTable, Normalizer, TableError, choose_columns
+from restyle.blob_reader import BlobReader
 from restyle.storage import BlobStore
 
 from ..rejection import reject_upload
 from ..work_layout import WorkLayout
 
 PARQUET_MAGIC = b"PAR1"
-SHOWN_REJECTIONS = 3
+HEAD_BYTES = 256 * 1024
 
 
 def dataset_name(blob: str, metadata: dict[str, str]) -> str:
@@ -43,7 +48,52 @@ def table_format(blob: str, head: bytes) -> str:
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
     suffix = PurePosixPath(blob).suffix.lower().lstrip(".")
-    return suffix if suffix in ("csv", "txt", "parquet", "pq") else "csv"
+    return "parquet" if suffix in ("parquet", "pq") else "csv"
+
+
+@dataclass(frozen=True)
+class Header:
+    format: str
+    names: list[str]
+    numeric: set[str]
+    rows: int | None  # known for Parquet
+    sample: pd.DataFrame  # the first rows, as the prepare step will read them
+
+
+def read_header(store: BlobStore, container: str, blob: str, etag: str, size: int) -> Header:
+    """Names, numeric columns and the first rows, from the footer or the head of the blob only."""
+    import pyarrow.parquet as pq
+
+    from forecast_job.table import TableChunks, UnreadableTable, numeric_columns
+
+    head = store.read_range(container, blob, 0, min(size, HEAD_BYTES), etag=etag) if size else b""
+    kind = table_format(blob, head)
+    if kind == "parquet":
+        try:
+            parquet = pq.ParquetFile(BlobReader(store, container, blob, etag))
+            first = next(parquet.iter_batches(batch_size=200), None)
+        except (OSError, ValueError) as error:
+            raise UnreadableTable(f"cannot read {PurePosixPath(blob).name} as PARQUET: {error}") from None
+        sample = first.to_pandas() if first is not None else pd.DataFrame(columns=parquet.schema_arrow.names)
+        rows = parquet.metadata.num_rows
+    else:
+        complete = head if len(head) == size else head[:head.rfind(b"\n") + 1]  # whole lines only
+        buffer = io.BytesIO(complete)
+        buffer.name = PurePosixPath(blob).name
+        sample, rows = next(iter(TableChunks(buffer, "csv")), (0, pd.DataFrame()))[1], None
+    return Header(kind, [str(name) for name in sample.columns], numeric_columns(sample), rows, sample)
+
+
+def check_sample(header: Header, columns: Columns, options: TableOptions) -> None:
+    """The first rows as the prepare step will read them: bad keys, dates or numbers there reject now.
+    Day/month order is settled over the whole table by prepare, so such dates are not judged here."""
+    if header.sample.empty:
+        raise EmptyTable("the table has no rows")
+    text = header.sample[columns.timestamp].astype("string").str.strip()
+    slashed = text.str.match(r"^\d{1,2}[/.-]\d{1,2}[/.-]").fillna(False).any()
+    if slashed and not options.date_format:
+        return
+    Normalizer(columns, options, dayfirst=None)(0, header.sample)
 
 
 def validate_table(store: BlobStore, blob: str, job_id: str) -> dict:
@@ -62,25 +112,20 @@ def validate_table(store: BlobStore, blob: str, job_id: str) -> dict:
     try:
         table_options, train_options = options_from_metadata(metadata)
         dataset = dataset_name(blob, metadata)
-    except (OptionsError, ValueError) as error:
+        header = read_header(store, container, blob, info.etag, info.size)
+        columns = choose_columns(header.names, header.numeric, table_options)
+        check_sample(header, columns, table_options)
+    except (OptionsError, TableError, ValueError) as error:
         return reject(str(error))
-    data = store.read_range(container, blob, 0, info.size, etag=info.etag) if info.size else b""
-    try:
-        table = read_table(io.BytesIO(data), table_options, train_options, format=table_format(blob, data[:4]))
-    except TableError as error:
-        return reject(str(error))
-    facts.update(partitions=len(table.series) + len(table.rejections), partitions_rejected=len(table.rejections))
-    if not table.series:
-        shown = "; ".join(f"{r.keys}: {r.problems[0].message}" for r in table.rejections[:SHOWN_REJECTIONS])
-        return reject(f"none of the {len(table.rejections)} partitions can be trained, e.g. {shown}")
-    layout = WorkLayout(job_id)
-    settings.temp_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="table-", dir=settings.temp_root) as folder:
-        work = Path(folder)
-        manifest = prepare_work(table, work, run_id=job_id, dataset=dataset, train=train_options)
-        files = sorted(path for path in work.rglob("*") if path.is_file() and path.name != MANIFEST_NAME)
-        store.upload_folder(settings.work_container, layout.prefix, work, files)
-        store.upload_folder(settings.work_container, layout.prefix, work, [work / MANIFEST_NAME])  # last: complete
-    return {"accepted": True, "blob": blob, "etag": info.etag, "dataset": dataset,
-            "partitions_total": len(manifest.partitions), "partitions_rejected": len(table.rejections),
-            "freq": manifest.freq, "horizon": manifest.horizon, "season_length": manifest.season_length}
+    table = {"blob": blob, "etag": info.etag, "bytes": info.size, "format": header.format, "dataset": dataset,
+             "rows": header.rows, "partition_columns": list(columns.keys), "ignored_columns": list(columns.ignored),
+             "options": job_options(table_options, train_options)}
+    store.write_json(settings.work_container, WorkLayout(job_id).table, table)
+    return {"accepted": True, **{key: table[key] for key in ("blob", "etag", "dataset", "format", "rows", "bytes",
+                                                               "partition_columns", "ignored_columns")}}
+
+
+def job_options(table: TableOptions, train: TrainOptions) -> dict:
+    """The options as the prepare step takes them (`--options`), defaults left out."""
+    return {"table": table.model_dump(exclude_defaults=True, mode="json"),
+            "train": train.model_dump(exclude_defaults=True, mode="json")}

@@ -11,6 +11,8 @@ param containers array = []
 param softDeleteDays int = 7
 @description('Web origins allowed to PUT and GET single blobs with a SAS (the jobs page); none by default.')
 param corsOrigins array = []
+@description('Lifecycle rules (the management policy\'s `rules`); none by default.')
+param lifecycleRules array = []
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -76,6 +78,17 @@ resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containe
     publicAccess: 'None'
   }
 }]
+
+// Blobs the app marks with an index tag (superseded model versions) are deleted by the platform.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = if (!empty(lifecycleRules)) {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: lifecycleRules
+    }
+  }
+}
 
 output id string = account.id
 output name string = account.name
