@@ -15,10 +15,11 @@ from restyle.telemetry import job_activity, record_attempt, record_compute_statu
 from .cleanup import cleanup_work
 from .compute.attempts import backend_for, close_attempt, submit_attempt
 from .compute.backend import UNITS, JobKind, JobState, JobStatus, kind_of, units_total
+from .compute.usage import record_usage
 from .many_models.results import collect_results
 from .many_models.validate import validate_table
 from .media.probe_input import probe_input
-from .media.scoring_io import scoring_results, scoring_summary
+from .media.scoring_io import gpu_seconds, scoring_results, scoring_summary
 from .media.scoring_io import write_manifest as write_manifest_blob
 from .media.split import split_unit
 from .media.stitch import stitch_output
@@ -28,7 +29,8 @@ bp = df.Blueprint()
 
 def _compute_progress(handle: dict, status: dict) -> None:
     """Units done on every poll; once the attempt ends (first poll to see it only): the attempt's
-    span and, when a scoring job completed, per-segment frames/s and rank seconds."""
+    span, the job's scoring seconds so far (the GPU quota) and, when a scoring job completed,
+    per-segment frames/s and rank seconds."""
     record_compute_status(handle["job_id"], status)
     if JobState(status["state"]).terminal:
         _attempt_ended(handle, status)
@@ -39,14 +41,18 @@ def _attempt_ended(handle: dict, status: dict) -> None:
     if not close_attempt(store, handle, status["state"]):
         return
     record_attempt(handle, status)
-    if status["state"] == JobState.COMPLETED and kind_of(handle) is JobKind.STYLIZE:
-        record_scoring_results(handle["job_id"], scoring_results(store, handle["job_id"]))
+    if kind_of(handle) is JobKind.STYLIZE:
+        results = scoring_results(store, handle["job_id"])
+        record_usage(store, handle["job_id"], gpu_seconds(results))  # every ending counts toward the quota
+        if status["state"] == JobState.COMPLETED:
+            record_scoring_results(handle["job_id"], results)
 
 
 @bp.activity_trigger(input_name="payload")
 @job_activity()
 def probe(payload: dict) -> dict:
-    return probe_input(app_store(), payload["blob"], payload["job_id"], payload.get("style"), payload.get("options"))
+    return probe_input(app_store(), payload["blob"], payload["job_id"], payload.get("style"), payload.get("options"),
+                       payload.get("max_bytes"))
 
 
 @bp.activity_trigger(input_name="payload")

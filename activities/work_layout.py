@@ -57,6 +57,12 @@ class WorkLayout:
         submit_compute still running (or redelivered) after the DELETE sees it."""
         return f"{self.job_id}.canceled"
 
+    @property
+    def usage(self) -> str:
+        """The job's scoring seconds so far (activities.compute.usage); outside `prefix`, like the
+        canceled marker, so it outlives the intermediates and the day's quota still counts it."""
+        return f"{self.job_id}.usage.json"
+
     def attempt_closed(self, attempt: int) -> str:
         """Created once, by the first poll that sees the attempt end: its span and totals are emitted once."""
         return f"{self.job_id}/attempts/{attempt}.closed.json"

@@ -10,12 +10,12 @@ import azure.functions as func
 class ApiError(Exception):
     """A request the API refuses: an HTTP status, a stable machine code and a sentence for people."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
     def response(self) -> func.HttpResponse:
-        return json_response({"error": {"code": self.code, "message": self.message}}, self.status)
+        return json_response({"error": {"code": self.code, "message": self.message}}, self.status, self.headers)
 
 
 def request_fields(body: object, allowed: tuple[str, ...], example: str) -> dict:

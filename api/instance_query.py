@@ -4,7 +4,9 @@ The Durable extension answers `GET instances/` one page at a time (`top`, defaul
 the next page in the `x-ms-continuation-token` response header
 (azure-functions-durable-extension HttpApiHandler.cs, HandleGetStatusRequestAsync). The Python SDK's
 `DurableOrchestrationClient.get_status_by` (azure-functions-durable 1.7.0) sends one request and
-drops the header, so it returns at most 100 instances. This follows the tokens to the end.
+drops the header, so it returns at most 100 instances. This follows the tokens to the end, with each
+instance's input (`showInput`), which names the job's owner: filtering by owner happens after the last
+page, so no page boundary can hide a job.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ MAX_PAGES = 10_000  # a guard against a token that never ends, not a limit anyon
 
 async def query_instances(client: df.DurableOrchestrationClient,
                           runtime_status: list[df.OrchestrationRuntimeStatus] | None) -> list[Status]:
-    url = RpcManagementOptions(runtime_status=runtime_status).to_url(client._orchestration_bindings.rpc_base_url)
+    options = RpcManagementOptions(runtime_status=runtime_status, show_input=True)
+    url = options.to_url(client._orchestration_bindings.rpc_base_url)
     found: list[Status] = []
     token = ""
     async with aiohttp.ClientSession() as session:

@@ -1,5 +1,9 @@
 """Jobs as the API sees them: validate a request, start one orchestration per (video, ETag, style,
-options), read its status back as a small view, list, and cancel.
+options), read its status back as a small view, list, and cancel, each for a caller (api/callers.py).
+
+A job's owner is its upload's: the person whose upload ticket made the blob (api/upload_records.py),
+else the key; it travels in the orchestration input (so continue_as_new keeps it), and a caller who
+may not act for the owner gets 404, as for a job that does not exist.
 
 The Durable client is passed in, so the same functions serve the blob trigger, the HTTP handlers
 and the tests (which run them against devhost's real Durable endpoints).
@@ -16,13 +20,18 @@ from dataclasses import dataclass
 import azure.durable_functions as df
 
 from activities.compute.attempts import backend_for, mark_canceled
+from activities.compute.usage import record_usage
 from activities.media.job_inputs import JobInputProblem, check_options, check_style
+from activities.media.scoring_io import gpu_seconds, scoring_results
 from activities.work_layout import WorkLayout
 from restyle.blob_names import UnsafeBlobName, safe_blob_name
 from restyle.storage import BlobNotFound, BlobStore
+from restyle.telemetry import record_audit
 
+from .callers import KEY_CALLER, OPERATOR_ROLE, Caller
 from .errors import ApiError, request_fields
 from .instance_query import query_instances
+from .upload_records import UploadRecord, upload_record
 
 ORCHESTRATOR = "stylize_video"
 TABLE_ORCHESTRATOR = "many_models"
@@ -51,24 +60,33 @@ class JobStart:
     payload: dict  # the orchestration input
     orchestrator: str = ORCHESTRATOR
 
+    @property
+    def owner(self) -> dict[str, str]:
+        return self.payload["owner"]
+
 
 def job_for_table(store: BlobStore, blob: str, etag: str) -> JobStart:
     """The many-models run for an uploaded table: one per (name, ETag); options are read (and
-    checked) from the blob's metadata by validate_table, which rejects with the reason."""
-    payload = {"blob": blob, "policy": store.settings.orchestration_policy()}
+    checked) from the blob's metadata by validate_table, which rejects with the reason. Tables come
+    with no ticket (only storage identities write tables/), so the key owns them."""
+    payload = {"blob": blob, "policy": store.settings.orchestration_policy(), "owner": KEY_CALLER.as_owner()}
     return JobStart(job_instance_id(blob, etag, TABLE_ORCHESTRATOR, {}), payload, TABLE_ORCHESTRATOR)
 
 
-def job_for_upload(store: BlobStore, blob: str, etag: str, style: str, options: dict) -> JobStart:
+def job_for_upload(store: BlobStore, blob: str, etag: str, style: str, options: dict,
+                   record: UploadRecord | None) -> JobStart:
     """The orchestration for an upload; style and options are checked later, by probe, which
-    rejects the upload with the reason (the blob trigger has nobody to answer a 400 to)."""
-    payload = {"blob": blob, "style": style, "options": options,
-               "policy": store.settings.orchestration_policy()}
+    rejects the upload with the reason (the blob trigger has nobody to answer a 400 to). The owner and
+    byte limit are the upload ticket's `record`, if one made the blob (probe rejects a larger upload)."""
+    payload = {"blob": blob, "style": style, "options": options, "policy": store.settings.orchestration_policy(),
+               "owner": record.owner if record else KEY_CALLER.as_owner(),
+               **({"max_bytes": record.max_bytes} if record else {})}
     return JobStart(job_instance_id(blob, etag, style, options), payload)
 
 
-def job_for_request(store: BlobStore, body: object) -> JobStart:
-    """POST /api/jobs body -> the orchestration to start; ApiError (400/404) names what is wrong."""
+def job_for_request(store: BlobStore, body: object, caller: Caller) -> JobStart:
+    """POST /api/jobs body -> the orchestration to start; ApiError (400/404) names what is wrong.
+    Only the upload's owner (or an operator) may start jobs on it: for anyone else it does not exist."""
     body = request_fields(body, ("blob", "style", "options"), '{"blob": "clip.mp4", "style": "19"}')
     blob, style = body.get("blob"), body.get("style", store.settings.default_style)
     if not isinstance(blob, str):
@@ -83,16 +101,24 @@ def job_for_request(store: BlobStore, body: object) -> JobStart:
     except UnsafeBlobName as error:
         raise ApiError(400, "invalid_blob", str(error)) from None
     except BlobNotFound:
-        raise ApiError(404, "blob_not_found", f"no video named {name!r} in {store.settings.input_container}/") from None
+        raise _no_blob(store, name) from None
     except JobInputProblem as error:
         if error.missing:
             raise ApiError(404, "style_not_found", str(error)) from None
         raise ApiError(400, f"invalid_{error.field}", str(error)) from None
-    return job_for_upload(store, name, info.etag, style, options)
+    job = job_for_upload(store, name, info.etag, style, options, upload_record(store, name))
+    if not caller.may_act_for(job.owner["id"]):
+        raise _no_blob(store, name)
+    return job
 
 
-async def start_job(client: df.DurableOrchestrationClient, job: JobStart) -> bool:
-    """Start the orchestration unless it exists already; True when this call started it."""
+def _no_blob(store: BlobStore, name: str) -> ApiError:
+    return ApiError(404, "blob_not_found", f"no video named {name!r} in {store.settings.input_container}/")
+
+
+async def start_job(client: df.DurableOrchestrationClient, job: JobStart, started_by: Caller | None = None) -> bool:
+    """Start the orchestration unless it exists already; True when this call started it (and then
+    an audit event says who: the caller, or for an upload's trigger the upload's owner)."""
     if await client.get_status(job.instance_id):
         return False
     try:
@@ -104,7 +130,22 @@ async def start_job(client: df.DurableOrchestrationClient, job: JobStart) -> boo
             return False
         raise
     log.info("started job %s for %s", job.instance_id, job.payload["blob"])
+    record_audit("job_started", started_by.id if started_by else job.owner["id"], job.instance_id,
+                 owner=job.owner["id"], blob=job.payload["blob"], pipeline=PIPELINES[job.orchestrator])
     return True
+
+
+def job_owner(status: df.DurableOrchestrationStatus) -> dict[str, str]:
+    """The owner in the job's input (JSON text from the extension); jobs started before owners were
+    recorded belong to the key."""
+    given = status.input_
+    if isinstance(given, str):
+        try:
+            given = json.loads(given)
+        except json.JSONDecodeError:
+            given = None
+    owner = given.get("owner") if isinstance(given, dict) else None
+    return owner if isinstance(owner, dict) and isinstance(owner.get("id"), str) else KEY_CALLER.as_owner()
 
 
 def job_view(status: df.DurableOrchestrationStatus) -> dict:
@@ -114,6 +155,7 @@ def job_view(status: df.DurableOrchestrationStatus) -> dict:
     view = {
         "id": status.instance_id,
         "pipeline": PIPELINES.get(status.name or ORCHESTRATOR, status.name),
+        "owner": job_owner(status),
         "status": runtime,
         "blob": progress.get("blob"),
         "stage": progress.get("stage"),
@@ -134,9 +176,10 @@ def _failure_message(output: object) -> str:
     return text.split("\n\n$OutOfProcData$")[0].strip()
 
 
-async def get_job(client: df.DurableOrchestrationClient, instance_id: str) -> dict:
-    status = await client.get_status(instance_id)
-    if not status or (status.name is not None and status.name not in PIPELINES):
+async def get_job(client: df.DurableOrchestrationClient, instance_id: str, caller: Caller) -> dict:
+    status = await client.get_status(instance_id, show_input=True)
+    if not status or (status.name is not None and status.name not in PIPELINES) or not caller.may_act_for(
+            job_owner(status)["id"]):
         raise ApiError(404, "job_not_found", f"no job with id {instance_id!r}")
     return job_view(status)
 
@@ -151,34 +194,46 @@ def parse_status_filter(text: str | None) -> list[df.OrchestrationRuntimeStatus]
     return [df.OrchestrationRuntimeStatus(part) for part in wanted]
 
 
-async def list_jobs(client: df.DurableOrchestrationClient, status_filter: str | None) -> list[dict]:
+async def list_jobs(client: df.DurableOrchestrationClient, status_filter: str | None, caller: Caller,
+                    owner: str | None = None) -> list[dict]:
+    """The caller's jobs, newest first; an operator's are everyone's, or one owner's with `owner`.
+    Filtered after all pages are read (instance_query), so no page boundary hides a job."""
+    if owner is not None and not caller.may_act_for(owner):
+        raise ApiError(403, "not_operator", f"only operators ({OPERATOR_ROLE}) may list other people's jobs")
+    wanted = owner if owner is not None else None if caller.operator else caller.id
     statuses = await query_instances(client, parse_status_filter(status_filter))  # all pages, not the first 100
     views = [job_view(status) for status in statuses if status.name in PIPELINES]
-    return sorted(views, key=lambda view: view["created"] or "", reverse=True)
+    mine = [view for view in views if wanted is None or view["owner"]["id"] == wanted]
+    return sorted(mine, key=lambda view: view["created"] or "", reverse=True)
 
 
-async def cancel_job(client: df.DurableOrchestrationClient, store: BlobStore, instance_id: str) -> dict:
+async def cancel_job(client: df.DurableOrchestrationClient, store: BlobStore, instance_id: str,
+                     caller: Caller) -> dict:
     """Mark the job canceled, terminate the orchestration, cancel its compute job, and remove its
     intermediates (the marker stays: see activities.compute.attempts.submit_attempt).
 
     The upload stays in input/ (a canceled job's video is the user's to keep or re-run). Storage and
     backend calls block, so they run in a thread (this runs on the worker's one event loop): two hops,
     because the mark must be written before the terminate and the sweep must follow it."""
-    view = await get_job(client, instance_id)
+    view = await get_job(client, instance_id, caller)
     if view["status"] in TERMINAL:
         raise ApiError(409, "job_finished", f"job {instance_id} has already finished ({view['status']})")
     # first: a submit_compute still running checks it after its submit
     await asyncio.to_thread(mark_canceled, store, instance_id)
     await client.terminate(instance_id, "canceled by DELETE /api/jobs")
+    record_audit("job_canceled", caller.id, instance_id, owner=view["owner"]["id"], blob=view["blob"] or "")
     canceled = await asyncio.to_thread(stop_compute_and_clean, store, instance_id)
     # the field's published name, for both pipelines' compute jobs
     return {"id": instance_id, "status": "Terminated", "scoring_jobs_canceled": canceled}
 
 
 def stop_compute_and_clean(store: BlobStore, instance_id: str) -> int:
-    """Cancel every running attempt of the job's compute job (local processes, or Azure ML jobs) and
-    remove work/<id>/ (blocking); returns the number of attempts canceled."""
+    """Cancel every running attempt of the job's compute job (local processes, or Azure ML jobs), record
+    the scoring seconds it used (the GPU quota counts canceled jobs too) and remove work/<id>/
+    (blocking); returns the number of attempts canceled."""
     canceled = backend_for(store).cancel_job(instance_id)
+    if results := scoring_results(store, instance_id):
+        record_usage(store, instance_id, gpu_seconds(results))
     removed = store.delete_prefix(store.settings.work_container, WorkLayout(instance_id).prefix)
     log.info("canceled job %s: %d compute attempts stopped, %d work blobs removed", instance_id, canceled, removed)
     return canceled

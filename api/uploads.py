@@ -11,6 +11,7 @@ from restyle.storage import BlobInfo, BlobNotFound, BlobStore
 from scoring_job.manifest import ScoringOptions
 
 from .jobs import JobStart, job_for_table, job_for_upload, start_job
+from .upload_records import UploadRecord, ticket_used, upload_record
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,28 @@ async def handle_upload(client: df.DurableOrchestrationClient, store: BlobStore,
 
     Every upload gets a job whatever its name: probe decides by content whether it is a video (any
     container ffmpeg demuxes) and rejects anything else with its reason, so no blob stays in input/
-    unanswered. The blob read runs in a thread: this runs on the worker's one event loop."""
-    return await _start_for(client, blob_name, await asyncio.to_thread(upload_job, store, blob_name))
+    unanswered. An upload made with a ticket belongs to the ticket's owner; once its job exists the
+    ticket stops counting against the owner's quota. Blob reads run in a thread: this runs on the
+    worker's one event loop."""
+    found = await asyncio.to_thread(upload_job, store, blob_name)
+    if found is None:
+        return None
+    job, record = found
+    instance_id = await _start_for(client, blob_name, job)
+    if record is not None:
+        await asyncio.to_thread(ticket_used, store, blob_name, record)
+    return instance_id
 
 
-def upload_job(store: BlobStore, blob_name: str) -> JobStart | None:
-    """The upload's job from its properties (blocking: one storage call); None when the blob is gone."""
+def upload_job(store: BlobStore, blob_name: str) -> tuple[JobStart, UploadRecord | None] | None:
+    """The upload's job from its properties and ticket record (blocking: two storage calls); None when
+    the blob is gone."""
     info = _uploaded(store, store.settings.input_container, blob_name)
     if info is None:
         return None
     style, options = style_and_options(info.metadata, store.settings.default_style)
-    return job_for_upload(store, blob_name, info.etag, style, options)
+    record = upload_record(store, blob_name)
+    return job_for_upload(store, blob_name, info.etag, style, options, record), record
 
 
 def style_and_options(metadata: dict[str, str], default_style: str) -> tuple[str, dict]:

@@ -30,9 +30,12 @@ class ValetKey:
     expires: datetime
 
 
-def write_once_permission() -> BlobSasPermissions:
-    """Create and write (Put Blob needs both), nothing else: no read, list or delete."""
-    return BlobSasPermissions(create=True, write=True)
+def create_only_permission() -> BlobSasPermissions:
+    """Create, nothing else: "write a new blob, snapshot a blob, or copy a blob to a new blob"
+    (azure-storage-blob's BlobSasPermissions). Without write the service itself refuses to overwrite
+    the blob, change its metadata, lease it or commit a block list to it, whatever the client sends
+    (tests/test_valet_keys.py tries each against Azurite); no read, list or delete either."""
+    return BlobSasPermissions(create=True)
 
 
 def read_permission() -> BlobSasPermissions:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import log
 from .host import DEFAULT_STATE_DIR, Host, Options
+from .sign_in import DEFAULT_USERS, parse_users
 from .timespan import parse_timespan
 
 
@@ -34,7 +35,14 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--function-timeout", default=env("DEVHOST_FUNCTION_TIMEOUT"),
                         help="activity timeout as a TimeSpan (00:30:00) or seconds, -1 for none "
                              "(default: host.json functionTimeout)")
+    parser.add_argument("--users", default=env("DEVHOST_USERS", DEFAULT_USERS),
+                        help="test users of the App Service sign-in emulation, name[:Role+Role],... "
+                             "(empty: sign-in off, as an app without App Service Authentication)")
     args = parser.parse_args(argv)
+    try:
+        parse_users(args.users)
+    except ValueError as error:
+        parser.error(f"--users: {error}")
     if args.function_timeout is not None:
         try:
             parse_timespan(args.function_timeout)
@@ -45,7 +53,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     return Options(app=args.app, folder=Path.cwd(), host=args.host, port=args.port, state_dir=args.state_dir,
                    storage=args.storage, activity_workers=int(args.activity_workers) if args.activity_workers else None,
                    blob_poll_seconds=args.blob_poll_seconds, blob_max_attempts=args.blob_max_attempts,
-                   drain_seconds=args.drain_seconds, function_timeout=args.function_timeout)
+                   drain_seconds=args.drain_seconds, function_timeout=args.function_timeout, users=args.users)
 
 
 def main(argv: list[str] | None = None) -> int:

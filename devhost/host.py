@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from restyle.principal import SIGN_IN_ENABLED
 from restyle.settings import DATA_CONNECTION, Settings
 
 from . import log
@@ -31,6 +32,7 @@ from .http_server import DevServer, Router
 from .invoker import Invoker
 from .management import ManagementApi
 from .scratch import MB, ScratchMeter
+from .sign_in import DEFAULT_USERS, SignIn, parse_users, session_key
 from .store import Store
 from .timespan import parse_timespan
 from .workers import ActivityPool, TimerWheel
@@ -51,6 +53,7 @@ class Options:
     blob_max_attempts: int = 5
     drain_seconds: float = 10.0
     function_timeout: str | None = None  # TimeSpan text or seconds, `-1` unbounded; default: host.json
+    users: str = DEFAULT_USERS  # App Service sign-in's test users (devhost/sign_in.py); empty: sign-in off
 
 
 class Host:
@@ -63,6 +66,11 @@ class Host:
         if options.storage:  # set before local.settings.json is read, so it wins over the file
             os.environ["RESTYLE_STORAGE_CONNECTION_STRING"] = os.environ[DATA_CONNECTION] = options.storage
         applied = load_local_settings(options.folder / "local.settings.json")
+        users = parse_users(options.users)
+        if users:  # as App Service tells an app that its sign-in is on; before the app is imported
+            os.environ[SIGN_IN_ENABLED] = "True"
+        else:
+            os.environ.pop(SIGN_IN_ENABLED, None)
         config = HostConfig.load(options.folder)
         self.catalog = catalog = Catalog.load(options.app)
         self.store = Store(options.state_dir / "devhost.sqlite")
@@ -77,7 +85,10 @@ class Host:
         self.pool = ActivityPool(options.activity_workers or config.max_concurrent_activities, self._run_activity)
         self.timers = TimerWheel(self._fire_timer)
         router = Router()
-        self.server = DevServer((options.host, options.port), router)
+        # sign-in off: what a client sends passes on, as through App Service without authentication (the
+        # app then ignores principal headers: WEBSITE_AUTH_ENABLED is unset)
+        front = SignIn(users, session_key(options.state_dir)).wrap(router) if users else router
+        self.server = DevServer((options.host, options.port), front)
         self.url = f"http://{options.host}:{self.server.server_port}"
         client_json = binding_json(self.url, config.hub_name)
         self.blob_trigger = BlobTrigger(catalog.blobs, self.store, self.invoker, client_json,
@@ -93,6 +104,7 @@ class Host:
         self._serving.start()
         self.blob_trigger.start()
         log.event("host.started", url=self.url, state=str(self.store.path), hub=config.hub_name,
+                  sign_in=",".join(users) or None,
                   functions=",".join(catalog.names()), recovered=len(recovered),
                   local_settings=",".join(applied) or None, function_timeout=timeout,
                   scratch_root=str(settings.temp_root), scratch_limit_mb=settings.scratch_limit_mb)
@@ -144,3 +156,4 @@ class Host:
     def _fire_timer(self, timer: StartTimer) -> None:
         self.engine.deliver(timer.instance_id, timer.execution_id, timer_fired(utcnow(), timer.task_id,
                                                                                iso(timer.fire_at)))
+

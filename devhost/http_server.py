@@ -40,7 +40,7 @@ class DevServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], router: Router) -> None:
+    def __init__(self, address: tuple[str, int], router: Handler) -> None:
         self.router = router
         super().__init__(address, _RequestHandler)
 

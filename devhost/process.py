@@ -65,11 +65,13 @@ class DevhostProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def request(self, method: str, path: str, body: object = None, timeout: float = 30.0) -> tuple[int, object]:
-        """(status, parsed JSON body or None) for a request to this devhost."""
+    def request(self, method: str, path: str, body: object = None, timeout: float = 30.0,
+                headers: dict[str, str] | None = None) -> tuple[int, object]:
+        """(status, parsed JSON body or None) for a request to this devhost; `headers` add to the
+        JSON content type (a session cookie, a key)."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 status, raw = response.status, response.read()

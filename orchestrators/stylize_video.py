@@ -26,7 +26,8 @@ def prepare(context: df.DurableOrchestrationContext, job: dict):
     retry, job_id = retry_options(job["policy"]), context.instance_id
     set_stage(context, job, "probe")
     probed = yield context.call_activity_with_retry("probe", retry, {
-        "blob": job["blob"], "job_id": job_id, "style": job["style"], "options": job.get("options", {})})
+        "blob": job["blob"], "job_id": job_id, "style": job["style"], "options": job.get("options", {}),
+        **({"max_bytes": job["max_bytes"]} if job.get("max_bytes") else {})})  # an upload ticket's limit
     if not probed["accepted"]:
         raise JobRejected(f"input rejected: {probed['reason']} (moved to {probed['rejected_blob']})")
     source = {"blob": probed["blob"], "etag": probed["etag"], "job_id": job_id}

@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     # Lifetime of the SAS URLs the jobs page gets for one upload or one download (api/valet.py).
     valet_key_minutes: float = Field(default=15, gt=0, le=60)
 
+    # Who may call the HTTP API (api/callers.py). "open": as under `func start`, which checks no keys,
+    # a caller that is not signed in is the key caller. "required" (Azure: infra/app/appsettings.bicep):
+    # a caller is signed in (App Service Authentication) or sends a key whose SHA-256 is listed in
+    # `api_key_sha256`; anyone else gets 401.
+    auth: Literal["open", "required"] = "open"
+    api_key_sha256: str = ""  # hex digests, comma-separated (two while a key is rotated)
+    # Quotas of each signed-in person (operators and the key are not limited): jobs running at once
+    # (upload tickets not used yet count as running), and GPU minutes of scoring per UTC day.
+    max_running_jobs_per_user: int = Field(default=2, gt=0)
+    gpu_minutes_per_user_per_day: float = Field(default=120, gt=0)
+
     # Input limits: anything beyond is rejected with the reason, never processed.
     max_duration_seconds: float = Field(default=2 * 3600, gt=0)
     max_pixels: int = Field(default=3840 * 2160, gt=0)
@@ -138,6 +149,10 @@ class Settings(BaseSettings):
     @property
     def registry_spec(self) -> str:
         return self.model_registry or f"index:{self.models_root / 'registry.sqlite'}"
+
+    @property
+    def api_key_hashes(self) -> frozenset[str]:
+        return frozenset(part.strip().lower() for part in self.api_key_sha256.split(",") if part.strip())
 
     @property
     def uses_connection_string(self) -> bool:

@@ -249,6 +249,29 @@ class BlobStore:
         self.traffic.add(up=len(data))
         return True
 
+    def replace_json(self, container: str, name: str, payload: dict, etag: str) -> bool:
+        """Overwrite a small JSON blob only while it is still the version `etag` names (If-Match):
+        False when another writer changed or removed it first."""
+        data = json.dumps(payload).encode()
+        try:
+            self._blob(container, name).upload_blob(
+                data, overwrite=True, etag=_quoted(etag), match_condition=MatchConditions.IfNotModified,
+                content_settings=ContentSettings(content_type="application/json"))
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        self.traffic.add(up=len(data))
+        return True
+
+    def read_json_version(self, container: str, name: str) -> tuple[dict, str]:
+        """A small JSON blob and the ETag of the version read (for replace_json)."""
+        try:
+            download = self._blob(container, name).download_blob()
+            data = download.readall()
+        except ResourceNotFoundError:
+            raise BlobNotFound(f"{container}/{name} does not exist") from None
+        self.traffic.add(down=len(data))
+        return json.loads(data), download.properties.etag.strip('"')
+
     def read_bytes(self, container: str, name: str) -> bytes:
         try:
             data = self._blob(container, name).download_blob().readall()

@@ -254,6 +254,32 @@ def job_activity(on_result: Callable[[Any, Any], None] | None = None):
     return wrap
 
 
+# --- audit trail -------------------------------------------------------------------------------
+
+AUDIT = logging.getLogger("restyle.audit")
+AUDIT.setLevel(logging.INFO)  # always recorded, whatever the root logger's level
+CUSTOM_EVENT_NAME = "microsoft.custom_event.name"  # Azure Monitor's exporter sends such a record as a customEvent
+
+
+def record_audit(action: str, user_id: str, job_id: str, **details: str) -> None:
+    """Who did what to which job (job_started, job_canceled, job_downloaded): a log record that Azure
+    Monitor files as the custom event `restyle.<action>` (other exporters as a log with the same
+    fields), with the user in OpenTelemetry's `enduser.id` and the job id as on every job log line; and
+    a span in the job's trace, so the trace shows who started or canceled it."""
+    install_log_fields()
+    fields = {"enduser.id": user_id, "audit.action": action,
+              **{f"audit.{key}": value for key, value in details.items()}}
+    token = _job_id.set(job_id)
+    try:
+        AUDIT.info("%s: job %s by %s", action, job_id, user_id,
+                   extra={CUSTOM_EVENT_NAME: f"restyle.{action}", **fields})
+    finally:
+        _job_id.reset(token)
+    span = _instruments.tracer.start_span(f"audit.{action}", context=job_context(job_id), kind=SpanKind.INTERNAL,
+                                          attributes={"job_id": job_id, **fields})
+    span.end()
+
+
 # --- activity-specific metrics -----------------------------------------------------------------
 
 def record_bytes(down: int = 0, up: int = 0) -> None:

@@ -34,12 +34,13 @@ def limit_problem(info: VideoInfo, settings: Settings) -> str | None:
 
 
 def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None = None,
-                options: dict | None = None) -> dict:
+                options: dict | None = None, max_bytes: int | None = None) -> dict:
     """Facts, a segment plan (work/<job>/plan.json) and an output plan, or the rejection record.
 
     `style` and `options`, when given, are checked too: a job that could not use them is rejected
-    up front rather than failing after the split. Only the container's header and index are read
-    (for MP4, the `moov` and the first frame): the video itself is never downloaded here.
+    up front rather than failing after the split; so is an upload larger than `max_bytes`, the size its
+    upload ticket named. Only the container's header and index are read (for MP4, the `moov` and the
+    first frame): the video itself is never downloaded here.
     """
     settings = store.settings
     try:
@@ -54,6 +55,9 @@ def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None
         return reject_upload(store, name, str(error))
     if blob.size == 0:
         return reject_upload(store, name, "empty file (0 bytes)")
+    if max_bytes is not None and blob.size > max_bytes:
+        return reject_upload(store, name, f"the upload is {blob.size} bytes, more than the {max_bytes} bytes its "
+                                          "upload ticket allowed")
     if blob.size > settings.max_bytes:
         return reject_upload(store, name, f"file is {blob.size} bytes; the limit is {settings.max_bytes}")
     try:

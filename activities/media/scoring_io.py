@@ -41,6 +41,11 @@ def scoring_results(store: BlobStore, job_id: str) -> list[dict]:
             for name in store.list_names(store.settings.work_container, layout.styled_prefix) if name.endswith(".json")]
 
 
+def gpu_seconds(results: list[dict]) -> float:
+    """Rank (GPU) seconds the finished segments took: what a job has used of the GPUs."""
+    return sum(float(result.get("seconds") or 0) for result in results)
+
+
 def scoring_summary(results: list[dict]) -> dict:
     """What the job's result says of its scoring: the devices it ran on and, under `precision:
     fast`, each distinct choice the ranks made with its measurements and reasons."""
