@@ -81,19 +81,21 @@ def test_post_refuses_an_oversized_body(api_store, monkeypatch):
 
 
 def test_a_valid_style_image_passes_validation(api_store, make_clip, tmp_path):
+    from api.callers import KEY_CALLER
     from api.jobs import job_for_request
 
     Image.new("RGB", (32, 32), "teal").save(tmp_path / "teal.png")
     api_store.upload_file(api_store.settings.styles_container, "teal.png", tmp_path / "teal.png")
     api_store.upload_file(api_store.settings.input_container, "clip.mp4", make_clip(frames=12))
-    job = job_for_request(api_store, {"blob": "clip.mp4", "style": "teal.png", "options": {"scale": 0.5}})
-    again = job_for_request(api_store, {"blob": "clip.mp4", "style": "teal.png", "options": {"scale": 0.5}})
-    other = job_for_request(api_store, {"blob": "clip.mp4", "style": "teal.png"})
+    job = job_for_request(api_store, {"blob": "clip.mp4", "style": "teal.png", "options": {"scale": 0.5}}, KEY_CALLER)
+    again = job_for_request(api_store, {"blob": "clip.mp4", "style": "teal.png", "options": {"scale": 0.5}},
+                            KEY_CALLER)
+    other = job_for_request(api_store, {"blob": "clip.mp4", "style": "teal.png"}, KEY_CALLER)
     assert job.instance_id == again.instance_id != other.instance_id  # same request, same job
     assert job.payload["options"] == {"scale": 0.5} and job.payload["style"] == "teal.png"
     api_store.upload_file(api_store.settings.input_container, "clip.mp4", make_clip(frames=12))  # re-upload
     assert job_for_request(api_store, {"blob": "clip.mp4", "style": "teal.png",
-                                       "options": {"scale": 0.5}}).instance_id != job.instance_id
+                                       "options": {"scale": 0.5}}, KEY_CALLER).instance_id != job.instance_id
 
 
 def test_list_refuses_an_unknown_status_filter(api_store):

@@ -22,9 +22,10 @@ class ComputeUsage:
     recorded_at: datetime
 
 
-def record_usage(store: BlobStore, job_id: str, gpu_seconds: float) -> None:
+def record_usage(store: BlobStore, job_id: str, gpu_seconds: float, at: datetime | None = None) -> None:
+    """`at`: when the seconds were used (now, unless a test says otherwise); the day they count for."""
     store.write_json(store.settings.work_container, WorkLayout(job_id).usage,
-                     {"gpu_seconds": round(gpu_seconds, 3), "recorded_at": datetime.now(UTC).isoformat()})
+                     {"gpu_seconds": round(gpu_seconds, 3), "recorded_at": (at or datetime.now(UTC)).isoformat()})
 
 
 def job_usage(store: BlobStore, job_id: str) -> ComputeUsage | None:
