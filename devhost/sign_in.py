@@ -43,7 +43,7 @@ Handler = Callable[[Request], Response]
 
 
 @dataclass(frozen=True)
-class TestUser:
+class DevUser:
     name: str
     roles: frozenset[str]
 
@@ -54,14 +54,14 @@ class TestUser:
                          self.roles)
 
 
-def parse_users(text: str) -> dict[str, TestUser]:
+def parse_users(text: str) -> dict[str, DevUser]:
     """`alice,bob,olga:Restyle.Operator+Other.Role` -> users by name."""
     users = {}
     for entry in filter(None, (part.strip() for part in text.split(","))):
         name, _, roles = entry.partition(":")
         if not name.isidentifier():
             raise ValueError(f"test user name {name!r} must be a plain word")
-        users[name] = TestUser(name, frozenset(filter(None, roles.split("+"))))
+        users[name] = DevUser(name, frozenset(filter(None, roles.split("+"))))
     return users
 
 
@@ -75,7 +75,7 @@ def session_key(state_dir: Path) -> bytes:
 
 
 class SignIn:
-    def __init__(self, users: dict[str, TestUser], key: bytes, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, users: dict[str, DevUser], key: bytes, clock: Callable[[], float] = time.time) -> None:
         self.users, self._key, self._clock = users, key, clock
 
     def wrap(self, handler: Handler) -> Handler:
@@ -92,12 +92,12 @@ class SignIn:
 
     # --- sessions ---------------------------------------------------------------------------------
 
-    def session_cookie(self, user: TestUser) -> str:
+    def session_cookie(self, user: DevUser) -> str:
         body = base64.urlsafe_b64encode(json.dumps({"user": user.name, "expires": int(self._clock()) +
                                                     SESSION_SECONDS}).encode()).decode()
         return f"{body}.{self._sign(body)}"
 
-    def session_user(self, request: Request) -> TestUser | None:
+    def session_user(self, request: Request) -> DevUser | None:
         try:
             cookie = SimpleCookie(request.header("Cookie") or "").get(SESSION_COOKIE)
         except CookieError:

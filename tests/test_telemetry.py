@@ -105,6 +105,34 @@ def test_log_records_inside_an_activity_carry_its_job_id(emitted, caplog) -> Non
     assert not hasattr(outside, "job_id")
 
 
+def test_an_audit_event_names_the_user_and_the_job_as_a_custom_event_and_in_the_jobs_trace(emitted) -> None:
+    """What Application Insights gets: the log record's attributes (the custom event's name, the user in
+    `enduser.id`, the job id) through OpenTelemetry's own log handler, and a span in the job's trace."""
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    spans, _ = emitted
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    handler = LoggingHandler(level=logging.INFO, logger_provider=provider)
+    logging.getLogger().addHandler(handler)  # where configure_telemetry puts it; the root stays at WARNING
+    try:
+        telemetry.record_audit("job_canceled", "olga-id", "job-x", owner="alice-id", blob="clip.mp4")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    [record] = exporter.get_finished_logs()
+    attributes = dict(record.log_record.attributes)
+    assert {key: attributes[key] for key in ("microsoft.custom_event.name", "enduser.id", "job_id", "audit.action",
+                                             "audit.owner", "audit.blob")} == {
+        "microsoft.custom_event.name": "restyle.job_canceled", "enduser.id": "olga-id", "job_id": "job-x",
+        "audit.action": "job_canceled", "audit.owner": "alice-id", "audit.blob": "clip.mp4"}
+    assert record.log_record.body == "job_canceled: job job-x by olga-id"
+    [span] = spans.get_finished_spans()
+    assert (span.name, span.context.trace_id) == ("audit.job_canceled", telemetry.job_trace_id("job-x"))
+    assert (span.attributes["enduser.id"], span.attributes["job_id"]) == ("olga-id", "job-x")
+
+
 def test_compute_status_records_progress_and_throughput(emitted, app_store, monkeypatch) -> None:
     spans, reader = emitted
     layout = WorkLayout("job-s")
