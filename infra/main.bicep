@@ -73,6 +73,20 @@ param vnetIntegration bool = false
 @description('Resource id of a subnet delegated to Microsoft.App/environments; used when vnetIntegration is true.')
 param vnetSubnetId string = ''
 
+@description('Application (client) ID of the Entra ID app registration people sign in with (AUTH_CLIENT_ID; docs/deploy.md, Sign-in). Empty: no sign-in, only the machine key gets in.')
+param authClientId string = ''
+
+@description('SHA-256 (hex) of each machine key the HTTP API accepts, comma-separated (API_KEY_SHA256). Empty: no key is accepted.')
+param apiKeySha256 string = ''
+
+@description('Jobs each signed-in person may have running at once (upload tickets not used yet count).')
+@minValue(1)
+param maxRunningJobsPerUser int = 2
+
+@description('GPU minutes of scoring each signed-in person may use per UTC day.')
+@minValue(1)
+param gpuMinutesPerUserPerDay int = 120
+
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 // Data containers; the same names go into the RESTYLE_*_CONTAINER app settings.
@@ -263,6 +277,9 @@ module appSettings 'app/appsettings.bicep' = {
     amlForecastEnvironment: amlForecastEnvironment
     amlForecastInstanceCount: cpuMaxNodes
     amlForecastProcessesPerInstance: cpuCoresPerNode
+    apiKeySha256: apiKeySha256
+    maxRunningJobsPerUser: maxRunningJobsPerUser
+    gpuMinutesPerUserPerDay: gpuMinutesPerUserPerDay
   }
 }
 
@@ -282,6 +299,7 @@ module functionApp 'app/function.bicep' = {
     instanceMemoryMB: functionInstanceMemoryMB
     maximumInstanceCount: functionMaximumInstanceCount
     subnetId: vnetIntegration ? vnetSubnetId : ''
+    authClientId: authClientId
   }
 }
 
@@ -291,6 +309,7 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
+output SIGN_IN_ENABLED bool = functionApp.outputs.signInEnabled
 output DATA_STORAGE_ACCOUNT_NAME string = dataStorage.outputs.name
 output DATA_INPUT_CONTAINER string = containers.input
 output DATA_OUTPUT_CONTAINER string = containers.output

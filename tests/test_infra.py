@@ -199,6 +199,32 @@ def test_function_app_is_flex_consumption_python_with_identity_deployment() -> N
     assert {scale["instanceMemoryMB"], scale["maximumInstanceCount"]} <= set(parameters)
 
 
+def test_people_sign_in_with_entra_id_in_front_of_the_page_and_the_api() -> None:
+    """App Service Authentication (authsettingsV2) when an app registration is given; unauthenticated
+    requests pass to the app, which refuses them itself (api/callers.py, RESTYLE_AUTH=required): machine
+    keys and the Event Grid / Durable webhooks' system keys are no sign-in and must reach the host."""
+    condition = bicep("app/function.bicep")["resources"]["auth"]["config"]["condition"]["operator"]
+    assert condition["operands"]["bool_value"]["function"]["parameters"] == {"item_to_test": "authClientId"}
+    auth = resource("app/function.bicep", "auth")
+    assert auth["name"] == "authsettingsV2"
+    settings = auth["properties"]
+    assert settings["platform"]["enabled"] is True
+    assert settings["globalValidation"] == {"requireAuthentication": False,
+                                            "unauthenticatedClientAction": "AllowAnonymous"}
+    assert settings["httpSettings"]["requireHttps"] is True
+    entra = settings["identityProviders"]["azureActiveDirectory"]
+    assert entra["enabled"] is True and accessor(entra["registration"]["clientId"]) == "authClientId"
+    assert "clientSecretSettingName" not in entra["registration"]  # no secret anywhere: the implicit ID-token flow
+    assert settings["login"]["tokenStore"]["enabled"] is False
+    main = bicep("main.bicep")
+    assert main["parameters"]["authClientId"]["default"] == ""
+    assert accessor(main["modules"]["functionApp"]["config"]["params"]["authClientId"]) == "authClientId"
+    assert emitted_app_settings()["RESTYLE_AUTH"] == "required"  # never open in Azure, sign-in or not
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["authClientId"]["value"] == "${AUTH_CLIENT_ID=}"
+    assert parameters["apiKeySha256"]["value"] == "${API_KEY_SHA256=}"
+
+
 def test_azure_ml_reaches_storage_by_identity() -> None:
     workspace = resource("app/ml.bicep", "workspace")["properties"]
     assert workspace["systemDatastoresAuthMode"] == "Identity"
@@ -253,6 +279,7 @@ def test_literal_app_settings_are_valid_settings() -> None:
     settings = Settings(**literals)
     assert settings.compute_backend == "azureml"
     assert settings.blob_trigger_source == "EventGrid"  # the only blob trigger source Flex supports
+    assert settings.auth == "required"
 
 
 def test_app_settings_reach_the_function_app() -> None:

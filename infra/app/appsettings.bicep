@@ -21,6 +21,11 @@ param amlForecastCompute string
 param amlForecastEnvironment string
 param amlForecastInstanceCount int
 param amlForecastProcessesPerInstance int
+@description('SHA-256 (hex) of each machine key the HTTP API accepts, comma-separated (docs/deploy.md, Sign-in).')
+param apiKeySha256 string
+@description('Quotas of each signed-in person: jobs running at once, GPU minutes of scoring per UTC day.')
+param maxRunningJobsPerUser int
+param gpuMinutesPerUserPerDay int
 
 output settings object = {
   // Host storage (Durable task hub, blob receipts): the ops account with the user-assigned identity.
@@ -62,4 +67,9 @@ output settings object = {
   RESTYLE_AML_FORECAST_PROCESSES_PER_INSTANCE: string(amlForecastProcessesPerInstance)
   // Spans, metrics and logs (restyle/telemetry.py) to APPLICATIONINSIGHTS_CONNECTION_STRING, as the identity.
   RESTYLE_TELEMETRY_EXPORTER: 'azure_monitor'
+  // Who may call (api/callers.py): a person signed in through App Service Authentication, or the key.
+  RESTYLE_AUTH: 'required'
+  RESTYLE_API_KEY_SHA256: apiKeySha256
+  RESTYLE_MAX_RUNNING_JOBS_PER_USER: string(maxRunningJobsPerUser)
+  RESTYLE_GPU_MINUTES_PER_USER_PER_DAY: string(gpuMinutesPerUserPerDay)
 }

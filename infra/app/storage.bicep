@@ -62,7 +62,7 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
         {
           allowedOrigins: corsOrigins
           allowedMethods: ['GET', 'HEAD', 'PUT', 'OPTIONS']
-          allowedHeaders: ['content-type', 'if-none-match', 'x-ms-blob-type', 'x-ms-meta-*']
+          allowedHeaders: ['content-type', 'x-ms-blob-type', 'x-ms-meta-*']
           exposedHeaders: ['etag', 'x-ms-request-id']
           maxAgeInSeconds: 3600
         }
