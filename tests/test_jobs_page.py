@@ -1,7 +1,9 @@
 """The jobs page in a real browser: headless Chromium (Debian's chromium + chromium-driver, installed
 by `make test`) driven by Selenium against `restyle up`. It uploads a short clip from the page (a
-write-only SAS straight to Azurite), watches the job reach Completed, checks that the before/after
-preview image has loaded, shows a rejected upload's reason in words, and cancels a running job.
+create-only SAS straight to Azurite), watches the job reach Completed, checks that the before/after
+preview image has loaded, shows a rejected upload's reason in words, and cancels a running job. Signed
+in as a test user (devhost's App Service sign-in), the page lists that person's jobs only, shows their
+quota, and an upload larger than its ticket ends as a rejection with the reason.
 
 `RESTYLE_DOCS_SCREENSHOT=1` also writes the page's screenshot to docs/jobs-page.png (how that file
 was made); otherwise it goes to the test's temp folder only.
@@ -9,9 +11,11 @@ was made); otherwise it goes to the test's temp folder only.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -164,3 +168,58 @@ def test_a_many_models_table_shows_its_partitions_and_gate_on_the_page(stack, br
         ".find(r => r.cells[0].textContent === 'weekly-sales.csv').textContent")
     assert "3 models trained" in row and "passed the gate" in row
     assert "many-models/weekly-sales/forecasts/" in row
+
+
+# What a modified client could do: ask for a 1,000-byte ticket, then PUT more through it.
+OVERSIZE_PUT = """
+const [name, done] = arguments;
+(async () => {
+  const ticket = await (await fetch("/api/uploads", {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({name, size: 1000})})).json();
+  const put = await fetch(ticket.url, {method: "PUT", headers: ticket.headers, body: new Blob([new Uint8Array(4000)])});
+  done({max_bytes: ticket.max_bytes, stored: put.status});
+})().catch((error) => done({error: String(error)}));
+"""
+
+
+def sign_in_as(browser, stack, user: str) -> None:
+    browser.get(f"{stack.api_url}/.auth/login/aad?user={user}&post_login_redirect_uri=/api/page")
+    wait_for(lambda: f"Signed in as {user}@devhost" in browser.find_element(By.ID, "account").text, 15,
+             f"the page signed in as {user}")
+
+
+def test_a_signed_in_person_sees_only_their_jobs_and_no_upload_larger_than_its_ticket(stack, browser, make_clip,
+                                                                                       tmp_path, monkeypatch, capsys):
+    for key, value in stack.client_env().items():
+        monkeypatch.setenv(key, value)
+    notes = tmp_path / "the-keys-notes.mp4"
+    notes.write_bytes(b"a job of the key's, started from the command line " * 50)
+    assert main(["submit", str(notes)]) == 0
+    key_job = capsys.readouterr().out.split("job ")[-1].strip()
+
+    def keys_jobs() -> set[str]:
+        with urllib.request.urlopen(f"{stack.api_url}/api/jobs") as answer:  # not signed in: the open stack's key
+            return {job["id"] for job in json.loads(answer.read())["jobs"]}
+
+    wait_for(lambda: key_job in keys_jobs(), 30, "the key's job")
+
+    sign_in_as(browser, stack, "alice")
+    wait_for(lambda: "No jobs yet" in browser.find_element(By.ID, "jobs-status").text, 15, "alice's empty list")
+    account = browser.find_element(By.ID, "account").text
+    assert "0 of 2 jobs running" in account and "GPU minutes today (UTC)" in account and "Sign out" in account
+    upload_from_page(browser, make_clip(frames=24, size="160x96"), "alices-clip.mp4")
+    wait_for(lambda: status_of(browser, "alices-clip.mp4") == "Completed", 150, "alice's job on her page")
+    result = browser.execute_async_script(OVERSIZE_PUT, "alices-oversized.mp4")
+    assert result == {"max_bytes": 1000, "stored": 201}, result  # storage cannot hold a SAS to a size...
+    wait_for(lambda: status_of(browser, "alices-oversized.mp4") == "Failed", 60, "the oversized upload's rejection")
+    reason = state(browser, "alices-oversized.mp4")["error"]  # ...the app does, and says so
+    assert reason.startswith("input rejected: the upload is 4000 bytes, more than the 1000 bytes its upload ticket")
+    shown = {row.get_attribute("data-job-id") and row.find_element(By.TAG_NAME, "th").text
+             for row in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")}
+    assert shown == {"alices-clip.mp4", "alices-oversized.mp4"}  # none of the key's jobs
+
+    sign_in_as(browser, stack, "bob")
+    wait_for(lambda: "No jobs yet" in browser.find_element(By.ID, "jobs-status").text, 15, "bob's empty list")
+    browser.find_element(By.LINK_TEXT, "Sign out").click()  # back on the page, as nobody: the open stack's key
+    wait_for(lambda: "Not signed in" in browser.find_element(By.ID, "account").text, 15, "the page signed out")
+    wait_for(lambda: status_of(browser, "the-keys-notes.mp4"), 15, "the key's jobs again")

@@ -1,10 +1,11 @@
 // The jobs page: lists jobs from GET /api/jobs every few seconds, cancels with DELETE, uploads with a
-// one-blob write-only SAS from POST /api/uploads (the bytes go straight to storage), and shows a
+// one-blob create-only SAS from POST /api/uploads (the bytes go straight to storage), and shows a
 // finished job's before/after preview through a read-only SAS from GET /api/jobs/{id}/downloads.
+// Who is signed in and their quota come from GET /api/me. The page carries no key: App Service's
+// sign-in session (a cookie) goes with every request to this origin.
 // Plain DOM: text goes in with textContent only, so no blob name or error can inject markup.
 "use strict";
 (() => {
-  const key = new URLSearchParams(location.search).get("code"); // the function key, in Azure
   const api = new URL("./", location.href); // the page is /api/page: the API is beside it
   const ENDED = new Set(["Completed", "Failed", "Terminated", "Canceled"]);
   const POLL_MS = 2000;
@@ -17,7 +18,6 @@
 
   async function call(method, path, body) {
     const headers = { Accept: "application/json" };
-    if (key) headers["x-functions-key"] = key;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(new URL(path, api), {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
@@ -25,7 +25,7 @@
     const payload = await response.json().catch(() => null);
     if (!response.ok) {
       const message = payload && payload.error ? payload.error.message : `the API answered ${response.status}`;
-      throw new Error(response.status === 401 ? "not authorised: open the page with ?code=<function key>" : message);
+      throw new Error(response.status === 401 ? "your sign-in has ended: reload the page to sign in again" : message);
     }
     return payload;
   }
@@ -181,7 +181,10 @@
 
   function storageError(xhr) {
     const match = /<Message>([^<]*)/.exec(xhr.responseText || "");
-    if (xhr.status === 412 || xhr.status === 409) return "a blob with that name exists already";
+    const code = (/<Code>([^<]*)/.exec(xhr.responseText || "") || [])[1];
+    if (xhr.status === 412 || xhr.status === 409 || code === "AuthorizationPermissionMismatch") {
+      return "a blob with that name exists already (an upload link can only create)";
+    }
     if (xhr.status === 403) return "storage refused the upload (the upload link may have expired; try again)";
     return match ? match[1].split("\n")[0] : `storage answered ${xhr.status || "nothing (network error)"}`;
   }
@@ -214,7 +217,8 @@
     const bar = $("upload-progress");
     button.disabled = true;
     try {
-      const ticket = await call("POST", "uploads", { name: file.name, style: $("style").value.trim(), options });
+      const ticket = await call("POST", "uploads", { name: file.name, size: file.size,
+                                                      style: $("style").value.trim(), options });
       bar.hidden = false;
       bar.value = 0;
       status.textContent = `Uploading ${file.name}…`;
@@ -223,6 +227,7 @@
       status.textContent = `Uploaded ${ticket.blob}. Its job appears in the list below within a few seconds.`;
       $("upload-form").reset();
       refresh();
+      showAccount();
     } catch (error) {
       status.textContent = `Upload failed: ${error.message}`;
     } finally {
@@ -231,8 +236,34 @@
     }
   }
 
+  // Who is signed in, and how much of their quota they use (GET /api/me).
+  async function showAccount() {
+    const line = $("account");
+    try {
+      const { caller, usage, sign_out: signOut } = await call("GET", "me");
+      if (caller.kind === "key") {
+        line.textContent = "Not signed in: this local stack is open, and every job here is the key's.";
+      } else {
+        const parts = [`Signed in as ${caller.name}${caller.operator ? " (operator: all jobs)" : ""}.`];
+        if (usage.running_limit !== null) {
+          parts.push(`${usage.running} of ${usage.running_limit} jobs running`,
+            `${usage.gpu_minutes_today} of ${usage.gpu_minutes_limit} GPU minutes today (UTC)`);
+        }
+        line.textContent = parts.join(" · ");
+      }
+      if (signOut) {
+        const back = encodeURIComponent(location.pathname);
+        line.append(element("a", { href: `${signOut}?post_logout_redirect_uri=${back}`, textContent: "Sign out" }));
+      }
+    } catch (error) {
+      line.textContent = `Could not read who is signed in: ${error.message}`;
+    }
+  }
+
   for (let index = 0; index < 26; index += 1) $("styles").append(element("option", { value: String(index) }));
   $("upload-form").addEventListener("submit", upload);
   document.addEventListener("visibilitychange", () => !document.hidden && refresh());
   refresh();
+  showAccount();
+  setInterval(() => !document.hidden && showAccount(), POLL_MS * 5);
 })();

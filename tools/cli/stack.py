@@ -110,7 +110,8 @@ def run_stack(stack: Stack, say=print, stop: threading.Event | None = None) -> i
 
 def _announce(stack: Stack, connection: str, say) -> None:
     say(f"Restyle is up; state in {stack.state}")
-    say(f"  jobs page  {stack.api_url}/api/page")
+    say(f"  jobs page  {stack.api_url}/api/page (or signed in as a test user: "
+        f"{stack.api_url}/.auth/login/aad?post_login_redirect_uri=/api/page)")
     say(f"  API        {stack.api_url}/api/jobs")
     say(f"  storage    Azurite on 127.0.0.1:{stack.storage_port}")
     say(f"  logs       {stack.state / 'devhost.log'}, {stack.state / 'azurite.log'}")
