@@ -148,7 +148,8 @@ def test_a_stack_that_is_not_running_is_named(monkeypatch, make_clip, capsys):
 
 
 class _FunctionApp(http.server.BaseHTTPRequestHandler):
-    """Answers like a Function App at auth level FUNCTION: 401 without the right key."""
+    """Answers like the Function App (RESTYLE_AUTH=required) to a caller who is not signed in: 401 without the
+    right key."""
 
     seen: ClassVar[list[dict]] = []
 

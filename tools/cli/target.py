@@ -3,9 +3,10 @@ Azure) and the data account's blob storage (Azurite locally, the account URL wit
 DefaultAzureCredential in Azure). Every failure becomes one CliError sentence a person can act on.
 
 Configuration comes from the environment, as the app's own settings do:
-RESTYLE_API_URL (default http://127.0.0.1:7071), RESTYLE_FUNCTION_KEY (Azure only; never a flag, so
-it stays out of shell history), and the app's storage settings (restyle/settings.py):
-RESTYLE_STORAGE_ACCOUNT_URL in Azure, else Azurite (RESTYLE_STORAGE_CONNECTION_STRING or port 10000).
+RESTYLE_API_URL (default http://127.0.0.1:7071), RESTYLE_FUNCTION_KEY (the app's machine key, sent as
+`x-functions-key`; Azure only; never a flag, so it stays out of shell history), and the app's storage
+settings (restyle/settings.py): RESTYLE_STORAGE_ACCOUNT_URL in Azure, else Azurite
+(RESTYLE_STORAGE_CONNECTION_STRING or port 10000).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class NotFound(CliError):
 
 @dataclass
 class Api:
-    """The jobs API over HTTP, with the function key (if any) in the `x-functions-key` header."""
+    """The jobs API over HTTP, with the machine key (if any) in the `x-functions-key` header."""
 
     url: str
     key: str | None = None
@@ -74,9 +75,11 @@ class Api:
             message = json.loads(error.read())["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = f"{error.code} {error.reason}"
-        if error.code in (401, 403):
-            return CliError(f"the API at {self.url} refused the request ({error.code}): set RESTYLE_FUNCTION_KEY to "
-                            "the Function App's function key (az functionapp keys list)")
+        if error.code == 401:
+            return CliError(f"the API at {self.url} refused the request (401): set RESTYLE_FUNCTION_KEY to "
+                            f"the app's machine key (docs/deploy.md, Sign-in): {message}")
+        if error.code in (403, 429):
+            return CliError(f"the API at {self.url} refused the request ({error.code}): {message}")
         if error.code == 404:
             return NotFound(message)
         return CliError(message)
