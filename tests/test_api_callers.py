@@ -4,11 +4,14 @@ with 401 and why. Quotas of a person, against real Azurite (api/quotas.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import azure.functions as func
 import pytest
+from app_index import app_functions
 
 from activities.compute.usage import record_usage
 from api.callers import KEY_CALLER, OPERATOR_ROLE, Caller, identify, key_hash
@@ -17,6 +20,7 @@ from api.quotas import check_quota, usage_of
 from api.upload_records import UploadRecord, claim_name
 from restyle.principal import OBJECT_ID_CLAIM, Principal, principal_headers, read_principal
 from restyle.settings import Settings
+from tools.azurite import free_port
 
 SIGNED_IN = {"WEBSITE_AUTH_ENABLED": "True"}
 REQUIRED = Settings(auth="required", api_key_sha256=f"{key_hash('old-key')}, {key_hash('new-key').upper()}")
@@ -110,3 +114,32 @@ def test_quotas_count_running_jobs_and_tickets_and_the_days_gpu_minutes(store):
         429, "gpu_minutes_used", {"Retry-After": str(2 * 3600)})
     assert spent.value.message == ("you have used 1.4 of your 1 GPU minutes for today (UTC); they renew at "
                                    "2030-05-07 00:00 UTC, in 7200 s")
+
+
+def test_every_http_function_refuses_a_caller_it_does_not_admit(monkeypatch):
+    """Each handler as the worker calls it, with auth required, nobody signed in and no key: 401 before the
+    body is read or the Durable client used (its binding points where nothing listens); the page sends
+    a browser to sign in where sign-in is on."""
+    monkeypatch.setattr("api.blueprint.get_settings", lambda: REQUIRED)
+    unreachable = f"http://127.0.0.1:{free_port()}/runtime/webhooks/durabletask/"
+    binding = json.dumps({"taskHubName": "restyle", "creationUrls": {}, "managementUrls": {}, "baseUrl": unreachable,
+                          "requiredQueryStringParameters": "", "rpcBaseUrl": unreachable})
+    forged = principal_headers(OLGA)  # sign-in off in this process: a client's own headers
+    answers = {}
+    for name, function in app_functions().items():
+        trigger = function.get_trigger()
+        if trigger.type != "httpTrigger":
+            continue
+        request = func.HttpRequest(trigger.methods[0].value, f"http://127.0.0.1/api/{trigger.route}", headers=forged,
+                                   route_params={"instance_id": "some-job"}, body=b"{not json")
+        durable = any(b["type"] == "durableClient" for b in json.loads(function.get_function_json())["bindings"])
+        result = function.get_user_function()(req=request, **({"client": binding} if durable else {}))
+        answer = asyncio.run(result) if asyncio.iscoroutine(result) else result
+        answers[name] = answer.status_code
+    assert answers == dict.fromkeys(answers, 401) and len(answers) == 9
+
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    page = app_functions()["jobs_page"].get_user_function()(req=func.HttpRequest("GET", "https://app/api/page",
+                                                                                 body=b""))
+    assert page.status_code == 302
+    assert page.headers["Location"] == "/.auth/login/aad?post_login_redirect_uri=/api/page"
