@@ -109,7 +109,8 @@ async def create_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     if not await client.get_status(job.instance_id):  # asking again for a job that exists costs nothing
         await _check_quota(client, caller)
     created = await start_job(client, job, caller)
-    links = client.get_client_response_links(req, job.instance_id)
+    # the Durable links carry the extension's system key, which manages every instance: machines only
+    links = client.get_client_response_links(req, job.instance_id) if caller.is_key else {}
     body = {"id": job.instance_id, "created": created, "job": _job_url(req, job.instance_id), **links}
     return json_response(body, 202, {"Location": body["job"], "Retry-After": "10"})
 
