@@ -121,6 +121,7 @@ def test_every_http_function_refuses_a_caller_it_does_not_admit(monkeypatch):
     body is read or the Durable client used (its binding points where nothing listens); the page sends
     a browser to sign in where sign-in is on."""
     monkeypatch.setattr("api.blueprint.get_settings", lambda: REQUIRED)
+    monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)  # an in-process devhost of another test may set it
     unreachable = f"http://127.0.0.1:{free_port()}/runtime/webhooks/durabletask/"
     binding = json.dumps({"taskHubName": "restyle", "creationUrls": {}, "managementUrls": {}, "baseUrl": unreachable,
                           "requiredQueryStringParameters": "", "rpcBaseUrl": unreachable})
