@@ -74,7 +74,12 @@ async def on_table_uploaded(source: blob_sdk.BlobClient, client: df.DurableOrche
     await handle_table_upload(client, app_store(), source.blob_name)
 
 
-def _body(req: func.HttpRequest) -> object:
+def _body(req: func.HttpRequest, caller: Caller) -> object:
+    """The JSON body. A signed-in person's must say it is JSON: a page on another site can make the
+    browser send the session cookie with a form's text/plain body, never with application/json
+    (which needs a CORS preflight this app does not grant), so no other site can act for them."""
+    if not caller.is_key and req.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "not_json", "send the body as JSON, with Content-Type: application/json")
     raw = req.get_body() or b""
     limit = get_settings().max_request_bytes
     if len(raw) > limit:
@@ -105,7 +110,7 @@ async def _check_quota(client: df.DurableOrchestrationClient, caller: Caller) ->
 @_json_errors
 async def create_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     caller = _caller(req)
-    job = await asyncio.to_thread(job_for_request, app_store(), _body(req), caller)  # storage reads block
+    job = await asyncio.to_thread(job_for_request, app_store(), _body(req, caller), caller)  # storage reads block
     if not await client.get_status(job.instance_id):  # asking again for a job that exists costs nothing
         await _check_quota(client, caller)
     created = await start_job(client, job, caller)
@@ -143,8 +148,7 @@ async def delete_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
 async def forecast(req: func.HttpRequest) -> func.HttpResponse:
     """Real-time forecasts, for any caller the app admits; registry lookups and model loads block,
     so they run in a thread."""
-    _caller(req)
-    body = _body(req)
+    body = _body(req, _caller(req))
     return json_response(await asyncio.to_thread(forecast_request, app_forecaster(), get_settings(), body))
 
 
@@ -167,7 +171,7 @@ async def read_job_downloads(req: func.HttpRequest, client: df.DurableOrchestrat
 @_json_errors
 async def create_upload(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     caller = _caller(req)
-    body = _body(req)
+    body = _body(req, caller)
     await _check_quota(client, caller)
     return json_response(await asyncio.to_thread(upload_ticket, app_store(), body, caller), 201)
 

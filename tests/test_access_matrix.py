@@ -191,6 +191,10 @@ def test_forged_principal_headers_and_cookies_are_nobody(world, jobs):
     for value in (f"{claimed}.{signature}", f"{body}.{'0' * len(signature)}", f"{body}."):
         status, _ = world["stack"].host.request("GET", "/api/jobs", headers={"Cookie": f"{SESSION_COOKIE}={value}"})
         assert status == 401
+    # what a page on another site can make alice's browser send with her cookie: a form's text/plain POST
+    status, refused = call("alice", "POST", "/api/uploads", {"name": "forged.mp4", "size": 10},
+                           **{"Content-Type": "text/plain"})
+    assert (status, refused["error"]["code"]) == (415, "not_json")
     assert call("anonymous", "GET", "/api/jobs", **{"x-functions-key": "not-the-key"})[0] == 401
     assert world["stack"].host.request("GET", f"/api/jobs?code={KEY}")[0] == 200  # the key may also come as ?code=
 
@@ -231,7 +235,8 @@ def test_a_person_past_their_quota_is_told_when_to_try_again(world, jobs):
     assert (status, refused["error"]["code"]) == (429, "too_many_running")
     assert "the limit is 2 at once: try again when one has ended (in about" in refused["error"]["message"]
     request = urllib.request.Request(f"{world['stack'].host.url}/api/uploads", method="POST", data=json.dumps(
-        {"name": "bob-3.mp4", "size": size}).encode(), headers=world["headers"]["bob"])
+        {"name": "bob-3.mp4", "size": size}).encode(), headers={**world["headers"]["bob"],
+                                                                "Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(request, timeout=30)
     assert answer.value.code == 429 and int(answer.value.headers["Retry-After"]) > 0
