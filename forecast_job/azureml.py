@@ -25,7 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .manifest import PARTITION_KEY, PARTITIONS_FOLDER
+from .manifest import BUCKET_KEY, PARTITIONS_FOLDER
 
 PACKAGE = Path(__file__).resolve().parent
 ENTRY_SCRIPT = "forecast_job/prs_entry.py"
@@ -75,7 +75,7 @@ def build_pipeline_job(options: AzureMLOptions, run_id: str, attempt: int, code_
         inputs={"partitions": Input(type="mltable", mode="direct"), "work": Input(type="uri_folder", mode="ro_mount")},
         outputs={"trained": Output(type="uri_folder", mode="rw_mount")},
         input_data="${{inputs.partitions}}",
-        partition_keys=[PARTITION_KEY],
+        partition_keys=[BUCKET_KEY],
         instance_count=options.instance_count,
         max_concurrency_per_instance=options.max_concurrency_per_instance,
         error_threshold=-1,

@@ -214,5 +214,5 @@ def test_a_table_is_read_in_chunks_with_the_same_result_and_row_numbers(monkeypa
     chunked = tables.read_table(as_csv(frame), STORE_OPTIONS, FAST)
     assert [(s.partition_id, len(s.y)) for s in chunked.series] == [(s.partition_id, len(s.y)) for s in whole.series]
     bad = frame.assign(sales=frame.sales.astype(str).where(frame.index != 200, "n/a"))  # in the third chunk
-    with pytest.raises(tables.NonNumericTarget, match="row 202: .n/a."):
+    with pytest.raises(tables.NonNumericTarget, match=r"row 202: .n/a."):
         tables.read_table(as_csv(bad), STORE_OPTIONS, FAST)
