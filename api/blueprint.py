@@ -2,9 +2,12 @@
 api.uploads and api.jobs.
 
 HTTP: POST /api/jobs, GET /api/jobs/{instance_id}, GET /api/jobs?status=..., DELETE /api/jobs/{instance_id},
-and for the jobs page GET /api/page (HTML), POST /api/uploads (a one-blob write-only SAS) and
-GET /api/jobs/{instance_id}/downloads (read-only SAS URLs of a finished job's files); all at auth
-level FUNCTION, JSON in and out (but the page), errors as {"error": {"code", "message"}}.
+and for the jobs page GET /api/page (HTML), POST /api/uploads (a one-blob write-only SAS),
+GET /api/jobs/{instance_id}/downloads (read-only SAS URLs of a finished job's files) and, for a
+finished table job's forecast view, GET /api/jobs/{instance_id}/partitions?q=&status=&limit= (the
+gate's counts and the matching partitions) and GET /api/jobs/{instance_id}/forecast?partition=<id>
+(one partition's history, forecast and intervals); all at auth level FUNCTION, JSON in and out (but
+the page), errors as {"error": {"code", "message"}}.
 
 The Python worker runs every `async def` function on its one event loop, so a blocking storage or
 Azure ML call made there would stall every other invocation of the worker: those calls run in a
@@ -26,6 +29,7 @@ from restyle.storage import app_store
 
 from .errors import ApiError, json_response
 from .forecast import app_forecaster, forecast_request
+from .forecast_view import partition_forecast, partition_list
 from .jobs import cancel_job, get_job, job_for_request, list_jobs, start_job
 from .page import render_page
 from .tickets import download_links, upload_ticket
@@ -129,6 +133,27 @@ def _job_url(req: func.HttpRequest, instance_id: str) -> str:
 async def read_job_downloads(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     job = await get_job(client, req.route_params["instance_id"])
     return json_response(await asyncio.to_thread(download_links, app_store(), job))
+
+
+@bp.route(route="jobs/{instance_id}/partitions", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@_json_errors
+async def read_job_partitions(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    job = await get_job(client, req.route_params["instance_id"])
+    limit = req.params.get("limit", "50")
+    if not limit.isdigit():
+        raise ApiError(400, "invalid_limit", f"limit must be a whole number; got {limit!r}")
+    return json_response(await asyncio.to_thread(partition_list, app_store(), job, req.params.get("q", ""),
+                                                 req.params.get("status") or None, int(limit)))
+
+
+@bp.route(route="jobs/{instance_id}/forecast", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@_json_errors
+async def read_job_forecast(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    job = await get_job(client, req.route_params["instance_id"])
+    return json_response(await asyncio.to_thread(partition_forecast, app_store(), job,
+                                                 req.params.get("partition", "")))
 
 
 @bp.route(route="uploads", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

@@ -49,6 +49,7 @@ class PartitionEntry(_Strict):
     keys: dict[str, str]
     observations: int = Field(gt=0)
     last_timestamp: str  # ISO 8601; forecasts start one period later
+    short_history: str = ""  # why it is trained without a holdout (table.short_history_reason); "" if it is not
 
 
 class Manifest(_Strict):
@@ -126,7 +127,8 @@ def prepare_work(table: ValidatedTable, work: Path, *, run_id: str, dataset: str
         pq.write_table(pa.table({"ds": series.ds, "y": series.y}), partial)
         partial.replace(target)
         entries.append(PartitionEntry(id=series.partition_id, keys=series.keys, observations=len(series.y),
-                                      last_timestamp=str(series.ds[-1].astype("datetime64[s]"))))
+                                      last_timestamp=str(series.ds[-1].astype("datetime64[s]")),
+                                      short_history=series.short_history))
     write_text_atomic(work / REJECTIONS_NAME, json.dumps([r.as_dict() for r in table.rejections], indent=1))
     write_text_atomic(work / PARTITIONS_FOLDER / "MLTable", json.dumps(mltable_spec(), indent=1))
     manifest = Manifest(run_id=run_id, dataset=check_dataset(dataset), partition_columns=table.partition_columns,

@@ -72,14 +72,15 @@ def make_model(name: str, season_length: int):
 
 
 class Combination:
-    """The mean of its members' forecasts (each a fitted statsforecast model). Picklable: the
-    registry stores it like any single model."""
+    """The mean of its members' forecasts (each a fitted statsforecast model), and with `level` the
+    mean of their interval bounds. Picklable: the registry stores it like any single model."""
 
     def __init__(self, members: dict[str, object]) -> None:
         self.members = members
 
-    def predict(self, h: int) -> dict[str, np.ndarray]:
-        return {"mean": np.mean([member.predict(h=h)["mean"] for member in self.members.values()], axis=0)}
+    def predict(self, h: int, level: list[int] | None = None) -> dict[str, np.ndarray]:
+        predictions = [member.predict(h=h, **({"level": level} if level else {})) for member in self.members.values()]
+        return {key: np.mean([p[key] for p in predictions], axis=0) for key in predictions[0]}
 
     def __repr__(self) -> str:
         return f"Combination({', '.join(self.members)})"

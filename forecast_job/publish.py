@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .files import write_text_atomic
 from .gate import GateRule, gate_report, run_gate
+from .intervals import calibrate_run, calibrated_artifact
 from .manifest import Manifest, load_rejections
 from .registry import ArtifactStore, FolderArtifacts, IndexRegistry, ModelVersion, NewVersion, Registry
 from .train import read_results
@@ -44,29 +45,36 @@ class PublishSummary:
     forecasts: str
     metrics: str
     gate_report: str
+    short_history: int = 0  # trained with no holdout (short histories), counted in `registered`
 
 
 def register_results(manifest: Manifest, records: list[dict], output: Path, registry: Registry,
                      artifacts: ArtifactStore) -> list[ModelVersion]:
-    """Copy each trained partition's artifacts to the artifact store and register them in one batch."""
+    """Copy each trained partition's artifacts to the artifact store, each with the run's interval
+    calibration in it (intervals.py), and register them in one batch. A short history is registered
+    flagged, with its reason and no baseline."""
+    calibrations = calibrate_run(records, manifest.train.levels)
     versions = []
     for record in records:
         if record["status"] != "trained":
             continue
         pid, folder = record["partition_id"], Path(output) / record["partition_id"]
         prefix = f"{manifest.dataset}/{pid}/{manifest.run_id}"
-        uris = {kind: artifacts.put(f"{prefix}/{name}", (folder / name).read_bytes())
+        uris = {kind: artifacts.put(f"{prefix}/{name}", calibrated_artifact((folder / name).read_bytes(),
+                                                                            calibrations[kind]))
                 for kind, name in record["artifacts"].items()}
         metrics = {**record["metrics"], **{f"baseline.{k}": v for k, v in record["baseline_metrics"].items()}}
+        short = record.get("short_history") or {}
         versions.append(NewVersion(manifest.dataset, manifest.run_id, record["keys"], record["model_type"], metrics,
-                                   uris["model"], uris["baseline"], last_timestamp=record["last_timestamp"],
-                                   freq=record["freq"], partition_id=pid))
+                                   uris["model"], uris.get("baseline", ""), flagged=bool(short),
+                                   last_timestamp=record["last_timestamp"], freq=record["freq"], partition_id=pid,
+                                   observations=record["observations"], short_history=short.get("reason", "")))
     return registry.register_many(versions)
 
 
 def publish(work: Path, output: Path, registry: Registry, artifacts: ArtifactStore, results: Path,
             rule: GateRule | None = None) -> PublishSummary:
-    from .forecast import batch_forecast, metrics_table, run_folder
+    from .forecast import batch_forecast, history_table, metrics_table, run_folder
 
     rule = rule or GateRule()
     manifest = Manifest.load(work)
@@ -84,12 +92,13 @@ def publish(work: Path, output: Path, registry: Registry, artifacts: ArtifactSto
     report_path = write_text_atomic(run_folder(results, "gate", manifest.run_id) / GATE_REPORT,
                                     json.dumps(report, indent=1))
     forecasts, unserved = batch_forecast(manifest, registry, artifacts, results)
+    history_table(manifest, work, results)
     by_partition = {row["partition_id"]: row for row in report["partitions"]}
     metrics = metrics_table(manifest, records, by_partition, rejected, results)
     done = time.perf_counter()
     return PublishSummary(manifest.run_id, len(challengers), len(failed), len(rejected), len(unserved),
                           report["pass_rate"], registered - started, gated - registered, done - gated,
-                          str(forecasts), str(metrics), str(report_path))
+                          str(forecasts), str(metrics), str(report_path), short_history=report["short_history"])
 
 
 def open_registry(spec: str) -> Registry:

@@ -7,7 +7,11 @@ raises a `TableError` subclass whose message says what to fix:
 - whole table: unreadable file, no rows, missing columns, rows without a partition key,
   unparseable timestamps, non-numeric targets, a frequency that cannot be inferred;
 - per partition (the rest proceed): missing target values, duplicate timestamps, gaps (or
-  timestamps off the frequency's grid), too few observations.
+  timestamps off the frequency's grid).
+
+A partition with fewer observations than `min_length` is not rejected: it is accepted and marked
+`short_history` (with the reason), and training fits on all of it what its length supports, with no
+holdout (short_history.py).
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ class FrequencyUnknown(TableError):
 
 @dataclass(frozen=True)
 class Problem:
-    code: str  # missing_values | duplicate_timestamps | gaps | too_short
+    code: str  # missing_values | duplicate_timestamps | gaps
     message: str
 
 
@@ -86,6 +90,7 @@ class Series:
     keys: dict[str, str]
     ds: np.ndarray  # datetime64[ns], increasing, on the frequency's grid
     y: np.ndarray  # float64, no missing values
+    short_history: str = ""  # why it is trained without a holdout (fewer than min_length points); "" if not
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,7 @@ def _per_partition(counts: np.ndarray, codes: np.ndarray, flags: np.ndarray) -> 
     return np.bincount(codes[flags], minlength=len(counts))
 
 
-def _problems(ds: np.ndarray, y: np.ndarray, bounds: np.ndarray, freq: str, min_length: int) -> list[list[Problem]]:
+def _problems(ds: np.ndarray, y: np.ndarray, bounds: np.ndarray, freq: str) -> list[list[Problem]]:
     """Every partition's problems, vectorized over the whole sorted table (a loop of pandas calls per
     partition took 6 ms each: a minute for 10,000 partitions)."""
     counts = np.diff(bounds)
@@ -205,7 +210,7 @@ def _problems(ds: np.ndarray, y: np.ndarray, bounds: np.ndarray, freq: str, min_
     first = {name: _first_rows(codes[1:] if name != "off_grid" else codes, flags, len(counts))
              for name, flags in (("duplicate", duplicate), ("gap", gap), ("off_grid", off_grid))}
     out = []
-    for i, n in enumerate(counts):
+    for i in range(len(counts)):
         problems = []
         if tallies["missing"][i]:
             problems.append(Problem("missing_values", f"{tallies['missing'][i]} target values are empty"))
@@ -221,11 +226,18 @@ def _problems(ds: np.ndarray, y: np.ndarray, bounds: np.ndarray, freq: str, min_
             after = pd.Timestamp(ds[first["gap"][i]]).isoformat()
             problems.append(Problem("gaps",
                                     f"{tallies['gap'][i]} gap(s) in the {freq} series, the first after {after}"))
-        if n < min_length:
-            problems.append(Problem("too_short", f"{n} observations; at least {min_length} are needed "
-                                    "(the evaluation holdout plus two seasons)"))
         out.append(problems)
     return out
+
+
+def short_history_reason(n: int, min_length: int, horizon: int, windows: int) -> str:
+    """Why a partition of `n` points is fitted without a holdout, or "" when it has enough for one."""
+    holdout = horizon * windows
+    if n >= min_length and n >= holdout + 2:
+        return ""
+    needed = max(min_length, holdout + 2)
+    return (f"{n} observations, fewer than min_length {needed} (an evaluation holdout of {holdout} and the "
+            "history before it): fitted on all of them, with no holdout")
 
 
 def _first_rows(codes: np.ndarray, flags: np.ndarray, partitions: int) -> np.ndarray:
@@ -273,13 +285,13 @@ def read_table(source: Path | str | IO[bytes], options: TableOptions | None = No
     min_length = options.min_length or horizon * train.windows + max(2 * season, 8)
     key_rows = tidy[list(keys)].iloc[starts].itertuples(index=False, name=None)
     accepted, rejected = [], []
-    for i, (values, problems) in enumerate(zip(key_rows, _problems(ds_values, y_values, bounds, freq, min_length),
-                                               strict=True)):
+    for i, (values, problems) in enumerate(zip(key_rows, _problems(ds_values, y_values, bounds, freq), strict=True)):
         key_values = dict(zip(keys, (str(v) for v in values), strict=True))
         pid = partition_id(key_values)
         if problems:
             rejected.append(PartitionRejection(pid, key_values, tuple(problems)))
         else:
             accepted.append(Series(pid, key_values, ds_values[bounds[i]:bounds[i + 1]],
-                                   y_values[bounds[i]:bounds[i + 1]]))
+                                   y_values[bounds[i]:bounds[i + 1]],
+                                   short_history_reason(bounds[i + 1] - bounds[i], min_length, horizon, train.windows)))
     return ValidatedTable(tuple(keys), freq, season, horizon, min_length, accepted, rejected)

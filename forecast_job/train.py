@@ -10,8 +10,8 @@ Locally the same `train_partition` runs in a ProcessPoolExecutor over mini-batch
 Output, per partition (written by exactly one worker; atomic; result.json last):
 
     <output>/<partition id>/model.pkl      the chosen model, fitted on all the data (pickle)
-    <output>/<partition id>/baseline.pkl   seasonal naive fitted on all the data (the fallback)
-    <output>/<partition id>/result.json    status, keys, model type, metrics (see `result_record`)
+    <output>/<partition id>/baseline.pkl   seasonal naive on all the data (the fallback; none for a short history)
+    <output>/<partition id>/result.json    status, keys, model type, metrics, interval scores, short_history
 
 Resumable: a partition whose result.json says "trained" is skipped, so a resubmitted run trains
 only the rest. A partition whose training raised gets a "failed" result.json (with the error) and
@@ -72,18 +72,37 @@ def train_partition(manifest: Manifest, entry: PartitionEntry, y: np.ndarray, ou
     from .fit import train_series  # statsforecast is imported by workers only
 
     started = time.perf_counter()
+    folder = Path(output) / entry.id
+    y = np.asarray(y, dtype="float64")
+    if entry.short_history:
+        return _train_short(manifest, entry, y, folder, started)
     options = manifest.train
-    trained = train_series(np.asarray(y, dtype="float64"), horizon=manifest.horizon,
+    trained = train_series(y, horizon=manifest.horizon,
                            season_length=manifest.season_length, model_set=options.model_set,
                            windows=options.windows, selection_metric=options.selection_metric,
                            selection_margin=options.selection_margin)
-    folder = Path(output) / entry.id
     write_bytes_atomic(folder / MODEL, pickle.dumps(trained.model, protocol=pickle.HIGHEST_PROTOCOL))
     write_bytes_atomic(folder / BASELINE, pickle.dumps(trained.baseline, protocol=pickle.HIGHEST_PROTOCOL))
     record = _record(manifest, entry, "trained", model_type=trained.model_type, metrics=trained.metrics,
                      baseline_metrics=trained.baseline_metrics, candidates=trained.candidates,
                      candidate_errors=trained.errors, artifacts={"model": MODEL, "baseline": BASELINE},
+                     interval_scores=trained.interval_scores,
                      seconds=round(time.perf_counter() - started, 4), versions=_versions())
+    write_text_atomic(folder / RESULT, json.dumps(record, allow_nan=True))
+    return record
+
+
+def _train_short(manifest: Manifest, entry: PartitionEntry, y: np.ndarray, folder: Path, started: float) -> dict:
+    """A short history: the short-history rule's model on all of it; no holdout, so no metrics,
+    no baseline and no interval scores (its intervals use the run's calibration)."""
+    from .short_history import fit_short
+
+    fitted = fit_short(y, manifest.season_length)
+    write_bytes_atomic(folder / MODEL, pickle.dumps(fitted.model, protocol=pickle.HIGHEST_PROTOCOL))
+    record = _record(manifest, entry, "trained", model_type=fitted.model_type, metrics={}, baseline_metrics={},
+                     candidates={}, candidate_errors=fitted.errors, artifacts={"model": MODEL},
+                     short_history={"observations": entry.observations, "reason": entry.short_history},
+                     interval_scores={}, seconds=round(time.perf_counter() - started, 4), versions=_versions())
     write_text_atomic(folder / RESULT, json.dumps(record, allow_nan=True))
     return record
 

@@ -41,6 +41,11 @@ def test_every_partition_gets_a_model_a_baseline_and_a_result(trained_run):
     forecast = model.predict(h=18)["mean"]
     assert forecast.shape == (18,) and np.all(np.isfinite(forecast))
     assert not list(out.rglob("*.partial"))
+    # one window of standardized holdout errors (|y - f| / the model's own sigma) per step, for the intervals
+    scores = record["interval_scores"]
+    assert set(scores) == {"model", "baseline"} and [len(w) for w in scores["model"]] == [18]
+    assert all(score >= 0 for score in scores["model"][0] + scores["baseline"][0])
+    assert model.calibration is None and model.floor == 0.0  # M3 sales are positive; publish calibrates
 
 
 def test_a_resubmitted_run_trains_only_partitions_without_a_result(trained_run, caplog):
@@ -108,12 +113,12 @@ def test_the_default_set_beats_seasonal_naive_on_the_competition_test_period():
 def test_the_combination_serves_unless_a_single_model_beats_it_by_the_margin():
     y = monthly("m3", limit=1).table.target.to_numpy()
     always = train_series(y, horizon=18, season_length=12, selection_margin=1.0)
-    assert always.model_type == "Combination" and repr(always.model).startswith("Combination(AutoETS")
+    assert always.model_type == "Combination" and repr(always.model.model).startswith("Combination(AutoETS")
     assert always.model.predict(h=18)["mean"].shape == (18,)
     from statsforecast.models import AutoETS  # the refit keeps the ETS form chosen on the holdout part
 
     holdout_form = AutoETS(season_length=12).fit(y=y[:-18]).model_["components"]
-    assert always.model.members["AutoETS"].model_["components"] == holdout_form
+    assert always.model.model.members["AutoETS"].model_["components"] == holdout_form
     plain = train_series(y, horizon=18, season_length=12, selection_margin=0.0)
     singles = ("AutoETS", "DynamicOptimizedTheta", "Theta", "Combination")
     assert plain.model_type == min(singles, key=lambda name: plain.candidates[name]["mase"])

@@ -27,9 +27,10 @@ def collect_results(store: BlobStore, job_id: str, dataset: str) -> dict:
     report_name = next(name for name in names if name.endswith(f"/{GATE_REPORT}"))
     report = store.read_json(settings.work_container, report_name)
     outputs = {folder: f"{settings.output_container}/{target}{folder}/run_id={job_id}/"
-               for folder in ("forecasts", "metrics", "gate")}
+               for folder in ("forecasts", "metrics", "gate", "history")}
     return {"dataset": dataset, "outputs": outputs, "trained": report["trained"], "passed": report["passed"],
             "pass_rate": report["pass_rate"], "decisions": report["decisions"],
             "flagged_in_production": report["flagged_in_production"],
+            "partitions_short": report.get("short_history", 0),
             "partitions_rejected": len(report["rejected_partitions"]),
             "partitions_failed": len(report["failed_partitions"])}
