@@ -49,22 +49,23 @@ def _origins(n: int, horizon: int, windows: int) -> list[int]:
     return [n - horizon * (windows - w) for w in range(windows)]
 
 
-def _forecast(name: str, y: np.ndarray, horizon: int, season_length: int,
-              specs: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """The candidate's forecast from `y` and its own sigma per step. AutoETS also leaves the ETS
-    form it chose in `specs`."""
+def _forecast(name: str, y: np.ndarray, horizon: int, season_length: int, specs: dict[str, str],
+              spread: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate's forecast from `y` and its own sigma per step (NaN without `spread`). AutoETS
+    also leaves the ETS form it chose in `specs`."""
+    level = {"level": [REFERENCE_LEVEL]} if spread else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if name == AUTO_ETS:
             model = make_model(name, season_length).fit(y=y)
             specs[name] = model.model_["components"]  # e.g. "MADN": error, trend, season, damped
-            prediction = model.predict(h=horizon, level=[REFERENCE_LEVEL])
+            prediction = model.predict(h=horizon, **level)
         else:
-            prediction = make_model(name, season_length).forecast(y=y, h=horizon, level=[REFERENCE_LEVEL])
+            prediction = make_model(name, season_length).forecast(y=y, h=horizon, **level)
     mean = np.asarray(prediction["mean"], dtype="float64")
     if mean.shape != (horizon,) or not np.all(np.isfinite(mean)):
         raise ValueError("forecast has missing or infinite values")
-    return mean, own_sigma(prediction)
+    return mean, own_sigma(prediction) if spread else np.full(horizon, np.nan)
 
 
 def _fit(name: str, y: np.ndarray, season_length: int, members: tuple[str, ...], specs: dict[str, str]):
@@ -84,7 +85,10 @@ def _fit(name: str, y: np.ndarray, season_length: int, members: tuple[str, ...],
 
 
 def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: str = "default",
-                 windows: int = 1, selection_metric: str = "mase", selection_margin: float = 0.2) -> Trained:
+                 windows: int = 1, selection_metric: str = "mase", selection_margin: float = 0.2,
+                 spread: bool = True) -> Trained:
+    """`spread=False` leaves out the holdout's interval spreads (no interval scores: the run's
+    intervals are then the models' own); bench/many_models.py times training both ways side by side."""
     chosen_set = MODEL_SETS[model_set]
     origins = _origins(len(y), horizon, windows)
     if origins[0] < 2:
@@ -95,8 +99,8 @@ def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: 
     specs: dict[str, str] = {}  # left by the latest window (the most data), so the refit keeps its form
     for name in (BASELINE, *chosen_set.singles):
         try:
-            forecasts[name], sigmas[name] = map(list, zip(*(_forecast(name, y[:origin], horizon, season_length, specs)
-                                                            for origin in origins), strict=True))
+            forecasts[name], sigmas[name] = map(list, zip(*(_forecast(name, y[:origin], horizon, season_length, specs,
+                                                                      spread) for origin in origins), strict=True))
         except Exception as error:
             if name == BASELINE:
                 raise

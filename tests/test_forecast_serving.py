@@ -30,11 +30,11 @@ def registered(tmp_path_factory):
     assert train.run_local(root / "work", root / "out", workers=1) == []
     registry, artifacts = IndexRegistry(root / "registry.sqlite"), FolderArtifacts(root / "artifacts")
     publish(root / "work", root / "out", registry, artifacts, root / "results")
-    return registry, artifacts, [entry.keys for entry in manifest.partitions]
+    return registry, artifacts, [entry.keys for entry in manifest.partitions], root / "results"
 
 
 def forecaster(registered, max_bytes: int = 10**8, warm_up: int = 0) -> Forecaster:
-    registry, artifacts, _ = registered
+    registry, artifacts, *_ = registered
     return Forecaster(registry, artifacts, ModelCache(max_bytes), warm_up)
 
 
@@ -79,17 +79,39 @@ def test_a_failed_load_fails_its_waiters_and_the_next_request_tries_again() -> N
 # --- forecasts, promotion and warm-up ----------------------------------------------------------
 
 def test_a_forecast_continues_the_series_with_the_production_version(registered) -> None:
-    registry, _, partitions = registered
+    registry, _, partitions, _ = registered
     answer = forecaster(registered).forecast("m3", partitions[0], 6).as_dict()
     production = registry.by_alias(answer["model"]["name"])
     assert answer["model"]["version"] == production.version and "mase" in answer["model"]["metrics"]
     assert len(answer["forecast"]) == 6
     first = answer["forecast"][0]["timestamp"]
     assert first > production.last_timestamp and first.endswith("-01T00:00:00")  # the next month start
+    assert answer["model"]["short_history"] is None
+
+
+def test_every_step_carries_its_interval_bounds_as_the_forecast_parquet_does(registered) -> None:
+    import pandas as pd
+
+    registry, _, partitions, _ = registered
+    answer = forecast_request(forecaster(registered), SETTINGS, {"dataset": "m3", "keys": partitions[1], "horizon": 18})
+    steps = answer["forecasts"][0]["forecast"]
+    assert answer["levels"] == [80.0, 95.0] and set(steps[0]) == {"timestamp", "mean", "lo_80", "hi_80", "lo_95",
+                                                                   "hi_95"}
+    for step in steps:
+        assert step["lo_95"] <= step["lo_80"] <= step["mean"] <= step["hi_80"] <= step["hi_95"]
+    run = registry.by_alias(answer["forecasts"][0]["model"]["name"]).run_id
+    batch = pd.read_parquet(registered[3] / "forecasts" / f"run_id={run}" / "part-0.parquet")
+    batch = batch[batch.store == partitions[1]["store"]].sort_values("ds")
+    for column in ("mean", "lo_80", "hi_95"):  # the batch forecast and the endpoint: one model, one answer
+        parquet = batch["forecast" if column == "mean" else column].to_numpy()
+        assert [step[column] for step in steps] == pytest.approx(parquet)
+    other = forecast_request(forecaster(registered), SETTINGS,
+                             {"dataset": "m3", "keys": partitions[1], "horizon": 2, "levels": [90, 99]})
+    assert set(other["forecasts"][0]["forecast"][0]) == {"timestamp", "mean", "lo_90", "hi_90", "lo_99", "hi_99"}
 
 
 def test_a_promotion_is_served_by_the_next_request_and_warms_the_most_requested(registered) -> None:
-    registry, _, partitions = registered
+    registry, _, partitions, _ = registered
     serving = forecaster(registered, warm_up=2)
     for keys in (partitions[0], partitions[0], partitions[1]):
         serving.forecast("m3", keys, 3)
@@ -119,7 +141,7 @@ def _new_version_like(version):
 # --- POST /api/forecast, as plain functions -----------------------------------------------------
 
 def test_a_batch_answers_every_partition(registered) -> None:
-    _, _, partitions = registered
+    _, _, partitions, _ = registered
     answer = forecast_request(forecaster(registered), SETTINGS,
                               {"dataset": "m3", "partitions": partitions[:3], "horizon": 24})
     assert [item["keys"] for item in answer["forecasts"]] == partitions[:3]
@@ -141,6 +163,14 @@ def test_a_batch_answers_every_partition(registered) -> None:
     ({"dataset": "m3", "keys": {"store": "x"}, "horizon": 25}, 400, "invalid_horizon"),
     ({"dataset": "m3", "keys": {"store": "x"}, "horizon": "6"}, 400, "invalid_horizon"),
     ({"dataset": "m3", "keys": {"store": "x"}, "horizon": True}, 400, "invalid_horizon"),
+    ({"dataset": "m3", "keys": {"store": "N1"}, "horizon": 3, "levels": [80, 99.9]}, 400, "invalid_levels"),
+    ({"dataset": "m3", "keys": {"store": "N1"}, "horizon": 3, "levels": [50]}, 400, "invalid_levels"),
+    ({"dataset": "m3", "keys": {"store": "N1"}, "horizon": 3, "levels": ["high"]}, 400, "invalid_levels"),
+    ({"dataset": "m3", "keys": {"store": "N1"}, "horizon": 3, "levels": [True]}, 400, "invalid_levels"),
+    ({"dataset": "m3", "keys": {"store": "N1"}, "horizon": 3, "levels": [60, 70, 80, 90, 95, 98]}, 400,
+     "invalid_levels"),
+    ({"dataset": "m3", "keys": {"store": "N1"}, "horizon": 3, "levels": []}, 400, "invalid_levels"),
+    ({"dataset": "m3", "keys": {"store": "N1"}, "horizon": 3, "levels": {"a": 1}}, 400, "invalid_levels"),
     ({"dataset": "m3", "keys": {"store": "nope"}, "horizon": 3}, 404, "partition_not_found"),
     ({"dataset": "other", "keys": {"store": "N1"}, "horizon": 3}, 404, "partition_not_found"),
 ])
@@ -148,6 +178,8 @@ def test_every_bad_request_is_answered_with_its_reason(registered, body, status,
     with pytest.raises(ApiError) as refused:
         forecast_request(forecaster(registered), SETTINGS, body)
     assert (refused.value.status, refused.value.code) == (status, code), refused.value.message
+    if code == "invalid_levels":
+        assert "`levels`" in refused.value.message
 
 
 def test_the_parsed_request_keeps_keys_as_given() -> None:
@@ -162,7 +194,7 @@ def test_the_online_endpoint_script_serves_the_same_answers(registered, tmp_path
 
     from forecast_job import online
 
-    registry, artifacts, partitions = registered
+    registry, artifacts, partitions, _ = registered
     monkeypatch.setenv("FORECAST_REGISTRY", f"index:{registry.path}")
     monkeypatch.setenv("FORECAST_ARTIFACTS", str(artifacts.root))
     online.init()

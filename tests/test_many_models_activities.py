@@ -62,7 +62,8 @@ def test_a_local_run_resumes_and_its_results_are_one_sql_table(store, monkeypatc
     assert store.read_json(settings.work_container, results[0])["status"] == "trained"  # the retrained result
 
     summary = collect_results(store, "run-a", "sales")
-    assert summary["trained"] == 4 and set(summary["outputs"]) == {"forecasts", "metrics", "gate"}
+    assert summary["trained"] == 4 and set(summary["outputs"]) == {"forecasts", "metrics", "gate", "history"}
+    assert summary["partitions_short"] == 0
     local = tmp_path / "output"
     store.download_folder(settings.output_container, "many-models/sales/", local)
     rows = duckdb.sql(f"select store, count(*) from read_parquet('{local}/forecasts/*/*.parquet', "
