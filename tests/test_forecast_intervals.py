@@ -40,20 +40,23 @@ class Flat:
 
 
 def test_the_conformal_quantile_is_the_ceil_n_plus_one_times_level_th_score():
-    steps = 3
-    scores = [[[float(i)] * steps] for i in range(1, 20)]  # 19 partitions, one window, scores 1..19 at each step
-    calibration = Calibration.from_scores(scores, (80, 95))
-    assert calibration.partitions == 19 and set(GRID_LEVELS) <= set(calibration.levels)
-    assert calibration.quantile(95, 0) == 19.0  # rank ceil(20 * 0.95) = 19
-    assert calibration.quantile(80, 2) == 16.0  # rank ceil(20 * 0.80) = 16
-    assert calibration.quantile(97.5, 0) == 19.0  # 19 a step are too few for 97.5%: all 57 pooled, rank 57
-    assert calibration.quantile(99, 0) is None  # too few even pooled (rank 58 of 57): left out
-    assert calibration.quantile(95, 40) == 19.0  # past the calibrated horizon: the last step's
+    # 199 partitions, one window of 3 steps: scores 1..199 at steps 0 and 1, and twice as large at step 2
+    scores = [[[float(i), float(i), 2.0 * i]] for i in range(1, 200)]
+    assert Calibration.from_scores(scores[:-1]).per_step[0][0] is None  # 198 < STEP_SCORES: steps pooled
+    calibration = Calibration.from_scores([*scores, [[200.0, 200.0]]], (80, 95))  # step 2 keeps 199 scores
+    assert calibration.partitions == 200 and set(GRID_LEVELS) <= set(calibration.levels)
+    assert calibration.quantile(95, 0) == 191.0  # 200 scores: rank ceil(201 * 0.95) = 191
+    assert calibration.quantile(80, 1) == 161.0  # rank ceil(201 * 0.80) = 161
+    pooled = sorted([float(i) for i in range(1, 201)] * 2 + [2.0 * i for i in range(1, 200)])  # 599 scores
+    assert calibration.quantile(95, 2) == pooled[math.ceil(600 * 0.95) - 1]  # step 2 has too few: all steps pooled
+    assert calibration.quantile(99.5, 2) == pooled[math.ceil(600 * 0.995) - 1]
+    assert Calibration.from_scores(scores[:18]).quantile(99, 0) is None  # too few even pooled: left out
+    assert calibration.quantile(95, 40) == calibration.quantile(95, 2)  # past the calibrated horizon: the last step's
     between = calibration.quantile(82.5, 0)  # between the grid's 80 and 85: interpolated
     assert calibration.quantile(80, 0) < between < calibration.quantile(85, 0)
-    assert multiplier(calibration, 95, 0) == pytest.approx((19 + normal_quantile(95)) / 2)  # "both"
-    assert multiplier(calibration, 95, 0, "conformal") == 19.0
-    assert multiplier(calibration, 99, 0) == pytest.approx(normal_quantile(99))  # the model's own
+    assert multiplier(calibration, 95, 0) == pytest.approx((191 + normal_quantile(95)) / 2)  # "both"
+    assert multiplier(calibration, 95, 0, "conformal") == 191.0
+    assert multiplier(Calibration.from_scores(scores[:18]), 99, 0) == pytest.approx(normal_quantile(99))  # own
     assert multiplier(None, 80, 0) == pytest.approx(1.2816, abs=1e-4)
     assert Calibration.from_scores([[], None]) is None
 

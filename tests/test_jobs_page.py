@@ -144,7 +144,7 @@ def test_the_page_runs_only_its_own_script_and_loads_nothing_from_elsewhere(stac
     assert "<script src" not in html and "<link" not in html  # everything inline: no CDN, no build step
 
 
-def test_a_many_models_table_shows_its_partitions_and_gate_on_the_page(stack, browser):
+def test_a_many_models_table_shows_its_partitions_and_gate_on_the_page(stack, browser, tmp_path):
     """A sales table dropped into tables/ appears beside the videos: partitions while it trains, and
     models trained, gate pass rate and where the forecasts are once it is done. Its row opens the
     forecast view: the gate's summary, a search by keys, and a partition's history, forecast and
@@ -195,7 +195,7 @@ def test_a_many_models_table_shows_its_partitions_and_gate_on_the_page(stack, br
     wait_for(lambda: browser.find_element(By.ID, "partition-matches").text == "1 partition.", 15, "the search")
     browser.find_element(By.CSS_SELECTOR, "#partitions button.partition").click()
     wait_for(lambda: browser.find_element(By.ID, "forecast-figure").is_displayed(), 15, "the chart")
-    assert "short history: 8 observations, fewer than min_length 30" in browser.find_element(
+    assert "Short history: 8 observations, fewer than min_length 30" in browser.find_element(
         By.ID, "forecast-model").text
     drawn = browser.execute_script("""
         const chart = document.getElementById('forecast-chart'), d = chart.dataset;
@@ -225,4 +225,9 @@ def test_a_many_models_table_shows_its_partitions_and_gate_on_the_page(stack, br
         assert [value(y) for _, y in lower] == pytest.approx(expected[f"lo_{level}"].tolist(), abs=tolerance)
     assert (expected.lo_95 <= expected.lo_80).all() and (expected.hi_80 <= expected.hi_95).all()
     rows = browser.find_elements(By.CSS_SELECTOR, "#forecast-values tbody tr")
-    assert len(rows) == 6 and "\u2013" in rows[0].text  # "lo to hi" ranges, one a level
+    assert len(rows) == 6 and "\u2013" in rows[0].get_attribute("textContent")  # "lo to hi", one a level (folded)
+    figure = browser.find_element(By.ID, "forecast-figure")
+    browser.execute_script("arguments[0].scrollIntoView()", figure)
+    figure.screenshot(str(tmp_path / "forecast-view.png"))
+    if os.environ.get("RESTYLE_DOCS_SCREENSHOT"):
+        shutil.copyfile(tmp_path / "forecast-view.png", ROOT / "docs" / "forecast-view.png")

@@ -436,9 +436,8 @@
         legend(data.levels, model.short_history);
         valuesTable(data);
         const bits = [`Model: ${model.model_type} (version ${model.model_version}, run ${model.model_run_id})`];
-        if (model.short_history) bits.push(`short history: ${model.short_history_reason}`);
-        else if (model.flagged) bits.push("flagged: the seasonal-naive fallback serves it");
-        bits.push(`gate: ${row.reason}`);
+        if (model.short_history) bits.push(`Short history: ${model.short_history_reason}`);
+        else bits.push(`Gate: ${row.reason}`);
         $("forecast-model").textContent = bits.join(". ") + ".";
         $("forecast-figure").hidden = false;
         $("forecast-figure").dataset.partition = data.partition_id;
