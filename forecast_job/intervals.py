@@ -10,9 +10,8 @@ how wrong the model is (M3 monthly, 95% claimed: 0.89 covered; models.py has the
 2. Publish pools them over the run's partitions into a `Calibration`: per level and horizon step the
    split-conformal quantile q of the scores (the ceil((n + 1) * level)-th smallest of n), where the
    step has at least STEP_SCORES scores; with fewer (a table of fewer partitions) the quantile of
-   all steps pooled, which the standardization makes comparable (M3 monthly: 0.812 / 0.964 covered
-   at 80 / 95% pooled, 0.812 / 0.966 per step). Too few even pooled for a level (a tiny table, or a
-   level as high as 99.9) and q is left out.
+   all steps pooled, which the standardization by sigma_h makes comparable. Too few even pooled
+   for a level (a tiny table, or a level as high as 99.9) and q is left out.
 3. A forecast's interval at step h is mean ± m * sigma_h with m = (q + z) / 2, the mean of the
    conformal quantile and the normal one (z = 1.96 at 95%): `METHOD = "both"`, chosen by measurement
    over q alone and z alone (models.py). Without q, m = z: the model's own interval.
