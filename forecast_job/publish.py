@@ -61,7 +61,7 @@ def register_results(manifest: Manifest, records: list[dict], output: Path, regi
         pid, folder = record["partition_id"], Path(output) / record["partition_id"]
         prefix = f"{manifest.dataset}/{pid}/{manifest.run_id}"
         uris = {kind: artifacts.put(f"{prefix}/{name}", calibrated_artifact((folder / name).read_bytes(),
-                                                                            calibrations[kind]))
+                                                                            calibrations[kind], manifest.horizon))
                 for kind, name in record["artifacts"].items()}
         metrics = {**record["metrics"], **{f"baseline.{k}": v for k, v in record["baseline_metrics"].items()}}
         short = record.get("short_history") or {}

@@ -97,8 +97,14 @@ def test_artifacts_carry_the_runs_calibration_and_old_ones_serve_their_own_inter
     records.append({"status": "failed"})
     calibrations = calibrate_run(records, (80, 95))
     assert calibrations["model"].partitions == 30 and calibrations["baseline"].quantile(95, 1) == 1.0
-    stored = pickle.loads(calibrated_artifact(pickle.dumps(CalibratedModel(bare, floor=0.0)), calibrations["model"]))
+    stored = pickle.loads(calibrated_artifact(pickle.dumps(CalibratedModel(bare, floor=0.0)), calibrations["model"],
+                                              horizon=3))
     assert stored.calibration == calibrations["model"] and stored.floor == 0.0
+    expected = (raw["hi-95"] - raw["lo-95"]) / (2 * normal_quantile(95))
+    assert list(stored.sigmas) == [3] and stored.sigma(3) == pytest.approx(expected)  # worked out at publish
+    # another horizon: on first use, then kept
+    stored.intervals(5, [80])
+    assert sorted(stored.sigmas) == [3, 5]
 
 
 @pytest.mark.parametrize(("n", "model_type", "spread"), [(1, "Naive", False), (2, "NaiveAverage", True),
