@@ -3,7 +3,7 @@
 The table is read whole (pandas), so it is capped by `max_table_bytes`; every read is pinned to the
 ETag the trigger saw. Faults of the whole table (unreadable, missing columns, unparseable dates,
 non-numeric targets, bad options) reject the upload with the reason, as a bad video is rejected;
-faults of single partitions (duplicate timestamps, gaps, too short, missing values) are listed in
+faults of single partitions (duplicate timestamps, gaps, missing values) are listed in
 work/<job>/rejections.json and reach the gate report, while the other partitions train. A table
 none of whose partitions can train is rejected with the first reasons.
 """
