@@ -126,6 +126,7 @@ def test_the_workspace_tracking_uri_comes_from_the_workspace():
 
 def test_the_function_app_can_import_the_lookup_side_without_statsforecast_pandas_or_mlflow():
     code = ("import sys, forecast_job.registry, forecast_job.gate, forecast_job.manifest, forecast_job.options, "
+            "forecast_job.levels, "
             "forecast_job.azureml; print(sorted(m for m in ('statsforecast', 'pandas', 'mlflow', 'azure.ai.ml') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
