@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forecast_job.azureml import RESULTS_FOLDER, TRAINED_FOLDER
+from forecast_job.azureml import PREPARED_FOLDER, RESULTS_FOLDER, TRAINED_FOLDER
+from forecast_job.manifest import PREPARED
 from scoring_job.manifest import MANIFEST_NAME
 
 STYLED_FOLDER = "styled"
-TRAINED_RESULT = "result.json"  # forecast_job.train.RESULT: written last in each trained partition's folder
 
 
 def segment_name(index: int) -> str:
@@ -73,9 +73,14 @@ class WorkLayout:
         return f"{self.job_id}/table.json"
 
     @property
+    def prepared_prefix(self) -> str:
+        """Many models: the prepare step's work folder (Azure ML writes it all; a local run, its summary)."""
+        return f"{self.job_id}/{PREPARED_FOLDER}/"
+
+    @property
     def prepared(self) -> str:
         """Many models: the prepare step's summary (partitions, buckets, ...) or its rejection of the table."""
-        return f"{self.job_id}/prepare.json"
+        return f"{self.prepared_prefix}{PREPARED}"
 
     @property
     def trained_prefix(self) -> str:

@@ -3,10 +3,13 @@ api.uploads and api.jobs.
 
 HTTP: POST /api/jobs, GET /api/jobs/{instance_id}, GET /api/jobs?status=...&owner=..., DELETE
 /api/jobs/{instance_id}, POST /api/forecast, and for the jobs page GET /api/page (HTML), GET /api/me (who is
-signed in, and their quota), POST /api/uploads (a one-blob create-only SAS) and GET
-/api/jobs/{instance_id}/downloads (read-only SAS URLs of a finished job's files). JSON in and out (but
-the page), errors as {"error": {"code", "message"}}. The routes are at auth level ANONYMOUS: every
-handler first asks api.callers who is calling (a signed-in person or the machine key; 401 otherwise).
+signed in, and their quota), POST /api/uploads (a one-blob create-only SAS), GET
+/api/jobs/{instance_id}/downloads (read-only SAS URLs of a finished job's files) and, for a finished table
+job's forecast view, GET /api/jobs/{instance_id}/partitions?q=&status=&limit= (the gate's counts and the
+matching partitions) and GET /api/jobs/{instance_id}/forecast?partition=<id> (one partition's history,
+forecast and intervals). JSON in and out (but the page), errors as {"error": {"code", "message"}}. The
+routes are at auth level ANONYMOUS: every handler first asks api.callers who is calling (a signed-in
+person or the machine key; 401 otherwise).
 
 The Python worker runs every `async def` function on its one event loop, so a blocking storage or
 Azure ML call made there would stall every other invocation of the worker: those calls run in a
@@ -32,6 +35,7 @@ from restyle.storage import app_store
 from .callers import Caller, identify
 from .errors import ApiError, json_response
 from .forecast import app_forecaster, forecast_request
+from .forecast_view import partition_forecast, partition_list
 from .jobs import cancel_job, get_job, job_for_request, list_jobs, start_job
 from .page import render_page
 from .quotas import Usage, check_quota, usage_of
@@ -164,6 +168,27 @@ async def read_job_downloads(req: func.HttpRequest, client: df.DurableOrchestrat
     caller = _caller(req)
     job = await get_job(client, req.route_params["instance_id"], caller)
     return json_response(await asyncio.to_thread(download_links, app_store(), job, caller))
+
+
+@bp.route(route="jobs/{instance_id}/partitions", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@_json_errors
+async def read_job_partitions(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    job = await get_job(client, req.route_params["instance_id"], _caller(req))
+    limit = req.params.get("limit", "50")
+    if not limit.isdigit():
+        raise ApiError(400, "invalid_limit", f"limit must be a whole number; got {limit!r}")
+    return json_response(await asyncio.to_thread(partition_list, app_store(), job, req.params.get("q", ""),
+                                                 req.params.get("status") or None, int(limit)))
+
+
+@bp.route(route="jobs/{instance_id}/forecast", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@_json_errors
+async def read_job_forecast(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    job = await get_job(client, req.route_params["instance_id"], _caller(req))
+    return json_response(await asyncio.to_thread(partition_forecast, app_store(), job,
+                                                 req.params.get("partition", "")))
 
 
 @bp.route(route="uploads", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

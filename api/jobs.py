@@ -40,7 +40,7 @@ PROGRESS_KEYS = ("segments_done", "segments_total", "frames_per_second", "partit
                  "partitions_rejected", "models_per_minute", "eta_seconds", "attempt")
 OUTPUT_KEYS = ("output_blob", "preview_blob", "frames", "duration", "scoring",  # video
                "dataset", "outputs", "trained", "passed", "pass_rate", "decisions", "flagged_in_production",
-               "partitions_rejected", "partitions_failed")  # many models
+               "partitions_short", "partitions_rejected", "partitions_failed")  # many models
 TERMINAL = {"Completed", "Failed", "Canceled", "Terminated"}
 RUNTIME_STATUSES = [status.value for status in df.OrchestrationRuntimeStatus]
 

@@ -20,11 +20,14 @@ pipeline. The contract the Function App uses, step by step:
 4. publish    `python -m forecast_job.publish --work W --output O --registry index:R.sqlite
               --artifacts A --results S` (or `publish.publish(...)`): registers every trained
               partition (registry.py), runs the gate (gate.py), writes
-              S/gate/run_id=<run>/gate_report.json, S/forecasts/run_id=<run>/part-0.parquet and
-              S/metrics/run_id=<run>/part-0.parquet.
+              S/gate/run_id=<run>/gate_report.json, S/forecasts/run_id=<run>/part-0.parquet (with
+              lo_/hi_<level> interval columns, intervals.py), S/metrics/run_id=<run>/part-0.parquet
+              and S/history/run_id=<run>/part-0.parquet. Short histories (table.py marks them,
+              short_history.py fits them) are trained, registered flagged and forecast like the rest.
 5. serve      `registry.find_production(registry, dataset, keys) -> ModelVersion`; load
-              `pickle.loads(artifacts.get(version.artifact))` and call `.predict(h=...)["mean"]`.
+              `intervals.as_calibrated(pickle.loads(artifacts.get(version.artifact)))` and call
+              `.predict(h=...)["mean"]` or `.intervals(h, levels)`.
 
-Modules the Function App may import without statsforecast or pandas: options, manifest, naming,
-registry, gate, azureml (imports azure-ai-ml when called), environment, files.
+Modules the Function App may import without statsforecast or pandas: options, levels, manifest,
+naming, registry, gate, azureml (imports azure-ai-ml when called), environment, files.
 """

@@ -1,22 +1,32 @@
-"""The Azure ML path: the many-models run as a pipeline job of two steps over the work datastore.
+"""The Azure ML path: the many-models run as a pipeline job of three steps over the work datastore.
 
-1. `train`: a parallel job (run_function task, entry `forecast_job/prs_entry.py`) over the MLTable in
-   <work>/partitions with `partition_keys=["partition"]`: one mini-batch per partition, spread over
-   `instance_count` nodes x `max_concurrency_per_instance` processes. Results go to <work>/trained.
+1. `prepare`: a command job (`python -m forecast_job.prepare`) that reads the upload from the data
+   account with the cluster's identity, pinned to the ETag the app validated, and streams it into
+   <work>/prepared (bucket files, manifest, rejections, prepare.json): the app itself never reads
+   the table (Azure ML's own many-models example prepares its partitioned dataset the same way, in
+   a step before the parallel one).
+2. `train`: a parallel job (run_function task, entry `forecast_job/prs_entry.py`) over the MLTable
+   in <work>/prepared/partitions with `partition_keys=["bucket"]`: one mini-batch per bucket of
+   partitions, spread over `instance_count` nodes x `max_concurrency_per_instance` processes.
+   Results go to <work>/trained, one bundle and one partitions file per bucket.
    - `error_threshold=-1`: it counts failed *items*, and for a tabular mini-batch an item is a row
-     that run() returns no result for; run() returns one id per partition, not one per row (Azure
-     ML's own many-models example sets -1 for the same reason). Failures are counted per
-     mini-batch (= per partition) instead:
-   - `mini_batch_error_threshold`: how many partitions may fail before the job fails;
-   - `retry_settings`: a failed mini-batch (run() raised) is retried `max_retries` times; only failed
-     partitions are retried, and a resubmitted job skips partitions with a trained result.
-2. `publish`: a command job (`python -m forecast_job.publish`) that registers into the workspace's
-   MLflow registry (MLFLOW_TRACKING_URI is the workspace's inside a job), runs the gate and writes
-   forecasts/metrics/gate report to <work>/results; artifacts go to <datastore>/models/, shared by
-   every run, so a champion from an earlier run stays readable.
+     that run() returns no result for; run() returns partition ids, not one per row (Azure ML's own
+     many-models example sets -1 for the same reason). Failures are counted per mini-batch instead:
+   - `mini_batch_error_threshold`: how many buckets may fail before the job fails;
+   - `retry_settings`: a failed mini-batch (run() raised) is retried `max_retries` times, and a
+     resubmitted job skips buckets whose partitions all trained.
+3. `publish`: a command job (`python -m forecast_job.publish --registry aml:`) that registers the
+   versions as the workspace's model assets (aml_registry.py, in parallel), runs the gate against
+   the production map, writes the map and the bundles to <datastore>/models/ (shared by every run,
+   so a champion from an earlier run stays readable) and forecasts, metrics, history and the gate
+   report to <work>/results.
 
-Parallel jobs run only as pipeline steps (Azure ML docs, "Use parallel jobs in pipelines"), hence
-the pipeline. azure-ai-ml is imported when a spec is built, so the rest of the package never needs it.
+A prepare step that refuses the table exits 3 after writing its reason to prepare.json, which fails
+the pipeline; the app's status poll reads prepare.json first (activities/compute/backend.py) and
+reports the run finished with a refused table, which collect_results turns into a rejection of
+the upload, so a refused table is never resubmitted. Parallel jobs run only as pipeline
+steps (Azure ML docs, "Use parallel jobs in pipelines"), hence the pipeline. azure-ai-ml is
+imported when a spec is built, so the rest of the package never needs it.
 """
 
 from __future__ import annotations
@@ -29,9 +39,10 @@ from .manifest import BUCKET_KEY, PARTITIONS_FOLDER
 
 PACKAGE = Path(__file__).resolve().parent
 ENTRY_SCRIPT = "forecast_job/prs_entry.py"
+PREPARED_FOLDER = "prepared"
 TRAINED_FOLDER = "trained"
 RESULTS_FOLDER = "results"
-MODELS_FOLDER = "models"  # registered artifacts: models/<dataset>/<partition id>/<run id>/*.pkl
+MODELS_FOLDER = "models"  # bundles models/<dataset>/<run id>/bucket=NNNN.bin and models/<dataset>/production.json
 
 
 @dataclass(frozen=True)
@@ -61,17 +72,42 @@ def azureml_job_name(run_id: str, attempt: int) -> str:
     return f"restyle-mm-{run_id}-a{attempt}".lower()
 
 
-def build_pipeline_job(options: AzureMLOptions, run_id: str, attempt: int, code_root: Path):
+@dataclass(frozen=True)
+class Upload:
+    """The table a run prepares: its blob URL (the cluster reads it with its identity) and ETag."""
+
+    url: str
+    etag: str
+    format: str
+    dataset: str
+    options: dict
+
+
+def build_pipeline_job(options: AzureMLOptions, run_id: str, attempt: int, code_root: Path, upload: Upload):
     """The pipeline job to submit for one run (one attempt) whose work folder is <datastore>/<run_id>/."""
+    import json
+    import shlex
+
     from azure.ai.ml import Input, Output, command, dsl
     from azure.ai.ml.entities import ManagedIdentityConfiguration, RetrySettings
     from azure.ai.ml.parallel import RunFunction, parallel_run_function
 
     work = f"azureml://datastores/{options.datastore}/paths/{run_id}"
     models = f"azureml://datastores/{options.datastore}/paths/{MODELS_FOLDER}"  # shared by every run
+    prepare_component = command(
+        name="prepare",
+        display_name="stream the table into bucket files",
+        code=str(code_root),
+        command=(f"python -m forecast_job.prepare --table-url {shlex.quote(upload.url)} "
+                 f"--etag {shlex.quote(upload.etag)} --format {upload.format} --work ${{{{outputs.prepared}}}} "
+                 f"--run-id {run_id} --dataset {upload.dataset} --options {shlex.quote(json.dumps(upload.options))}"),
+        outputs={"prepared": Output(type="uri_folder", mode="rw_mount")},
+        environment=options.environment,
+        identity=ManagedIdentityConfiguration(),
+    )
     train_component = parallel_run_function(
         name="train_partitions",
-        display_name="train one model per partition",
+        display_name="train one model per partition, a bucket at a time",
         inputs={"partitions": Input(type="mltable", mode="direct"), "work": Input(type="uri_folder", mode="ro_mount")},
         outputs={"trained": Output(type="uri_folder", mode="rw_mount")},
         input_data="${{inputs.partitions}}",
@@ -92,7 +128,7 @@ def build_pipeline_job(options: AzureMLOptions, run_id: str, attempt: int, code_
         display_name="register, gate and forecast",
         code=str(code_root),
         command=("python -m forecast_job.publish --work ${{inputs.work}} --output ${{inputs.trained}} "
-                 "--registry mlflow: --artifacts ${{outputs.artifacts}} "
+                 "--registry aml: --artifacts ${{outputs.artifacts}} "
                  f"--artifact-uri {models} --results ${{{{outputs.results}}}} "
                  f"--gate-metric {options.gate_metric} --gate-threshold {options.gate_threshold:g}"),
         inputs={"work": Input(type="uri_folder", mode="ro_mount"),
@@ -104,17 +140,21 @@ def build_pipeline_job(options: AzureMLOptions, run_id: str, attempt: int, code_
     )
 
     @dsl.pipeline(name=azureml_job_name(run_id, attempt), display_name=f"many models {run_id} attempt {attempt}",
-                  experiment_name=options.experiment, description="Train, register, gate and forecast per partition",
+                  experiment_name=options.experiment,
+                  description="Prepare, train, register, gate and forecast per partition",
                   tags={"restyle_run": run_id, "attempt": str(attempt)}, default_compute=options.compute)
-    def many_models(work_folder, partitions):
-        train = train_component(partitions=partitions, work=work_folder)
+    def many_models():
+        prepare = prepare_component()
+        prepare.outputs.prepared = Output(type="uri_folder", mode="rw_mount", path=f"{work}/{PREPARED_FOLDER}/")
+        train = train_component(partitions=Input(type="mltable", mode="direct",
+                                                 path=f"{work}/{PREPARED_FOLDER}/{PARTITIONS_FOLDER}/"),
+                                work=prepare.outputs.prepared)
         train.outputs.trained = Output(type="uri_folder", mode="rw_mount", path=f"{work}/{TRAINED_FOLDER}/")
-        publish = publish_component(work=work_folder, trained=train.outputs.trained)
+        publish = publish_component(work=prepare.outputs.prepared, trained=train.outputs.trained)
         publish.outputs.results = Output(type="uri_folder", mode="rw_mount", path=f"{work}/{RESULTS_FOLDER}/")
         publish.outputs.artifacts = Output(type="uri_folder", mode="rw_mount", path=f"{models}/")
 
-    job = many_models(work_folder=Input(type="uri_folder", path=f"{work}/", mode="ro_mount"),
-                      partitions=Input(type="mltable", path=f"{work}/{PARTITIONS_FOLDER}/", mode="direct"))
+    job = many_models()
     job.name = azureml_job_name(run_id, attempt)  # get-or-create by name, as the scoring backend does
     return job
 

@@ -9,6 +9,11 @@ on all the data is kept as the fallback the gate may serve. Selection (measured 
 the combination, unless a single model's selection metric is lower by more than
 `selection_margin` (a fraction of the combination's). A candidate that raises is left out (its
 error recorded); if nothing else is left, seasonal naive is the model.
+
+Every holdout forecast is made with the model's own interval too (intervals.py): the chosen model's
+and seasonal naive's standardized holdout errors are kept, for publish to calibrate the intervals of
+the whole run with. The fitted models come back as `CalibratedModel`s (floor 0 for a series that was
+never negative).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .intervals import REFERENCE_LEVEL, CalibratedModel, own_sigma, standardized_errors
 from .metrics import mean_metrics, window_metrics
 from .models import BASELINE, COMBINATION, MODEL_SETS, Combination, make_model
 
@@ -28,12 +34,14 @@ AUTO_ETS = "AutoETS"
 @dataclass(frozen=True)
 class Trained:
     model_type: str  # the chosen candidate's name
-    model: object  # fitted on all of the series; .predict(h) -> {"mean": array}
-    baseline: object  # seasonal naive fitted on all of the series (served, flagged, when nothing passes)
+    model: CalibratedModel  # fitted on all of the series; .predict(h) -> {"mean": array}
+    baseline: CalibratedModel  # seasonal naive fitted on all of the series (served, flagged, when nothing passes)
     metrics: dict[str, float]  # the chosen candidate's evaluation metrics
     baseline_metrics: dict[str, float]
     candidates: dict[str, dict[str, float]]  # every candidate's evaluation metrics
     errors: dict[str, str] = field(default_factory=dict)  # candidates that failed, and why
+    # standardized holdout errors, per window and step, of the chosen model ("model") and seasonal naive
+    interval_scores: dict[str, list[list[float]]] = field(default_factory=dict)
 
 
 def _origins(n: int, horizon: int, windows: int) -> list[int]:
@@ -41,20 +49,23 @@ def _origins(n: int, horizon: int, windows: int) -> list[int]:
     return [n - horizon * (windows - w) for w in range(windows)]
 
 
-def _forecast(name: str, y: np.ndarray, horizon: int, season_length: int, specs: dict[str, str]) -> np.ndarray:
-    """The candidate's forecast from `y`. AutoETS also leaves the ETS form it chose in `specs`."""
+def _forecast(name: str, y: np.ndarray, horizon: int, season_length: int, specs: dict[str, str],
+              spread: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate's forecast from `y` and its own sigma per step (NaN without `spread`). AutoETS
+    also leaves the ETS form it chose in `specs`."""
+    level = {"level": [REFERENCE_LEVEL]} if spread else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if name == AUTO_ETS:
             model = make_model(name, season_length).fit(y=y)
             specs[name] = model.model_["components"]  # e.g. "MADN": error, trend, season, damped
-            mean = model.predict(h=horizon)["mean"]
+            prediction = model.predict(h=horizon, **level)
         else:
-            mean = make_model(name, season_length).forecast(y=y, h=horizon)["mean"]
-    mean = np.asarray(mean, dtype="float64")
+            prediction = make_model(name, season_length).forecast(y=y, h=horizon, **level)
+    mean = np.asarray(prediction["mean"], dtype="float64")
     if mean.shape != (horizon,) or not np.all(np.isfinite(mean)):
         raise ValueError("forecast has missing or infinite values")
-    return mean
+    return mean, own_sigma(prediction) if spread else np.full(horizon, np.nan)
 
 
 def _fit(name: str, y: np.ndarray, season_length: int, members: tuple[str, ...], specs: dict[str, str]):
@@ -74,24 +85,31 @@ def _fit(name: str, y: np.ndarray, season_length: int, members: tuple[str, ...],
 
 
 def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: str = "default",
-                 windows: int = 1, selection_metric: str = "mase", selection_margin: float = 0.2) -> Trained:
+                 windows: int = 1, selection_metric: str = "mase", selection_margin: float = 0.2,
+                 spread: bool = True) -> Trained:
+    """`spread=False` leaves out the holdout's interval spreads (no interval scores: the run's
+    intervals are then the models' own); bench/many_models.py times training both ways side by side."""
     chosen_set = MODEL_SETS[model_set]
     origins = _origins(len(y), horizon, windows)
     if origins[0] < 2:
         raise ValueError(f"series of {len(y)} points is too short for {windows} windows of {horizon}")
     forecasts: dict[str, list[np.ndarray]] = {}
+    sigmas: dict[str, list[np.ndarray]] = {}
     errors: dict[str, str] = {}
     specs: dict[str, str] = {}  # left by the latest window (the most data), so the refit keeps its form
     for name in (BASELINE, *chosen_set.singles):
         try:
-            forecasts[name] = [_forecast(name, y[:origin], horizon, season_length, specs) for origin in origins]
+            forecasts[name], sigmas[name] = map(list, zip(*(_forecast(name, y[:origin], horizon, season_length, specs,
+                                                                      spread) for origin in origins), strict=True))
         except Exception as error:
             if name == BASELINE:
                 raise
             errors[name] = f"{type(error).__name__}: {error}"
     members = tuple(name for name in chosen_set.combined if name in forecasts)
-    if len(members) >= 2:
-        forecasts[COMBINATION] = [np.mean([forecasts[m][w] for m in members], axis=0) for w in range(windows)]
+    if len(members) >= 2:  # the combination's interval is the mean of its members' bounds (models.Combination)
+        forecasts[COMBINATION], sigmas[COMBINATION] = (
+            [np.mean([per_model[m][w] for m in members], axis=0) for w in range(windows)]
+            for per_model in (forecasts, sigmas))
     candidates = {}
     for name, per_window in forecasts.items():
         candidates[name] = mean_metrics([
@@ -102,7 +120,12 @@ def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: 
                      selection_margin)
     baseline = _fit(BASELINE, y, season_length, members, specs)
     model = baseline if chosen == BASELINE else _fit(chosen, y, season_length, members, specs)
-    return Trained(chosen, model, baseline, candidates[chosen], candidates[BASELINE], candidates, errors)
+    scores = {kind: [standardized_errors(y[origin:origin + horizon], forecasts[name][w], sigmas[name][w])
+                     for w, origin in enumerate(origins)]
+              for kind, name in (("model", chosen), ("baseline", BASELINE))}
+    floor = 0.0 if float(np.min(y)) >= 0 else None
+    return Trained(chosen, CalibratedModel(model, floor=floor), CalibratedModel(baseline, floor=floor),
+                   candidates[chosen], candidates[BASELINE], candidates, errors, scores)
 
 
 def _select(candidates: dict[str, dict[str, float]], singles: list[str], metric: str, margin: float) -> str:

@@ -7,6 +7,10 @@ gets its seasonal-naive baseline registered as a flagged version and promoted, s
 trained partition can be served and the flag says it is only a fallback. A flagged champion is
 no real champion: any challenger that passes replaces it, and a fresher flagged baseline does too.
 
+A short history (fewer points than a holdout needs, short_history.py) has no holdout metrics, so
+the rule cannot judge it: with no real champion its model is promoted as it is, flagged
+(`promote_short`); a real champion keeps serving.
+
 Caveat: champion and challenger are compared on the metrics each recorded on its own holdout (the
 champion's from an earlier run's data), not re-evaluated on a common window.
 """
@@ -64,7 +68,8 @@ class GateRule(BaseModel):
         return f"{self.metric} {'>' if self.higher_is_better else '<'} {self.threshold:g}"
 
 
-Action = Literal["promote", "keep_champion", "promote_baseline"]
+Action = Literal["promote", "keep_champion", "promote_baseline", "promote_short"]
+ACTIONS = ("promote", "keep_champion", "promote_baseline", "promote_short")
 
 
 @dataclass(frozen=True)
@@ -80,15 +85,23 @@ class Decision:
     champion_version: int | None
     champion_metric: float | None
     production_version: int  # the version serving after the decision
-    flagged: bool  # production is a flagged seasonal-naive fallback
+    flagged: bool  # production is a flagged seasonal-naive fallback, or a short history's model
+    short_history: str = ""  # the challenger's short-history reason ("" when it had a holdout)
+    observations: int = 0  # points the challenger was fitted on
 
 
 def decide(challenger: ModelVersion, champion: ModelVersion | None, rule: GateRule) -> tuple[Action, str]:
     passed = rule.passes(challenger.metrics)
     value = challenger.metrics.get(rule.metric, math.nan)
     if champion is not None and champion.version == challenger.version:
-        return "promote", "already in production (the gate ran again for this run)"
+        return ("promote_short" if challenger.short_history else "promote",
+                "already in production (the gate ran again for this run)")
     real_champion = champion is not None and not champion.flagged
+    if challenger.short_history:
+        if real_champion:
+            return "keep_champion", (f"short history ({challenger.observations} observations, no holdout); "
+                                     f"champion v{champion.version} keeps serving")
+        return "promote_short", f"short history: {challenger.short_history}"
     if passed and not real_champion:
         return "promote", f"passes {rule.describe()} ({value:.4g}); no champion to beat"
     if passed and rule.better(challenger.metrics, champion.metrics):
@@ -117,13 +130,15 @@ def run_gate(registry: Registry, challengers: list[ModelVersion], rule: GateRule
     for c in challengers:
         action, reason = actions[c.name]
         champion = champions[c.name]
-        serving = {"promote": c, "promote_baseline": fallback_by_name.get(c.name), "keep_champion": champion}[action]
+        serving = {"promote": c, "promote_short": c, "promote_baseline": fallback_by_name.get(c.name),
+                   "keep_champion": champion}[action]
         if action != "keep_champion":
             moves.append((c.name, serving.version))
         decisions.append(Decision(
             c.name, c.partition_id, c.keys, action, reason, rule.passes(c.metrics), c.version,
             c.metrics.get(rule.metric, math.nan), champion.version if champion else None,
-            champion.metrics.get(rule.metric, math.nan) if champion else None, serving.version, serving.flagged))
+            champion.metrics.get(rule.metric, math.nan) if champion else None, serving.version, serving.flagged,
+            c.short_history, c.observations))
     registry.set_aliases(moves, PRODUCTION)
     return decisions
 
@@ -135,14 +150,16 @@ def _baseline_metrics(challenger: ModelVersion) -> dict[str, float]:
 
 def gate_report(decisions: list[Decision], rule: GateRule, run_id: str, dataset: str,
                 rejected: list[dict] | None = None, failed: list[dict] | None = None) -> dict:
-    """The per-run report: counts, pass rate, and one row per partition (JSON-able)."""
-    counts = {action: sum(1 for d in decisions if d.action == action)
-              for action in ("promote", "keep_champion", "promote_baseline")}
+    """The per-run report: counts, pass rate (of the partitions the rule could judge: short histories
+    have no holdout), and one row per partition (JSON-able)."""
+    counts = {action: sum(1 for d in decisions if d.action == action) for action in ACTIONS}
     passed = sum(1 for d in decisions if d.passed)
+    short = sum(1 for d in decisions if d.short_history)
+    judged = len(decisions) - short
     return {
         "run_id": run_id, "dataset": dataset, "rule": rule.describe(), "trained": len(decisions),
-        "passed": passed, "pass_rate": passed / len(decisions) if decisions else None, "decisions": counts,
-        "flagged_in_production": sum(1 for d in decisions if d.flagged),
+        "passed": passed, "pass_rate": passed / judged if judged else None, "decisions": counts,
+        "short_history": short, "flagged_in_production": sum(1 for d in decisions if d.flagged),
         "rejected_partitions": rejected or [], "failed_partitions": failed or [],
         "partitions": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                         for k, v in asdict(d).items()} for d in decisions],

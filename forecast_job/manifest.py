@@ -17,6 +17,8 @@ back to key values. No pandas here (the Function App reads manifests); writers i
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
+PREPARED = "prepare.json"  # the prepare step's summary, or its refusal of the table (prepare.py)
+BUNDLE = "models.bin"  # a trained bucket's pickles, back to back (train.py)
+PARTITIONS_FILE = re.compile(r"^partitions-(\d+)\.json$")  # a trained bucket's records, `count` of them
 REJECTIONS_NAME = "rejections.json"
 PARTITIONS_FOLDER = "partitions"
 BUCKET_KEY = "bucket"  # the Azure ML parallel job's partition_keys: ["bucket"]
@@ -57,6 +62,7 @@ class PartitionEntry(_Strict):
     last_timestamp: str  # ISO 8601; forecasts start one period later
     bucket: int = Field(ge=0)
     filled: int = Field(default=0, ge=0)  # periods or cells the `fill_gaps` option filled
+    short_history: str = ""  # why it is trained without a holdout (table.short_history_reason); "" if it is not
 
 
 class Manifest(_Strict):
@@ -110,6 +116,16 @@ class Manifest(_Strict):
         return write_text_atomic(Path(work) / MANIFEST_NAME, self.model_dump_json(indent=1))
 
 
+def partitions_file_name(count: int) -> str:
+    return f"partitions-{count}.json"
+
+
+def finished_units(names: Iterable[str]) -> int:
+    """Partitions trained, from the names of the buckets' partitions files alone (what progress reads:
+    no file is opened)."""
+    return sum(int(found.group(1)) for name in names if (found := PARTITIONS_FILE.match(name.rsplit("/", 1)[-1])))
+
+
 def bucket_count(rows: int) -> int:
     """Buckets for a table of about `rows` rows."""
     return max(MIN_BUCKETS, min(MAX_BUCKETS, -(-rows // ROWS_PER_BUCKET)))
@@ -157,8 +173,8 @@ def write_bucket(work: Path, bucket: int, series: list) -> list[PartitionEntry]:
     pq.write_table(pa.table(columns), partial)
     partial.replace(target)
     return [PartitionEntry(id=s.partition_id, keys=s.keys, observations=len(s.y), bucket=bucket,
-                           last_timestamp=str(s.ds[-1].astype("datetime64[s]")), filled=getattr(s, "filled", 0))
-            for s in series]
+                           last_timestamp=str(s.ds[-1].astype("datetime64[s]")), filled=s.filled,
+                           short_history=s.short_history) for s in series]
 
 
 def read_bucket(work: Path, bucket: int) -> dict[str, tuple]:

@@ -44,7 +44,8 @@ class MlflowRegistry:
             artifact=mv.source, baseline_artifact=tags.get("baseline_artifact", ""),
             flagged=tags.get("flagged") == "true", last_timestamp=tags.get("last_timestamp", ""),
             freq=tags.get("freq", ""), created=(mv.creation_timestamp or 0) / 1000,
-            aliases=tuple(sorted(getattr(mv, "aliases", None) or ())))
+            aliases=tuple(sorted(getattr(mv, "aliases", None) or ())),
+            observations=int(tags.get("observations") or 0), short_history=tags.get("short_history", ""))
 
     def _search(self, filter_string: str) -> list[ModelVersion]:
         found, token = [], None
@@ -75,7 +76,8 @@ class MlflowRegistry:
                     raise
             draft = ModelVersion(new.name, 0, new.dataset, new.partition_id, new.run_id, new.model_type,
                                  dict(new.keys), dict(new.metrics), new.artifact, new.baseline_artifact, new.flagged,
-                                 new.last_timestamp, new.freq)
+                                 new.last_timestamp, new.freq, observations=new.observations,
+                                 short_history=new.short_history)
             mv = self.client.create_model_version(new.name, source=new.artifact, tags=draft.tags(),
                                                   description=json.dumps(new.keys))
             registered.append(self._convert(mv))

@@ -2,12 +2,16 @@
 App's POST /api/forecast, with the same code (serving.py): for when the Function App is not the
 right host (see docs/many-models.md: sustained load, private networking, GPU-sized models).
 
-Environment of the deployment:
-    FORECAST_REGISTRY       index:PATH or mlflow:URI (`mlflow:` alone: the workspace's MLFLOW_TRACKING_URI)
-    FORECAST_ARTIFACTS      a folder where the artifacts are mounted (the work datastore's models/)
-    FORECAST_ARTIFACT_URI   the URI prefix the registry records for that folder (azureml://datastores/work/paths/models)
-    FORECAST_CACHE_BYTES    LRU cache bound (default 128 MiB), FORECAST_WARM_UP (default 100)
-    FORECAST_MAX_HORIZON    (default 120), FORECAST_MAX_BATCH (default 100)
+It reads what the app reads, with the deployment's own managed identity (Storage Blob Data Reader
+on the data account): each dataset's production map and the model bundles in the work
+container's `models/` (no datastore mount, no registry call: a model registered after the
+deployment is served as soon as its run's map names it). Environment of the deployment
+(aml_deployment.py sets it):
+    FORECAST_STORAGE_ACCOUNT_URL  the data account's blob endpoint (https://<account>.blob.core.windows.net)
+    FORECAST_CONTAINER            the work container; FORECAST_DATASTORE its Azure ML datastore's name
+    FORECAST_CACHE_BYTES          LRU cache bound (default 128 MiB), FORECAST_WARM_UP (default 100)
+    FORECAST_MAP_REFRESH_SECONDS  (default 1), FORECAST_MAX_HORIZON (default 120), FORECAST_MAX_BATCH (default 100)
+    AZURE_CLIENT_ID               the user-assigned identity to read storage with (none: system-assigned)
 Answers are JSON; refused requests come back with status 400/404 and `{"error": {"code", "message"}}`.
 """
 
@@ -15,21 +19,49 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
-from .publish import open_registry
-from .registry import FolderArtifacts
+from .production_map import ContainerMaps, ProductionMaps
+from .registry import split_range
 from .serving import BadRequest, Forecaster, ForecastRequest, ModelCache, UnknownPartition, answer
 
+MODELS_PREFIX = "models/"
+DATASTORE_URI = "azureml://datastores/"
 _state: dict = {}
 
 
-def init() -> None:
+class DatastoreArtifacts:
+    """Model bytes named by datastore URIs (azureml://datastores/<ds>/paths/<path>[#bytes=a-b]),
+    read from the blob container behind that datastore: one ranged GET per model."""
+
+    def __init__(self, container_client, datastore: str) -> None:
+        self.container, self.prefix = container_client, f"{DATASTORE_URI}{datastore}/paths/"
+
+    def get(self, uri: str) -> bytes:
+        uri, span = split_range(uri)
+        if not uri.startswith(self.prefix):
+            raise ValueError(f"{uri} is not on the datastore {self.prefix}")
+        offset, length = span or (0, None)
+        blob = self.container.get_blob_client(uri[len(self.prefix):])
+        return blob.download_blob(offset=offset, length=length).readall()
+
+
+def container_from_environment(env=os.environ):
+    from azure.identity import DefaultAzureCredential
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient(env["FORECAST_STORAGE_ACCOUNT_URL"],
+                                credential=DefaultAzureCredential(managed_identity_client_id=env.get("AZURE_CLIENT_ID")))
+    return service.get_container_client(env.get("FORECAST_CONTAINER", "work"))
+
+
+def init(container=None) -> None:
+    """`container`: a ContainerClient to read from (tests pass Azurite's); else from the environment."""
     env = os.environ
-    artifacts = FolderArtifacts(Path(env["FORECAST_ARTIFACTS"]), env.get("FORECAST_ARTIFACT_URI"))
+    container = container or container_from_environment(env)
+    maps = ProductionMaps(ContainerMaps(container, MODELS_PREFIX), float(env.get("FORECAST_MAP_REFRESH_SECONDS", 1)))
+    artifacts = DatastoreArtifacts(container, env.get("FORECAST_DATASTORE", "work"))
     cache = ModelCache(int(env.get("FORECAST_CACHE_BYTES", 128 * 1024**2)))
-    _state["forecaster"] = Forecaster(open_registry(env["FORECAST_REGISTRY"]), artifacts, cache,
-                                      int(env.get("FORECAST_WARM_UP", 100)))
+    _state["forecaster"] = Forecaster(maps, artifacts, cache, int(env.get("FORECAST_WARM_UP", 100)))
     _state["limits"] = (int(env.get("FORECAST_MAX_HORIZON", 120)), int(env.get("FORECAST_MAX_BATCH", 100)))
 
 

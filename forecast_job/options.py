@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .levels import DEFAULT_LEVELS, LevelsError, parse_levels
+
 DEFAULT_TIMESTAMP = "timestamp"
 DEFAULT_TARGET = "target"
 MODEL_SETS = ("fast", "default", "full")
@@ -56,7 +58,7 @@ class TrainOptions(_Strict):
     """What to train per partition. Defaults: the `default` model set, a horizon of one season
     (12 for monthly data; 10 where there is no season), a holdout as long as the horizon, one
     evaluation window (set `windows` > 1 for rolling-origin evaluation), selection by MASE with
-    the combination preferred unless beaten by more than 20%."""
+    the combination preferred unless beaten by more than 20%, and 80% and 95% prediction intervals."""
 
     model_set: Literal["fast", "default", "full"] = "default"
     horizon: int | None = Field(default=None, gt=0)  # None: frequency.default_horizon (one season; 13 weekly)
@@ -66,6 +68,13 @@ class TrainOptions(_Strict):
     # a single model replaces the combination only if its holdout error is lower by more than this
     # fraction (models.py: 0.2 measured best on M3 monthly; 0 = plain lowest error; 1 = always combine)
     selection_margin: float = Field(default=0.2, ge=0, le=1)
+    # prediction intervals (levels.py): lo_<level> / hi_<level> beside every forecast
+    levels: tuple[float, ...] = DEFAULT_LEVELS
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _levels(cls, value: object) -> tuple[float, ...]:
+        return parse_levels(value)
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -77,7 +86,8 @@ _TABLE_KEYS = {"timestamp_column": "timestamp_column", "target_column": "target_
                "partition_columns": "partition_columns", "freq": "freq", "min_length": "min_length",
                "fill_gaps": "fill_gaps", "date_format": "date_format", "dayfirst": "dayfirst"}
 _TRAIN_KEYS = {"model_set": "model_set", "horizon": "horizon", "season_length": "season_length",
-               "windows": "windows", "selection_metric": "selection_metric", "selection_margin": "selection_margin"}
+               "windows": "windows", "selection_metric": "selection_metric", "selection_margin": "selection_margin",
+               "levels": "levels"}
 
 
 def options_from_metadata(metadata: Mapping[str, str]) -> tuple[TableOptions, TrainOptions]:
@@ -88,6 +98,11 @@ def options_from_metadata(metadata: Mapping[str, str]) -> tuple[TableOptions, Tr
     if "partition_columns" in table:
         table["partition_columns"] = _split(table["partition_columns"])
     train = {field: lowered[key] for key, field in _TRAIN_KEYS.items() if key in lowered}
+    try:
+        if "levels" in train:
+            train["levels"] = parse_levels(train["levels"])
+    except LevelsError as error:
+        raise OptionsError(f"invalid options in the upload's metadata: {error}") from None
     try:
         return TableOptions(**table), TrainOptions(**train)
     except ValidationError as error:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import write_text_atomic
-from .manifest import Manifest, bucket_count, bucket_of, write_bucket, write_work
+from .manifest import PREPARED, Manifest, bucket_count, bucket_of, write_bucket, write_work
 from .naming import check_dataset
 from .options import TableOptions, TrainOptions
 from .table import (
@@ -44,7 +44,6 @@ from .table import (
 )
 
 log = logging.getLogger("forecast_job")
-PREPARED = "prepare.json"
 SPILL = ".spill"
 REJECTED_EXIT = 3
 
@@ -176,7 +175,10 @@ def summary(manifest: Manifest, rejections: int, seconds: float) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", type=Path, required=True, help="the uploaded table (CSV or Parquet)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--table", type=Path, help="the uploaded table (CSV or Parquet), a local file")
+    source.add_argument("--table-url", help="the upload's blob URL, read with this job's identity (Azure ML)")
+    parser.add_argument("--etag", help="with --table-url: the version the app validated (a newer upload fails)")
     parser.add_argument("--format", choices=("csv", "parquet"), help="default: by content, else by extension")
     parser.add_argument("--work", type=Path, required=True, help="the work folder to write")
     parser.add_argument("--run-id", required=True)
@@ -187,19 +189,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = json.loads(args.options)
     options, train = TableOptions(**given.get("table", {})), TrainOptions(**given.get("train", {}))
     started = time.perf_counter()
+    args.work.mkdir(parents=True, exist_ok=True)
+    table = args.table or download(args.table_url, args.etag, args.work / f".upload.{args.format or 'table'}")
     try:
-        manifest = prepare(args.table, args.work, run_id=args.run_id, dataset=args.dataset, options=options,
-                           train=train, format=args.format or table_format(args.table))
+        manifest = prepare(table, args.work, run_id=args.run_id, dataset=args.dataset, options=options,
+                           train=train, format=args.format or table_format(table))
     except TableError as error:
         write_text_atomic(args.work / PREPARED, json.dumps({"accepted": False, "code": error.code,
                                                             "reason": str(error)}))
         log.error("table refused: %s", error)
         return REJECTED_EXIT
+    finally:
+        if args.table_url:
+            table.unlink(missing_ok=True)
     rejected = len(json.loads((args.work / "rejections.json").read_text()))
     write_text_atomic(args.work / PREPARED, json.dumps(summary(manifest, rejected, time.perf_counter() - started)))
     log.info("prepared %d partitions in %d buckets (%d rejected)", len(manifest.partitions), manifest.buckets,
              rejected)
     return 0
+
+
+def download(url: str, etag: str | None, target: Path) -> Path:
+    """The upload, streamed to local disk with DefaultAzureCredential (the job's managed identity),
+    only if it is still the version `etag` names."""
+    from azure.core import MatchConditions
+    from azure.identity import DefaultAzureCredential
+    from azure.storage.blob import BlobClient
+
+    blob = BlobClient.from_blob_url(url, credential=DefaultAzureCredential())
+    pin = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+    with open(target, "wb") as handle:
+        blob.download_blob(max_concurrency=4, **pin).readinto(handle)
+    return target
 
 
 def table_format(path: Path) -> str:

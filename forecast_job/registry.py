@@ -16,7 +16,9 @@ Two implementations of one `Registry` protocol:
 Names: one registered model per partition, `<dataset>-<partition id>` (naming.py); each run that
 trains it adds a version. Tags on every version: `dataset`, `run_id`, `partition_id`,
 `model_type`, `flagged` ("true" for a seasonal-naive fallback nothing better could replace),
-`key.<column>` for each partition key, `metric.<name>` for each metric, `baseline_artifact`.
+`key.<column>` for each partition key, `metric.<name>` for each metric, `baseline_artifact`,
+`observations` (points fitted on) and `short_history` (why a short history was fitted with no
+holdout; empty otherwise).
 """
 
 from __future__ import annotations
@@ -45,7 +47,33 @@ class ModelNotFound(LookupError):
 
 
 # --- Artifacts: where model files live. Locally a folder (or the Azure ML job's mounted output);
-#     in Azure a blob container. Only put/get by a URI the registry records.
+#     in Azure a blob container. Only put/get by a URI the registry records. A run's models are
+#     bundled, a bucket of partitions to a file: a version's URI names its bytes in the bundle with
+#     a `#bytes=<first>-<last>` fragment (the HTTP Range form), read with one ranged GET.
+
+RANGE = "#bytes="
+
+
+def with_range(uri: str, offset: int, length: int) -> str:
+    """`uri` narrowed to `length` bytes at `offset`."""
+    return f"{uri}{RANGE}{offset}-{offset + length - 1}"
+
+
+def split_range(uri: str) -> tuple[str, tuple[int, int] | None]:
+    """(the file's URI, (offset, length) or None for the whole file)."""
+    base, found, span = uri.partition(RANGE)
+    if not found:
+        return uri, None
+    first, _, last = span.partition("-")
+    return base, (int(first), int(last) - int(first) + 1)
+
+
+def read_file_range(path: Path, span: tuple[int, int] | None) -> bytes:
+    if span is None:
+        return path.read_bytes()
+    with open(path, "rb") as handle:
+        handle.seek(span[0])
+        return handle.read(span[1])
 
 class ArtifactStore(Protocol):
     def put(self, path: str, data: bytes) -> str:
@@ -67,12 +95,13 @@ class FolderArtifacts:
         return self.uri_prefix + path if self.uri_prefix else written.as_uri()
 
     def get(self, uri: str) -> bytes:
+        uri, span = split_range(uri)
         if self.uri_prefix and uri.startswith(self.uri_prefix):
-            return (self.root / uri[len(self.uri_prefix):]).read_bytes()
+            return read_file_range(self.root / uri[len(self.uri_prefix):], span)
         parsed = urlparse(uri)
         if parsed.scheme != "file":
             raise ValueError(f"{uri} is neither a file URI nor under {self.uri_prefix}")
-        return Path(unquote(parsed.path)).read_bytes()
+        return read_file_range(Path(unquote(parsed.path)), span)
 
 
 class BlobArtifacts:
@@ -92,12 +121,14 @@ class BlobArtifacts:
     def get(self, uri: str) -> bytes:
         """`uri` is a blob URL this store returned: path-style (Azurite: /account/container/name) or
         host-style (Azure: /container/name)."""
+        uri, span = split_range(uri)
         parts = unquote(urlparse(uri).path).lstrip("/").split("/")
         container = self.container.container_name
         if container not in parts:
             raise ValueError(f"{uri} is not in container {container}")
         name = "/".join(parts[parts.index(container) + 1:])
-        return self.container.get_blob_client(name).download_blob().readall()
+        offset, length = span or (0, None)
+        return self.container.get_blob_client(name).download_blob(offset=offset, length=length).readall()
 
 
 # --- Versions and the registry protocol.
@@ -119,13 +150,15 @@ class ModelVersion:
     freq: str = ""  # pandas frequency alias of the series
     created: float = 0.0
     aliases: tuple[str, ...] = ()
+    observations: int = 0  # points the model was fitted on (0: registered before this was recorded)
+    short_history: str = ""  # why it was fitted with no holdout (a short history); "" when it had one
 
     def tags(self) -> dict[str, str]:
         """The version's tags, as MLflow stores them (strings)."""
         tags = {"dataset": self.dataset, "run_id": self.run_id, "partition_id": self.partition_id,
                 "model_type": self.model_type, "flagged": str(self.flagged).lower(),
                 "baseline_artifact": self.baseline_artifact, "last_timestamp": self.last_timestamp,
-                "freq": self.freq}
+                "freq": self.freq, "observations": str(self.observations), "short_history": self.short_history}
         tags.update({KEY_PREFIX + k: v for k, v in self.keys.items()})
         tags.update({METRIC_PREFIX + k: repr(float(v)) for k, v in self.metrics.items()})
         return tags
@@ -133,7 +166,9 @@ class ModelVersion:
 
 @dataclass(frozen=True)
 class NewVersion:
-    """What a run registers for one partition (the registry assigns the version number)."""
+    """What a run registers for one partition. The version number is the registry's next one, or
+    `version` where the caller assigns it (publish does, from the production map, so that a
+    registry with no cheap "next version" lookup, the Azure ML workspace, needs no read first)."""
 
     dataset: str
     run_id: str
@@ -146,6 +181,9 @@ class NewVersion:
     last_timestamp: str = ""
     freq: str = ""
     partition_id: str = field(default="")
+    observations: int = 0
+    short_history: str = ""
+    version: int | None = None
 
     def __post_init__(self) -> None:
         if not self.partition_id:
@@ -189,7 +227,8 @@ CREATE TABLE IF NOT EXISTS versions (
     name TEXT NOT NULL, version INTEGER NOT NULL, dataset TEXT NOT NULL, partition_id TEXT NOT NULL,
     run_id TEXT NOT NULL, model_type TEXT NOT NULL, keys TEXT NOT NULL, metrics TEXT NOT NULL,
     artifact TEXT NOT NULL, baseline_artifact TEXT NOT NULL, flagged INTEGER NOT NULL, last_timestamp TEXT NOT NULL,
-    freq TEXT NOT NULL, created REAL NOT NULL,
+    freq TEXT NOT NULL, created REAL NOT NULL, observations INTEGER NOT NULL DEFAULT 0,
+    short_history TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (name, version), UNIQUE (name, run_id, flagged));
 CREATE TABLE IF NOT EXISTS tags (name TEXT NOT NULL, version INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (name, version, key));
@@ -198,7 +237,10 @@ CREATE TABLE IF NOT EXISTS aliases (name TEXT NOT NULL, alias TEXT NOT NULL, ver
     PRIMARY KEY (name, alias));
 """
 _COLUMNS = ("name", "version", "dataset", "partition_id", "run_id", "model_type", "keys", "metrics", "artifact",
-            "baseline_artifact", "flagged", "last_timestamp", "freq", "created")
+            "baseline_artifact", "flagged", "last_timestamp", "freq", "created", "observations", "short_history")
+_PLACES = ", ".join("?" * len(_COLUMNS))
+# columns added after the first schema: an index file written before them gets them (with their defaults)
+_ADDED_COLUMNS = {"observations": "INTEGER NOT NULL DEFAULT 0", "short_history": "TEXT NOT NULL DEFAULT ''"}
 
 
 class IndexRegistry:
@@ -211,6 +253,11 @@ class IndexRegistry:
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(versions)")}
+        with self._db:
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE versions ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -225,16 +272,17 @@ class IndexRegistry:
                 if existing:
                     registered.append(self._get(new.name, existing[0]))
                     continue
-                version = self._db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name=?",
-                                           (new.name,)).fetchone()[0]
+                version = new.version or self._db.execute(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE name=?", (new.name,)).fetchone()[0]
                 record = ModelVersion(new.name, version, new.dataset, new.partition_id, new.run_id, new.model_type,
                                       dict(new.keys), dict(new.metrics), new.artifact, new.baseline_artifact,
-                                      new.flagged, new.last_timestamp, new.freq, now)
-                self._db.execute(f"INSERT INTO versions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 14)})",
+                                      new.flagged, new.last_timestamp, new.freq, now,
+                                      observations=new.observations, short_history=new.short_history)
+                self._db.execute(f"INSERT INTO versions ({', '.join(_COLUMNS)}) VALUES ({_PLACES})",
                                  (record.name, version, record.dataset, record.partition_id, record.run_id,
                                   record.model_type, json.dumps(record.keys), _dump_metrics(record.metrics),
                                   record.artifact, record.baseline_artifact, int(record.flagged),
-                                  record.last_timestamp, record.freq, now))
+                                  record.last_timestamp, record.freq, now, record.observations, record.short_history))
                 self._db.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)",
                                      [(record.name, version, k, v) for k, v in record.tags().items()])
                 registered.append(record)
@@ -246,7 +294,8 @@ class IndexRegistry:
                                 "WHERE a.name=v.name AND a.version=v.version) "
                                 f"FROM versions v WHERE {where} ORDER BY v.name, v.version", params).fetchall()
         return [ModelVersion(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), _load_metrics(r[7]), r[8], r[9],
-                             bool(r[10]), r[11], r[12], r[13], tuple(sorted(r[14].split(","))) if r[14] else ())
+                             bool(r[10]), r[11], r[12], r[13], tuple(sorted(r[16].split(","))) if r[16] else (),
+                             observations=r[14], short_history=r[15])
                 for r in rows]
 
     def _get(self, name: str, version: int) -> ModelVersion:

@@ -1,25 +1,31 @@
 """Real-time forecasts from registered models, loaded on demand: the code both the Function App's
 `POST /api/forecast` and an Azure ML managed online endpoint (online.py) serve with.
 
-With thousands of partitions, models are not preloaded: a request resolves its partition's
-production version in the registry (so a promotion is seen by the very next request, no restart),
-and the model is unpickled on first use into an LRU cache bounded by bytes. Concurrent requests
-for the same cold model share one load (single flight). A version is immutable, so a cached model
-is never stale: a promotion changes which version is asked for, and the old one ages out.
+With thousands of partitions, models are not preloaded: a request resolves its partitions in the
+dataset's production map (production_map.py: one document, revalidated by ETag at most every
+second, so a promotion is served within a second, no restart, and no registry call), and each
+model is read with one ranged GET of its run's bundle and unpickled on first use into an LRU
+cache bounded by bytes. Concurrent requests for the same cold model share one load (single
+flight). A version is immutable, so a cached model is never stale: a promotion changes which
+version is asked for, and the old one ages out.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .naming import check_dataset
-from .registry import ArtifactStore, ModelVersion, Registry, find_production
+from .intervals import as_calibrated
+from .levels import DEFAULT_LEVELS, LevelsError, level_name, parse_levels
+from .naming import check_dataset, partition_id
+from .production_map import ProductionMaps
+from .registry import ArtifactStore, ModelVersion
 
 ModelKey = tuple[str, int]  # (registered model name, version)
 
@@ -125,42 +131,54 @@ class Forecast:
     model: ModelVersion
     timestamps: list[str]
     values: list[float]
+    bounds: dict[str, list[float | None]] = field(default_factory=dict)  # lo_<level> / hi_<level> -> per step
 
     def as_dict(self) -> dict:
         version = self.model
+        short = ({"observations": version.observations, "reason": version.short_history}
+                 if version.short_history else None)
+        steps = [{"timestamp": t, "mean": v, **{name: values[i] for name, values in self.bounds.items()}}
+                 for i, (t, v) in enumerate(zip(self.timestamps, self.values, strict=True))]
         return {"keys": self.keys,
                 "model": {"name": version.name, "version": version.version, "type": version.model_type,
-                          "run_id": version.run_id, "flagged": version.flagged, "metrics": version.metrics},
-                "forecast": [{"timestamp": t, "mean": v} for t, v in zip(self.timestamps, self.values, strict=True)]}
+                          "run_id": version.run_id, "flagged": version.flagged, "short_history": short,
+                          "metrics": version.metrics},
+                "forecast": steps}
 
 
 class Forecaster:
-    """Registry + artifacts + cache. After a request sees a partition's production version change
-    (a promotion), the `warm_up` most requested partitions are loaded in the background, so their
-    first requests after the promotion do not pay the load."""
+    """Production maps + artifacts + cache. After a request sees a partition's production version
+    change (a promotion), the `warm_up` most requested partitions are loaded in the background, so
+    their first requests after the promotion do not pay the load."""
 
-    def __init__(self, registry: Registry, artifacts: ArtifactStore, cache: ModelCache, warm_up: int = 0) -> None:
-        self.registry, self.artifacts, self.cache, self.warm_up = registry, artifacts, cache, warm_up
+    def __init__(self, maps: ProductionMaps, artifacts: ArtifactStore, cache: ModelCache, warm_up: int = 0) -> None:
+        self.maps, self.artifacts, self.cache, self.warm_up = maps, artifacts, cache, warm_up
         self.requests: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
         self._served: dict[str, int] = {}
         self._warming = ThreadPoolExecutor(1, thread_name_prefix="warm-up") if warm_up else None
 
     def production(self, dataset: str, keys: Mapping[str, str]) -> ModelVersion:
-        try:
-            return find_production(self.registry, dataset, keys)
-        except LookupError:
-            raise UnknownPartition(f"no production model for {dict(keys)} in dataset {dataset!r}") from None
+        production = self.maps.get(dataset)
+        found = production.partitions.get(partition_id(dict(keys))) if production is not None else None
+        if found is None:
+            raise UnknownPartition(f"no production model for {dict(keys)} in dataset {dataset!r}")
+        return found
 
-    def forecast(self, dataset: str, keys: Mapping[str, str], horizon: int) -> Forecast:
+    def forecast(self, dataset: str, keys: Mapping[str, str], horizon: int,
+                 levels: Sequence[float] = DEFAULT_LEVELS) -> Forecast:
         version = self.production(dataset, keys)
         self.requests[(dataset, tuple(sorted(keys.items())))] += 1
         previous = self._served.get(version.name)
         self._served[version.name] = version.version
         if previous is not None and previous != version.version and self._warming is not None:
             self._warming.submit(self._warm_most_requested)
-        model = self._load(version)
-        values = [float(v) for v in model.predict(h=horizon)["mean"]]
-        return Forecast(dict(keys), version, future_timestamps(version.last_timestamp, version.freq, horizon), values)
+        predicted = as_calibrated(self._load(version)).intervals(horizon, levels)
+        bounds = {}
+        for level in levels:
+            for side, values in zip(("lo", "hi"), predicted.bounds[float(level)], strict=True):
+                bounds[f"{side}_{level_name(level)}"] = [_number(v) for v in values]
+        return Forecast(dict(keys), version, future_timestamps(version.last_timestamp, version.freq, horizon),
+                        [float(v) for v in predicted.mean], bounds)
 
     def _load(self, version: ModelVersion) -> object:
         return self.cache.get((version.name, version.version), lambda: self.artifacts.get(version.artifact))
@@ -173,6 +191,11 @@ class Forecaster:
                 continue  # a partition that lost its model or artifact is answered by its own requests
 
 
+def _number(value: float) -> float | None:
+    """JSON has no NaN: a bound that could not be estimated (a history of one point) is null."""
+    return float(value) if math.isfinite(value) else None
+
+
 def future_timestamps(last: str, freq: str, horizon: int) -> list[str]:
     """The `horizon` periods after the last fitted observation, ISO 8601."""
     import pandas as pd
@@ -182,8 +205,8 @@ def future_timestamps(last: str, freq: str, horizon: int) -> list[str]:
 
 # --- requests, as both front ends take them (api/forecast.py, online.py) -----------------------
 
-REQUEST_FIELDS = {"dataset", "keys", "partitions", "horizon"}
-EXAMPLE = '{"dataset": "sales", "keys": {"store": "12"}, "horizon": 6}'
+REQUEST_FIELDS = {"dataset", "keys", "partitions", "horizon", "levels"}
+EXAMPLE = '{"dataset": "sales", "keys": {"store": "12"}, "horizon": 6, "levels": [80, 95]}'
 
 
 class BadRequest(ValueError):
@@ -199,17 +222,18 @@ class ForecastRequest:
     dataset: str
     partitions: list[dict[str, str]]
     horizon: int
+    levels: tuple[float, ...] = DEFAULT_LEVELS
 
     @classmethod
     def parse(cls, body: object, max_horizon: int, max_batch: int) -> ForecastRequest:
-        """`{"dataset", "keys" | "partitions", "horizon"}`, or BadRequest naming what is wrong."""
+        """`{"dataset", "keys" | "partitions", "horizon", "levels"?}`, or BadRequest naming what is wrong."""
         if not isinstance(body, dict):
             raise BadRequest("invalid_body", f"the body must be a JSON object like {EXAMPLE}")
         unknown = sorted(set(body) - REQUEST_FIELDS)
         if unknown:
             raise BadRequest("invalid_body", f"unknown fields {unknown}; allowed: {', '.join(sorted(REQUEST_FIELDS))}")
         return cls(_dataset(body.get("dataset")), _partitions(body, max_batch),
-                   _horizon(body.get("horizon"), max_horizon))
+                   _horizon(body.get("horizon"), max_horizon), _levels(body.get("levels", list(DEFAULT_LEVELS))))
 
 
 def _dataset(value: object) -> str:
@@ -244,15 +268,23 @@ def _horizon(value: object, max_horizon: int) -> int:
     return value
 
 
+def _levels(value: object) -> tuple[float, ...]:
+    try:
+        return parse_levels(value if isinstance(value, list) else [value] if isinstance(value, int | float) else value)
+    except LevelsError as error:
+        raise BadRequest("invalid_levels", str(error)) from None
+
+
 def answer(forecaster: Forecaster, request: ForecastRequest) -> dict:
     """Every partition's forecast, or UnknownPartition naming those with no production model."""
     answers, unknown = [], []
     for keys in request.partitions:
         try:
-            answers.append(forecaster.forecast(request.dataset, keys, request.horizon).as_dict())
+            answers.append(forecaster.forecast(request.dataset, keys, request.horizon, request.levels).as_dict())
         except UnknownPartition:
             unknown.append(keys)
     if unknown:
         more = " ..." if len(unknown) > 5 else ""
         raise UnknownPartition(f"no production model in dataset {request.dataset!r} for {unknown[:5]}{more}")
-    return {"dataset": request.dataset, "horizon": request.horizon, "forecasts": answers}
+    return {"dataset": request.dataset, "horizon": request.horizon, "levels": list(request.levels),
+            "forecasts": answers}

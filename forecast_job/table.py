@@ -10,8 +10,11 @@ to (partition id, timestamp, target, row); then each partition's rows are checke
   (day or month first) or mixed-offset timestamps (timestamps.py), non-numeric targets, a frequency
   that cannot be inferred;
 - per partition (the rest proceed): missing target values, duplicate timestamps, gaps (periods
-  with no row: reported, or filled with `fill_gaps`), timestamps off the frequency's grid, too few
-  observations.
+  with no row: reported, or filled with `fill_gaps`), timestamps off the frequency's grid.
+
+A partition with fewer observations than `min_length` is not rejected: it is accepted and marked
+`short_history` (with the reason), and training fits on all of it what its length supports, with no
+holdout (short_history.py).
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ TIMESTAMP_ERRORS = {cls.code: cls for cls in (UnparseableDates, AmbiguousDates, 
 
 @dataclass(frozen=True)
 class Problem:
-    code: str  # missing_values | duplicate_timestamps | gaps | too_short
+    code: str  # missing_values | duplicate_timestamps | gaps
     message: str
 
 
@@ -111,6 +114,7 @@ class Series:
     ds: np.ndarray  # datetime64[ns], increasing, on the frequency's grid
     y: np.ndarray  # float64, no missing values
     filled: int = 0  # periods (or empty cells) filled by `fill_gaps`
+    short_history: str = ""  # why it is trained without a holdout (fewer than min_length points); "" if not
 
 
 @dataclass(frozen=True)
@@ -339,6 +343,7 @@ class Plan:
     horizon: int
     min_length: int
     fill_gaps: str = "none"
+    windows: int = 1
 
     @classmethod
     def for_table(cls, freq: str, options: TableOptions, train: TrainOptions) -> Plan:
@@ -350,7 +355,7 @@ class Plan:
         season = train.season_length or season_length_for(freq)
         horizon = train.horizon or default_horizon(freq, season)
         return cls(freq, season, horizon, options.min_length or min_length_for(horizon, train.windows, season),
-                   options.fill_gaps)
+                   options.fill_gaps, train.windows)
 
 
 def sort_rows(rows: Rows) -> tuple[Rows, np.ndarray]:
@@ -373,25 +378,33 @@ def frequency_of(rows: Rows, bounds: np.ndarray) -> str:
 
 def check_partitions(rows: Rows, bounds: np.ndarray, keys: dict[str, dict[str, str]],
                      plan: Plan) -> tuple[list[Series], list[PartitionRejection]]:
-    """Every partition of sorted `rows`, accepted (gaps filled where `fill_gaps` allows) or rejected
-    with its problems. Vectorized over all rows: a loop of pandas calls per partition took 6 ms
-    each, a minute for 10,000 partitions."""
+    """Every partition of sorted `rows`, accepted (gaps filled where `fill_gaps` allows; marked
+    `short_history` below `min_length`) or rejected with its problems. Vectorized over all rows: a
+    loop of pandas calls per partition took 6 ms each, a minute for 10,000 partitions."""
     flags = _flags(rows.ds, rows.y, bounds, plan.freq)
     accepted, rejected = [], []
     for i in range(len(bounds) - 1):
         pid = rows.pid[bounds[i]]
         ds, y = rows.ds[bounds[i]:bounds[i + 1]], rows.y[bounds[i]:bounds[i + 1]]
         problems, filled = _problems_of(i, flags, ds, plan)
-        if not problems and filled:
-            ds, y = _filled(ds, y, plan)
-        if not problems and len(y) < plan.min_length:
-            problems.append(Problem("too_short", f"{len(y)} observations; at least {plan.min_length} are needed "
-                                    "(the evaluation holdout plus what the season needs)"))
         if problems:
             rejected.append(PartitionRejection(pid, keys[pid], tuple(problems)))
-        else:
-            accepted.append(Series(pid, keys[pid], ds, y, filled))
+            continue
+        if filled:
+            ds, y = _filled(ds, y, plan)
+        accepted.append(Series(pid, keys[pid], ds, y, filled,
+                               short_history_reason(len(y), plan.min_length, plan.horizon, plan.windows)))
     return accepted, rejected
+
+
+def short_history_reason(n: int, min_length: int, horizon: int, windows: int) -> str:
+    """Why a partition of `n` points is fitted without a holdout, or "" when it has enough for one."""
+    holdout = horizon * windows
+    if n >= min_length and n >= holdout + 2:
+        return ""
+    needed = max(min_length, holdout + 2)
+    return (f"{n} observations, fewer than min_length {needed} (an evaluation holdout of {holdout} and the "
+            "history before it): fitted on all of them, with no holdout")
 
 
 def _flags(ds: np.ndarray, y: np.ndarray, bounds: np.ndarray, freq: str) -> dict[str, np.ndarray]:

@@ -47,26 +47,32 @@ class DayOrder:
     """Evidence, over every chunk of a table, for day-first or month-first dates like 03/04/2021."""
 
     slashed: int = 0
+    values: int = 0  # every non-empty value seen: slashed dates matter only where all of them are
     example: str | None = None
     day_first_seen: str | None = None  # a value whose first field cannot be a month
     month_first_seen: str | None = None  # a value whose second field cannot be a month
 
     def see(self, text: pd.Series) -> None:
-        parts = text.dropna().str.extract(SLASHED)
-        parts = parts.dropna()
+        present = text.dropna()
+        self.values += int((present != "").sum())
+        parts = present.str.extract(SLASHED).dropna()
         if parts.empty:
             return
         self.slashed += len(parts)
         self.example = self.example or str(text.loc[parts.index[0]])
         first, second = parts[0].astype(int), parts[1].astype(int)
+        dates = (first <= 31) & (second <= 31) & ((first <= 12) | (second <= 12))  # 31/31/2001 is no date
+        first, second = first[dates], second[dates]
         if self.day_first_seen is None and (first > 12).any():
             self.day_first_seen = str(text.loc[first[first > 12].index[0]])
         if self.month_first_seen is None and (second > 12).any():
             self.month_first_seen = str(text.loc[second[second > 12].index[0]])
 
     def dayfirst(self, name: str, options: TableOptions) -> bool | None:
-        """True or False for slashed dates, None where there are none; raises when they cannot be read."""
-        if options.date_format or not self.slashed:
+        """True or False for slashed dates, None where there are none (or where other spellings are
+        mixed in: the parser then reads each value and names the ones it cannot); raises when they
+        cannot be read."""
+        if options.date_format or not self.slashed or self.slashed < self.values:
             return None
         if self.day_first_seen and self.month_first_seen:
             raise TimestampError("unparseable_dates", f"column {name!r} mixes day-first ({self.day_first_seen!r}) and "

@@ -1,21 +1,24 @@
-"""Training entry: one model per partition, as an Azure ML parallel job or a local process pool.
+"""Training entry: one model per partition, a bucket of partitions at a time, as an Azure ML
+parallel job or a local process pool.
 
     python -m forecast_job.train --work DIR --output DIR [--workers N] [--retries R]
 
-Azure ML (parallel job, `partition_keys=["partition"]` over the MLTable in DIR/partitions):
-`init()` reads `--work` / `--output` from the program arguments, `run(mini_batch, context)` gets
-one partition's rows as a DataFrame and its id in `context.partition_key_value["partition"]`.
-Locally the same `train_partition` runs in a ProcessPoolExecutor over mini-batches of ids.
+Azure ML (parallel job, `partition_keys=["bucket"]` over the MLTable in DIR/partitions): `init()`
+reads `--work` / `--output` from the program arguments, `run(mini_batch, context)` gets one bucket's
+rows (partition, ds, y) as a DataFrame and its number in `context.partition_key_value["bucket"]`.
+Locally the same `train_bucket` runs in a ProcessPoolExecutor over the buckets.
 
-Output, per partition (written by exactly one worker; atomic; result.json last):
+Output, per bucket (written by exactly one worker; atomic; the partitions file last):
 
-    <output>/<partition id>/model.pkl      the chosen model, fitted on all the data (pickle)
-    <output>/<partition id>/baseline.pkl   seasonal naive fitted on all the data (the fallback)
-    <output>/<partition id>/result.json    status, keys, model type, metrics (see `result_record`)
+    <output>/bucket=NNNN/models.bin              every partition's model (and baseline) pickle, back to back
+    <output>/bucket=NNNN/partitions-<count>.json  the partitions' records: status, keys, model type, metrics,
+                                                   interval scores, short_history, and `artifacts`: each
+                                                   pickle's [offset, length] in models.bin
 
-Resumable: a partition whose result.json says "trained" is skipped, so a resubmitted run trains
-only the rest. A partition whose training raised gets a "failed" result.json (with the error) and
-is tried again by the next run.
+A 10,000-partition run writes a few hundred files, not 30,000, and its progress is read from the
+file names alone (`<count>`). Resumable: a bucket whose partitions file exists and holds no failed
+partition is skipped, so a resubmitted run trains only the rest; a bucket with a failure is
+trained again whole by the next run.
 """
 
 from __future__ import annotations
@@ -29,35 +32,61 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .files import write_bytes_atomic, write_text_atomic
-from .manifest import Manifest, ManifestError, PartitionEntry, partition_file
+from .manifest import (
+    BUCKET_KEY,
+    BUNDLE,
+    PARTITION_COLUMN,
+    PARTITIONS_FILE,
+    Manifest,
+    ManifestError,
+    PartitionEntry,
+    partitions_file_name,
+    read_bucket,
+    split_bucket,
+)
 
 log = logging.getLogger("forecast_job")
 
-RESULT = "result.json"
-MODEL = "model.pkl"
-BASELINE = "baseline.pkl"
-RESULT_SCHEMA = 1
+RESULT_SCHEMA = 2
 
 
-def result_path(output: Path, pid: str) -> Path:
-    return Path(output) / pid / RESULT
+def bucket_folder(output: Path, bucket: int) -> Path:
+    return Path(output) / f"{BUCKET_KEY}={bucket:04d}"
 
 
-def is_trained(output: Path, pid: str) -> bool:
+def partitions_file(folder: Path) -> Path | None:
+    """A bucket folder's finished partitions file, if any."""
+    found = sorted(path for path in folder.glob("partitions-*.json") if PARTITIONS_FILE.match(path.name))
+    return found[-1] if found else None
+
+
+def is_done(output: Path, bucket: int) -> bool:
+    """Trained: a partitions file whose every partition trained (a failure is tried again)."""
+    path = partitions_file(bucket_folder(output, bucket))
+    if path is None:
+        return False
     try:
-        return json.loads(result_path(output, pid).read_text(encoding="utf-8")).get("status") == "trained"
+        return all(r.get("status") == "trained" for r in json.loads(path.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError):
         return False
 
 
 def read_results(output: Path) -> list[dict]:
-    """Every partition's result record under `output` (trained and failed)."""
-    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(Path(output).glob(f"*/{RESULT}"))]
+    """Every partition's record under `output` (trained and failed), each with `bundle`: the file
+    its `artifacts` ranges are in."""
+    records = []
+    for folder in sorted(Path(output).glob(f"{BUCKET_KEY}=*")):
+        path = partitions_file(folder)
+        if path is not None:
+            records += [{**record, "bundle": str(folder / BUNDLE)}
+                        for record in json.loads(path.read_text(encoding="utf-8"))]
+    return records
 
 
 def _record(manifest: Manifest, entry: PartitionEntry, status: str, **fields) -> dict:
@@ -67,25 +96,45 @@ def _record(manifest: Manifest, entry: PartitionEntry, status: str, **fields) ->
             "season_length": manifest.season_length, "horizon": manifest.horizon, **fields}
 
 
-def train_partition(manifest: Manifest, entry: PartitionEntry, y: np.ndarray, output: Path) -> dict:
-    """Train, write the artifacts, then the result record (last). Returns the record."""
+@dataclass
+class Fitted:
+    """A partition's fitted objects (pickled into the bucket's bundle) and its record."""
+
+    objects: dict[str, object]  # "model" and, except for a short history, "baseline"
+    record: dict
+
+
+def fit_partition(manifest: Manifest, entry: PartitionEntry, y: np.ndarray) -> Fitted:
+    """The chosen model and the seasonal-naive baseline, fitted on all the data, and the record."""
     from .fit import train_series  # statsforecast is imported by workers only
 
     started = time.perf_counter()
+    y = np.asarray(y, dtype="float64")
+    if entry.short_history:
+        return _fit_short(manifest, entry, y, started)
     options = manifest.train
-    trained = train_series(np.asarray(y, dtype="float64"), horizon=manifest.horizon,
+    trained = train_series(y, horizon=manifest.horizon,
                            season_length=manifest.season_length, model_set=options.model_set,
                            windows=options.windows, selection_metric=options.selection_metric,
                            selection_margin=options.selection_margin)
-    folder = Path(output) / entry.id
-    write_bytes_atomic(folder / MODEL, pickle.dumps(trained.model, protocol=pickle.HIGHEST_PROTOCOL))
-    write_bytes_atomic(folder / BASELINE, pickle.dumps(trained.baseline, protocol=pickle.HIGHEST_PROTOCOL))
     record = _record(manifest, entry, "trained", model_type=trained.model_type, metrics=trained.metrics,
                      baseline_metrics=trained.baseline_metrics, candidates=trained.candidates,
-                     candidate_errors=trained.errors, artifacts={"model": MODEL, "baseline": BASELINE},
+                     candidate_errors=trained.errors, interval_scores=trained.interval_scores,
                      seconds=round(time.perf_counter() - started, 4), versions=_versions())
-    write_text_atomic(folder / RESULT, json.dumps(record, allow_nan=True))
-    return record
+    return Fitted({"model": trained.model, "baseline": trained.baseline}, record)
+
+
+def _fit_short(manifest: Manifest, entry: PartitionEntry, y: np.ndarray, started: float) -> Fitted:
+    """A short history: the short-history rule's model on all of it; no holdout, so no metrics,
+    no baseline and no interval scores (its intervals use the run's calibration)."""
+    from .short_history import fit_short
+
+    fitted = fit_short(y, manifest.season_length)
+    record = _record(manifest, entry, "trained", model_type=fitted.model_type, metrics={}, baseline_metrics={},
+                     candidates={}, candidate_errors=fitted.errors,
+                     short_history={"observations": entry.observations, "reason": entry.short_history},
+                     interval_scores={}, seconds=round(time.perf_counter() - started, 4), versions=_versions())
+    return Fitted({"model": fitted.model}, record)
 
 
 def _versions() -> dict[str, str]:
@@ -94,25 +143,40 @@ def _versions() -> dict[str, str]:
     return {"statsforecast": version("statsforecast"), "python": sys.version.split()[0]}
 
 
-def train_with_retries(manifest: Manifest, entry: PartitionEntry, y: np.ndarray, output: Path, retries: int) -> bool:
-    """True when trained; after `retries` extra attempts, a failed record is written and False returned."""
+def fit_with_retries(manifest: Manifest, entry: PartitionEntry, y: np.ndarray, retries: int) -> Fitted | dict:
+    """The fitted partition, or after `retries` extra attempts its failed record."""
     error: Exception | None = None
     for attempt in range(1, retries + 2):
         try:
-            train_partition(manifest, entry, y, output)
-            return True
+            return fit_partition(manifest, entry, y)
         except Exception as caught:  # noqa: BLE001 - every failure is retried, then recorded
             error = caught
             log.warning("partition %s attempt %d failed: %s", entry.id, attempt, caught)
-    write_text_atomic(result_path(output, entry.id),
-                      json.dumps(_record(manifest, entry, "failed", error=f"{type(error).__name__}: {error}")))
-    return False
+    return _record(manifest, entry, "failed", error=f"{type(error).__name__}: {error}")
 
 
-def _read_series(work: Path, pid: str) -> np.ndarray:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(partition_file(work, pid), columns=["y"]).column("y").to_numpy()
+def train_bucket(manifest: Manifest, bucket: int, series: dict[str, tuple], output: Path, retries: int) -> list[dict]:
+    """Train every partition of one bucket; write its bundle, then its partitions file (last).
+    Returns the records; `series` maps partition id -> (ds, y)."""
+    folder = bucket_folder(output, bucket)
+    bundle, records = bytearray(), []
+    for entry in sorted(manifest.in_bucket(bucket), key=lambda e: e.id):
+        fitted = fit_with_retries(manifest, entry, series[entry.id][1], retries)
+        if isinstance(fitted, dict):
+            records.append(fitted)
+            continue
+        ranges = {}
+        for kind, obj in fitted.objects.items():
+            data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            ranges[kind] = [len(bundle), len(data)]
+            bundle += data
+        records.append({**fitted.record, "artifacts": ranges})
+    write_bytes_atomic(folder / BUNDLE, bytes(bundle))
+    stale = partitions_file(folder)
+    write_text_atomic(folder / partitions_file_name(len(records)), json.dumps(records, allow_nan=True))
+    if stale is not None and stale.name != partitions_file_name(len(records)):
+        stale.unlink(missing_ok=True)
+    return records
 
 
 _WORKER: dict = {}
@@ -123,38 +187,32 @@ def _init_worker(work: str, output: str, retries: int) -> None:
     _WORKER.update(work=Path(work), output=Path(output), retries=retries, manifest=Manifest.load(Path(work)))
 
 
-def _train_batch(ids: Sequence[str]) -> list[str]:
-    """A mini-batch in a pool worker; returns the ids that failed."""
+def _train_one_bucket(bucket: int) -> list[str]:
+    """A bucket in a pool worker, read from its file; returns the ids that failed."""
     manifest, work, output = _WORKER["manifest"], _WORKER["work"], _WORKER["output"]
-    return [pid for pid in ids
-            if not train_with_retries(manifest, manifest.entry(pid), _read_series(work, pid), output,
-                                      _WORKER["retries"])]
-
-
-def mini_batches(ids: Sequence[str], workers: int, size: int | None = None) -> list[list[str]]:
-    """About eight batches per worker (so a slow batch does not leave the others idle), 1-64 each."""
-    size = size or max(1, min(64, len(ids) // (workers * 8) or 1))
-    return [list(ids[i:i + size]) for i in range(0, len(ids), size)]
+    records = train_bucket(manifest, bucket, read_bucket(work, bucket), output, _WORKER["retries"])
+    return [r["partition_id"] for r in records if r["status"] != "trained"]
 
 
 def run_local(work: Path, output: Path, *, workers: int | None = None, retries: int = 1,
-              only: Iterable[str] | None = None) -> list[str]:
-    """Train every partition of the manifest that has no "trained" result yet, in a process pool.
-    Returns the ids that failed."""
+              only: Iterable[int] | None = None) -> list[str]:
+    """Train every bucket of the manifest not trained yet (or just the buckets in `only`), in a
+    process pool, largest first (so the last to start is a short one). Returns the ids that failed."""
     manifest = Manifest.load(work)
     wanted = set(only) if only is not None else None
-    todo = [e.id for e in manifest.partitions
-            if (wanted is None or e.id in wanted) and not is_trained(output, e.id)]
-    log.info("run %s: %d partitions, %d already trained, %d to train", manifest.run_id, len(manifest.partitions),
-             len(manifest.partitions) - len(todo), len(todo))
+    sizes = {bucket: sum(e.observations for e in manifest.in_bucket(bucket)) for bucket in range(manifest.buckets)}
+    todo = sorted((b for b, size in sizes.items() if size and (wanted is None or b in wanted)
+                   and not is_done(output, b)), key=lambda b: -sizes[b])
+    log.info("run %s: %d partitions in %d buckets, %d buckets to train", manifest.run_id, len(manifest.partitions),
+             sum(1 for size in sizes.values() if size), len(todo))
     if not todo:
         return []
     workers = workers or os.cpu_count() or 1
     failed: list[str] = []
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                              initargs=(str(work), str(output), retries)) as pool:
-        for batch_failed in pool.map(_train_batch, mini_batches(todo, workers)):
-            failed.extend(batch_failed)
+        for bucket_failed in pool.map(_train_one_bucket, todo):
+            failed.extend(bucket_failed)
     return failed
 
 
@@ -170,22 +228,26 @@ def init() -> None:
 
 
 def run(mini_batch, mini_batch_context) -> list[str]:
-    """One partition per mini-batch (partition_keys). Returns its id; raises if it failed, so Azure ML
-    retries the mini-batch (retry_settings) and counts it against mini_batch_error_threshold."""
-    pid = str(mini_batch_context.partition_key_value["partition"])
+    """One bucket per mini-batch (partition_keys). Returns its partition ids; raises if one failed,
+    so Azure ML retries the mini-batch (retry_settings) and counts it against mini_batch_error_threshold."""
+    bucket = int(mini_batch_context.partition_key_value[BUCKET_KEY])
     manifest, output = _WORKER["manifest"], _WORKER["output"]
-    if is_trained(output, pid):
-        return [pid]
-    frame = mini_batch.sort_values("ds")
-    if not train_with_retries(manifest, manifest.entry(pid), frame["y"].to_numpy(), output, _WORKER["retries"]):
-        raise RuntimeError(f"partition {pid} failed; see {result_path(output, pid)}")
-    return [pid]
+    ids = [entry.id for entry in manifest.in_bucket(bucket)]
+    if is_done(output, bucket):
+        return ids
+    frame = mini_batch.sort_values([PARTITION_COLUMN, "ds"], kind="stable")
+    series = split_bucket(frame[PARTITION_COLUMN].to_numpy(), frame["ds"].to_numpy(), frame["y"].to_numpy())
+    records = train_bucket(manifest, bucket, series, output, _WORKER["retries"])
+    failed = [r["partition_id"] for r in records if r["status"] != "trained"]
+    if failed:
+        raise RuntimeError(f"bucket {bucket}: partitions {failed[:5]} failed; see {bucket_folder(output, bucket)}")
+    return ids
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="folder with manifest.json and partitions/")
-    parser.add_argument("--output", type=Path, required=True, help="folder for one result folder per partition")
+    parser.add_argument("--output", type=Path, required=True, help="folder for one result folder per bucket")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
     parser.add_argument("--retries", type=int, default=1, help="extra attempts per failing partition")
     args = parser.parse_args(argv)

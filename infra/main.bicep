@@ -122,6 +122,18 @@ module identity 'app/identity.bicep' = {
   }
 }
 
+// The many-models online endpoint's identity (forecast_job/aml_deployment.py): reads production maps
+// and model bundles on the data account, the image and the code snapshot on the workspace's side.
+module endpointIdentity 'app/identity.bicep' = {
+  name: 'endpoint-identity'
+  scope: rg
+  params: {
+    name: 'id-forecast-${token}'
+    location: location
+    tags: tags
+  }
+}
+
 module monitoring 'app/monitoring.bicep' = {
   name: 'monitoring'
   scope: rg
@@ -245,6 +257,7 @@ module rbac 'app/rbac.bicep' = {
     appPrincipalId: identity.outputs.principalId
     clusterPrincipalId: ml.outputs.clusterPrincipalId
     cpuClusterPrincipalId: ml.outputs.cpuClusterPrincipalId
+    endpointPrincipalId: endpointIdentity.outputs.principalId
     userPrincipalId: principalId
     userPrincipalType: principalType
     dataAccountName: dataStorage.outputs.name
@@ -318,3 +331,7 @@ output DATA_SYSTEM_TOPIC_NAME string = events.outputs.name
 output AML_WORKSPACE_NAME string = ml.outputs.workspaceName
 output AML_ENVIRONMENT string = amlEnvironment
 output AML_FORECAST_ENVIRONMENT string = amlForecastEnvironment
+// For `python -m forecast_job.aml_deployment` (the many-models online endpoint, an opt-in).
+output FORECAST_ENDPOINT_IDENTITY_ID string = endpointIdentity.outputs.id
+output FORECAST_ENDPOINT_IDENTITY_CLIENT_ID string = endpointIdentity.outputs.clientId
+output DATA_BLOB_ENDPOINT string = dataStorage.outputs.blobEndpoint

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from forecast_job.registry import read_file_range, split_range
+
 from .storage import BlobStore
 
 DATASTORE_PREFIX = "azureml://datastores/"
@@ -23,12 +25,17 @@ class AppArtifacts:
         self.store = store
 
     def get(self, uri: str) -> bytes:
+        """The bytes of `uri`, or of its `#bytes=` range only (one ranged GET in a run's bundle)."""
+        uri, span = split_range(uri)
         if uri.startswith(DATASTORE_PREFIX):
             datastore, _, path = uri[len(DATASTORE_PREFIX):].partition("/paths/")
             if datastore != self.store.settings.aml_datastore or not path:
                 raise ValueError(f"{uri} is not on the work datastore {self.store.settings.aml_datastore!r}")
-            return self.store.read_bytes(self.store.settings.work_container, path)
+            container = self.store.settings.work_container
+            if span is None:
+                return self.store.read_bytes(container, path)
+            return self.store.read_range(container, path, *span)
         parsed = urlparse(uri)
         if parsed.scheme == "file":
-            return Path(unquote(parsed.path)).read_bytes()
+            return read_file_range(Path(unquote(parsed.path)), span)
         raise ValueError(f"unsupported model artifact URI {uri!r}")

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # many bytes per worker process; after a promotion the `forecast_warm_up` most requested reload.
     forecast_cache_bytes: int = Field(default=128 * 1024**2, gt=0)
     forecast_warm_up: int = Field(default=100, ge=0)
+    # A dataset's production map is revalidated (a conditional GET) at most this often: a promotion
+    # is served within it, and between revalidations a request resolves its partitions in memory.
+    forecast_map_refresh_seconds: float = Field(default=1.0, ge=0)
     max_forecast_horizon: int = Field(default=120, gt=0)
     max_forecast_batch: int = Field(default=100, gt=0)
     aml_forecast_compute: str = "cpu-cluster"

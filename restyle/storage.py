@@ -119,10 +119,15 @@ class BlobStore:
                                                     max_concurrency=TRANSFER_CONCURRENCY, content_settings=settings)
         self.traffic.add(up=size)
 
-    def download_file(self, container: str, name: str, path: Path) -> Path:
+    def download_file(self, container: str, name: str, path: Path, etag: str | None = None) -> Path:
+        """The blob to `path`, streamed; with `etag`, only that version (else SourceChanged)."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        pin = {"etag": _quoted(etag), "match_condition": MatchConditions.IfNotModified} if etag else {}
         try:
-            stream = self._blob(container, name).download_blob(max_concurrency=TRANSFER_CONCURRENCY)
+            stream = self._blob(container, name).download_blob(max_concurrency=TRANSFER_CONCURRENCY, **pin)
+        except ResourceModifiedError:
+            raise SourceChanged(f"{container}/{name} was replaced after the job started (ETag {etag} is gone); "
+                                "the new upload gets its own job") from None
         except ResourceNotFoundError:
             raise BlobNotFound(f"{container}/{name} does not exist") from None
         with path.open("wb") as target:

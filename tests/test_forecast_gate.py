@@ -87,20 +87,28 @@ def test_the_business_rule_accuracy_above_80_percent(registry):
 
 
 def test_publish_registers_gates_and_forecasts_every_partition(tmp_path):
-    frame = m3_table(12)
-    short = frame.store.iloc[0]
-    frame = frame.drop(index=frame.index[frame.store == short][30:])  # rejected: too short
+    frame = m3_table(13)
+    short, bad = frame.store.iloc[0], frame.store.unique()[-1]
+    frame = frame.drop(index=frame.index[frame.store == short][30:])  # a short history: 30 of the 42 points
+    frame.loc[frame.index[frame.store == bad][3], "sales"] = None  # rejected: a missing value
     manifest = prepare_m3(tmp_path / "work", frame=frame)
     assert train.run_local(tmp_path / "work", tmp_path / "out", workers=2) == []
     registry = IndexRegistry(tmp_path / "registry" / "index.sqlite")
     artifacts = FolderArtifacts(tmp_path / "registry" / "artifacts")
     summary = publish(tmp_path / "work", tmp_path / "out", registry, artifacts, tmp_path / "results")
-    assert (summary.registered, summary.rejected, summary.failed, summary.unserved) == (11, 1, 0, 0)
+    assert (summary.registered, summary.short_history, summary.rejected, summary.failed, summary.unserved) == (
+        12, 1, 1, 0, 0)
 
     report = json.loads((tmp_path / "results" / "gate" / "run_id=run1" / "gate_report.json").read_text())
-    assert report["trained"] == 11 and sum(report["decisions"].values()) == 11
-    assert report["rejected_partitions"][0]["keys"] == {"store": short}
-    assert report["pass_rate"] == pytest.approx(sum(p["passed"] for p in report["partitions"]) / 11)
+    assert report["trained"] == 12 and sum(report["decisions"].values()) == 12 and report["short_history"] == 1
+    assert report["rejected_partitions"][0]["keys"] == {"store": bad}
+    judged = [p for p in report["partitions"] if not p["short_history"]]
+    assert report["pass_rate"] == pytest.approx(sum(p["passed"] for p in judged) / 11)
+    [row] = [p for p in report["partitions"] if p["keys"] == {"store": short}]
+    assert (row["action"], row["passed"], row["flagged"], row["observations"]) == ("promote_short", False, True, 30)
+    assert row["reason"].startswith("short history: 30 observations, fewer than min_length 42")
+    production = find_production(registry, "m3", {"store": short})
+    assert (production.flagged, production.observations, production.baseline_artifact) == (True, 30, "")
 
     # the query docs/many-models.md shows
     query = """
@@ -112,12 +120,28 @@ def test_publish_registers_gates_and_forecasts_every_partition(tmp_path):
         ORDER BY f.store, f.ds
     """.format(root=tmp_path / "results")
     rows = duckdb.sql(query).df()
-    assert len(rows) == 11 * 18 and rows.groupby("store").size().eq(18).all()
-    assert rows.ds.min() == pd.Timestamp(manifest.partitions[0].last_timestamp) + pd.offsets.MonthBegin(1)
-    assert rows.forecast.notna().all() and set(rows.gate_action) <= {"promote", "promote_baseline"}
-    metrics = pd.read_parquet(tmp_path / "results" / "metrics" / "run_id=run1" / "part-0.parquet")
-    assert metrics.set_index("store").loc[short, "status"] == "rejected"
-    assert "observations; at least 42" in metrics.set_index("store").loc[short, "error"]
+    assert len(rows) == 12 * 18 and rows.groupby("store").size().eq(18).all()
+    long = next(e for e in manifest.partitions if not e.short_history)
+    assert rows[rows.store == long.keys["store"]].ds.min() == (pd.Timestamp(long.last_timestamp)
+                                                               + pd.offsets.MonthBegin(1))
+    assert rows.forecast.notna().all() and set(rows.gate_action) <= {"promote", "promote_baseline", "promote_short"}
+    metrics = pd.read_parquet(tmp_path / "results" / "metrics" / "run_id=run1" / "part-0.parquet").set_index("store")
+    assert metrics.loc[bad, "status"] == "rejected" and "1 target values are empty" in metrics.loc[bad, "error"]
+    assert (metrics.loc[short, "status"], metrics.loc[short, "short_history"], metrics.loc[short, "observations"]) == (
+        "trained", True, 30)
+    assert metrics.loc[short, "short_history_reason"].startswith("30 observations") and metrics.short_history.sum() == 1
+
+    # every partition's forecast has its 80% and 95% interval, nested around the point forecast
+    forecasts = pd.read_parquet(tmp_path / "results" / "forecasts" / "run_id=run1" / "part-0.parquet")
+    assert {"lo_80", "hi_80", "lo_95", "hi_95"} <= set(forecasts.columns)
+    assert forecasts[["lo_80", "hi_80", "lo_95", "hi_95"]].notna().all().all()
+    assert ((forecasts.lo_95 <= forecasts.lo_80) & (forecasts.lo_80 <= forecasts.forecast)
+            & (forecasts.forecast <= forecasts.hi_80) & (forecasts.hi_80 <= forecasts.hi_95)).all()
+    assert (forecasts.lo_95 >= 0).all()  # sales that were never negative get no negative lower bound
+    assert forecasts.groupby("store").short_history.first().to_dict() == {s: s == short for s in forecasts.store}
+    assert set(forecasts[forecasts.short_history].observations) == {30}
+    history = pd.read_parquet(tmp_path / "results" / "history" / "run_id=run1" / "part-0.parquet")
+    assert history.groupby("store").size().to_dict() == {e.keys["store"]: e.observations for e in manifest.partitions}
 
     # a second run of the same data: every partition has a champion now; repeats register nothing twice
     prepare_m3(tmp_path / "work2", run_id="run2", frame=frame)
@@ -126,9 +150,11 @@ def test_publish_registers_gates_and_forecasts_every_partition(tmp_path):
                          f"index:{tmp_path / 'registry' / 'index.sqlite'}", "--artifacts",
                          str(tmp_path / "registry" / "artifacts"), "--results", str(tmp_path / "results")]) == 0
     again = publish(tmp_path / "work2", tmp_path / "out2", registry, artifacts, tmp_path / "results")
-    assert again.registered == 11 and len(registry.search({"run_id": "run2", "flagged": "false"})) == 11
+    assert again.registered == 12 and len(registry.search({"run_id": "run2", "flagged": "false"})) == 11
     second = json.loads((tmp_path / "results" / "gate" / "run_id=run2" / "gate_report.json").read_text())
-    assert {p["action"] for p in second["partitions"]} <= {"promote", "keep_champion", "promote_baseline"}
+    actions = {p["keys"]["store"]: p["action"] for p in second["partitions"]}
+    assert actions.pop(short) == "promote_short"  # a flagged short-history champion is no champion to keep
+    assert set(actions.values()) <= {"promote", "keep_champion", "promote_baseline"}
     runs = duckdb.sql(f"SELECT DISTINCT run_id FROM read_parquet('{tmp_path}/results/forecasts/*/*.parquet', "
                       "hive_partitioning = true) ORDER BY 1").fetchall()
     assert runs == [("run1",), ("run2",)]

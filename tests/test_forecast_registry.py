@@ -64,6 +64,31 @@ def test_versions_tags_and_the_production_alias(registry):
         {"store": "2", "brand": "a"}]
 
 
+def test_a_short_history_keeps_its_observations_and_reason(registry):
+    short = version("7", "a", "r1", 0.0, flagged=True, observations=13, short_history="13 observations, fewer ...")
+    [registered] = registry.register_many([short, version("8", "a", "r1", 0.8, observations=120)])[:1]
+    got = registry.get(registered.name, registered.version)
+    assert (got.flagged, got.observations, got.short_history) == (True, 13, "13 observations, fewer ...")
+    other = registry.search(key_tags({"store": "8"}))[0]
+    assert (other.observations, other.short_history) == (120, "")
+
+
+def test_an_index_written_before_short_histories_gets_their_columns(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    IndexRegistry(path).close()
+    with sqlite3.connect(path) as db:  # the first schema, without the two later columns
+        db.execute("ALTER TABLE versions DROP COLUMN observations")
+        db.execute("ALTER TABLE versions DROP COLUMN short_history")
+        db.execute("INSERT INTO versions VALUES ('retail-p1', 1, 'retail', 'p1', 'r0', 'Theta', '{}', '{}', "
+                   "'file:///m', '', 0, '', 'MS', 0)")
+    reopened = IndexRegistry(path)
+    old = reopened.get("retail-p1", 1)
+    assert (old.model_type, old.observations, old.short_history) == ("Theta", 0, "")
+    assert reopened.register_many([version("1", "a", "r1", 0.8, observations=50)])[0].observations == 50
+
+
 def test_registering_a_run_twice_adds_nothing(registry):
     once = registry.register_many([version("1", "a", "r1", 0.8)])
     again = registry.register_many([version("1", "a", "r1", 0.8)])
@@ -101,6 +126,7 @@ def test_the_workspace_tracking_uri_comes_from_the_workspace():
 
 def test_the_function_app_can_import_the_lookup_side_without_statsforecast_pandas_or_mlflow():
     code = ("import sys, forecast_job.registry, forecast_job.gate, forecast_job.manifest, forecast_job.options, "
+            "forecast_job.levels, "
             "forecast_job.azureml; print(sorted(m for m in ('statsforecast', 'pandas', 'mlflow', 'azure.ai.ml') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -4,6 +4,7 @@ rejected with their reasons while the rest proceed (nothing dropped silently).""
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 from forecast_support import STORE_OPTIONS, as_csv, m3_table, prepare_m3
 
 from forecast_job import table as tables
-from forecast_job.manifest import Manifest, ManifestError, load_rejections, mltable_spec, partition_file
+from forecast_job.manifest import Manifest, ManifestError, bucket_file, load_rejections, mltable_spec, read_bucket
 from forecast_job.naming import partition_id
 from forecast_job.options import OptionsError, TableOptions, TrainOptions, options_from_metadata
 
@@ -79,16 +80,33 @@ def test_bad_partitions_are_rejected_with_reasons_and_the_rest_proceed():
     frame.loc[rows[stores[1]][6], "timestamp"] = frame.loc[rows[stores[1]][5], "timestamp"]  # a repeated month
     frame = frame.drop(index=rows[stores[2]][10:13])  # three months missing
     frame.loc[rows[stores[3]][4], "timestamp"] += pd.Timedelta(days=3)  # off the month-start grid
-    frame = frame.drop(index=rows[stores[4]][30:])  # 30 observations, 42 needed
+    frame = frame.drop(index=rows[stores[4]][30:])  # 30 observations, 42 needed: a short history, not a fault
     validated = read(frame)
     reasons = {r.keys["store"]: [p.code for p in r.problems] for r in validated.rejections}
     assert reasons == {stores[0]: ["missing_values"], stores[1]: ["duplicate_timestamps"], stores[2]: ["gaps"],
-                       stores[3]: ["gaps"], stores[4]: ["too_short"]}
+                       stores[3]: ["gaps"]}
     messages = {r.keys["store"]: r.problems[0].message for r in validated.rejections}
     assert "1 gap(s) in the MS series, the first after" in messages[stores[2]]
     assert "1 timestamps are not on the MS grid, first 1990-05-04T00:00:00" in messages[stores[3]]
-    assert "30 observations; at least 42" in messages[stores[4]]
-    assert sorted(s.keys["store"] for s in validated.series) == sorted(stores[5:])
+    assert sorted(s.keys["store"] for s in validated.series) == sorted(stores[4:])
+    short = {s.keys["store"]: s.short_history for s in validated.series if s.short_history}
+    assert list(short) == [stores[4]] and short[stores[4]].startswith("30 observations, fewer than min_length 42")
+
+
+def test_a_short_history_is_marked_at_any_length_down_to_one_observation():
+    frame = m3_table(4)
+    stores = list(dict.fromkeys(frame.store))
+    for store, keep in zip(stores, (1, 2, 41), strict=False):  # the fourth keeps its whole history
+        frame = frame.drop(index=frame.index[frame.store == store][keep:])
+    validated = read(frame)
+    assert not validated.rejections
+    marks = {s.keys["store"]: (len(s.y), s.short_history.split(",")[0]) for s in validated.series}
+    assert marks == {stores[0]: (1, "1 observations"), stores[1]: (2, "2 observations"),
+                     stores[2]: (41, "41 observations"), stores[3]: ((frame.store == stores[3]).sum(), "")}
+    # a min_length below what the holdout itself needs still leaves a holdout of horizon + 2
+    validated = tables.read_table(as_csv(m3_table(1).head(19)), TableOptions(target_column="sales", min_length=3),
+                                  TrainOptions(horizon=18))
+    assert validated.series[0].short_history.startswith("19 observations, fewer than min_length 20")
 
 
 def test_metadata_options_and_their_errors():
@@ -102,18 +120,40 @@ def test_metadata_options_and_their_errors():
         options_from_metadata({"model_set": "huge"})
 
 
-def test_the_work_folder_holds_one_parquet_per_partition_the_rejections_and_the_manifest(tmp_path):
-    frame = m3_table(5)
-    frame = frame.drop(index=frame.index[frame.store == frame.store.iloc[0]][30:])  # one partition too short
+def test_interval_levels_from_metadata_and_their_errors():
+    assert options_from_metadata({})[1].levels == (80.0, 95.0)
+    assert options_from_metadata({"Levels": " 97.5, 50.5,80 "})[1].levels == (50.5, 80.0, 97.5)
+    for value, words in (("50", "50 is outside (50, 99.9)"), ("99.9", "99.9 is outside (50, 99.9)"),
+                         ("80,abc", "'abc' is not a number"), ("nan", "'nan' is not a number"),
+                         ("60,70,80,90,95,99", "has 6 levels; at most 5"), ("80,80", "80 given more than once"),
+                         ("", "`levels` is empty")):
+        with pytest.raises(OptionsError, match=re.escape(words)) as raised:
+            options_from_metadata({"levels": value})
+        assert "`levels`" in str(raised.value)
+    with pytest.raises(ValueError, match="levels"):  # the same rules for options built in code
+        TrainOptions(levels=(40,))
+
+
+def test_the_work_folder_holds_bucket_files_of_many_partitions_the_rejections_and_the_manifest(tmp_path):
+    frame = m3_table(20)
+    frame = frame.drop(index=frame.index[frame.store == frame.store.iloc[0]][30:])  # one partition short
     manifest = prepare_m3(tmp_path, frame=frame)
-    assert Manifest.load(tmp_path) == manifest and len(manifest.partitions) == 4
-    assert [r["problems"][0]["code"] for r in load_rejections(tmp_path)] == ["too_short"]
+    assert Manifest.load(tmp_path) == manifest and len(manifest.partitions) == 20
+    assert load_rejections(tmp_path) == []
+    assert [bool(e.short_history) for e in manifest.partitions].count(True) == 1
+    assert manifest.train.levels == (80.0, 95.0)
+    buckets = {entry.bucket for entry in manifest.partitions}
+    assert manifest.buckets == 8 and len(buckets) <= 8 < len(manifest.partitions)  # many partitions per file
+    assert sorted(p.parent.name for p in (tmp_path / "partitions").glob("bucket=*/data.parquet")) == [
+        f"bucket={b:04d}" for b in sorted(buckets)]
     entry = manifest.partitions[0]
-    data = pd.read_parquet(partition_file(tmp_path, entry.id))
-    assert list(data.columns) == ["ds", "y"] and len(data) == entry.observations
-    assert entry.last_timestamp == str(data.ds.iloc[-1].isoformat())
+    data = pd.read_parquet(bucket_file(tmp_path, entry.bucket))
+    assert list(data.columns) == ["partition", "ds", "y"]
+    assert data.partition.is_monotonic_increasing and data.groupby("partition").ds.is_monotonic_increasing.all()
+    ds, y = read_bucket(tmp_path, entry.bucket)[entry.id]
+    assert len(y) == entry.observations and entry.last_timestamp == pd.Timestamp(ds[-1]).isoformat()
     assert (tmp_path / "partitions" / "MLTable").read_text().startswith("{") and mltable_spec()["paths"] == [
-        {"pattern": "./partition=*/data.parquet"}]
+        {"pattern": "./bucket=*/data.parquet"}]
     (tmp_path / "manifest.json").write_text('{"schema_version": 9}')
     with pytest.raises(ManifestError, match="schema_version 9"):
         Manifest.load(tmp_path)

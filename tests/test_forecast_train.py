@@ -1,10 +1,11 @@
-"""Per-partition training: the local process pool, the Azure ML run() shape, resume and failures."""
+"""Per-partition training, a bucket at a time: the local process pool, the Azure ML run() shape,
+resume and failures, and what a bucket's output holds."""
 
 from __future__ import annotations
 
-import json
 import pickle
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,7 +15,7 @@ from forecast_support import prepare_m3
 
 from forecast_job import train
 from forecast_job.fit import train_series
-from forecast_job.manifest import partition_file
+from forecast_job.manifest import bucket_file, finished_units
 from forecast_job.metrics import mase, smape, wape
 from tools.competition_series import monthly
 
@@ -37,57 +38,76 @@ def test_every_partition_gets_a_model_a_baseline_and_a_result(trained_run):
     assert record["metrics"] == record["candidates"][record["model_type"]]
     assert record["baseline_metrics"] == record["candidates"]["SeasonalNaive"]
     assert {"mase", "smape", "wape", "accuracy", "relative_mae"} <= set(record["metrics"])
-    model = pickle.loads((out / record["partition_id"] / "model.pkl").read_bytes())
+    offset, length = record["artifacts"]["model"]
+    model = pickle.loads(Path(record["bundle"]).read_bytes()[offset:offset + length])
     forecast = model.predict(h=18)["mean"]
     assert forecast.shape == (18,) and np.all(np.isfinite(forecast))
     assert not list(out.rglob("*.partial"))
+    # a few files per bucket, not three per partition; progress reads the count off the names
+    buckets = {e.bucket for e in manifest.partitions}
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(
+        ["models.bin"] * len(buckets) + [f"partitions-{sum(e.bucket == b for e in manifest.partitions)}.json"
+                                         for b in buckets])
+    assert finished_units(str(p.relative_to(out)) for p in out.rglob("partitions-*.json")) == len(records)
+    # one window of standardized holdout errors (|y - f| / the model's own sigma) per step, for the intervals
+    scores = record["interval_scores"]
+    assert set(scores) == {"model", "baseline"} and [len(w) for w in scores["model"]] == [18]
+    assert all(score >= 0 for score in scores["model"][0] + scores["baseline"][0])
+    assert model.calibration is None and model.floor == 0.0  # M3 sales are positive; publish calibrates
 
 
-def test_a_resubmitted_run_trains_only_partitions_without_a_result(trained_run, caplog):
+def test_a_resubmitted_run_trains_only_buckets_without_a_result(trained_run, caplog):
     manifest, work, out = trained_run
     stamps = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
     caplog.set_level("INFO", logger="forecast_job")
     assert train.run_local(work, out, workers=1) == []
-    assert "20 already trained, 0 to train" in caplog.text
+    assert "0 buckets to train" in caplog.text
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()} == stamps
-    redo = manifest.partitions[3].id
-    (out / redo / "result.json").unlink()
+    redo = manifest.partitions[3].bucket
+    next(train.bucket_folder(out, redo).glob("partitions-*.json")).unlink()  # a crash before the last write
     caplog.clear()
     assert train.run_local(work, out, workers=1) == []
-    assert "19 already trained, 1 to train" in caplog.text
+    assert "1 buckets to train" in caplog.text
     changed = {path.parent.name for path in out.rglob("*") if path.is_file() and stamps.get(path) !=
                path.stat().st_mtime_ns}
-    assert changed == {redo}
+    assert changed == {f"bucket={redo:04d}"}
 
 
-def test_a_partition_that_cannot_be_trained_is_recorded_failed_and_retried_next_time(tmp_path):
+def test_a_partition_that_cannot_be_trained_is_recorded_failed_and_its_bucket_retried_next_time(tmp_path):
     manifest = prepare_m3(tmp_path / "work", limit=2)
     hard = manifest.model_copy(update={"train": manifest.train.model_copy(update={"windows": 10})})
     entry = hard.partitions[0]
-    y = pd.read_parquet(partition_file(tmp_path / "work", entry.id)).y.to_numpy()
-    assert not train.train_with_retries(hard, entry, y, tmp_path / "out", retries=1)
-    record = json.loads(train.result_path(tmp_path / "out", entry.id).read_text())
-    assert record["status"] == "failed" and "too short for 10 windows" in record["error"]
-    assert not train.is_trained(tmp_path / "out", entry.id)
-    assert train.run_local(tmp_path / "work", tmp_path / "out", workers=1, only=[entry.id]) == []
-    assert train.is_trained(tmp_path / "out", entry.id)
+    series = train.read_bucket(tmp_path / "work", entry.bucket)
+    records = train.train_bucket(hard, entry.bucket, series, tmp_path / "out", retries=1)
+    failed = next(r for r in records if r["partition_id"] == entry.id)
+    assert failed["status"] == "failed" and "too short for 10 windows" in failed["error"]
+    assert "artifacts" not in failed
+    assert not train.is_done(tmp_path / "out", entry.bucket)
+    assert train.run_local(tmp_path / "work", tmp_path / "out", workers=1, only=[entry.bucket]) == []
+    assert train.is_done(tmp_path / "out", entry.bucket)
+    assert len(list(train.bucket_folder(tmp_path / "out", entry.bucket).glob("partitions-*.json"))) == 1
 
 
-def test_the_azure_ml_entry_trains_the_partition_it_is_handed(tmp_path, monkeypatch):
-    manifest = prepare_m3(tmp_path / "work", limit=2)
-    entry = manifest.partitions[1]
+def test_the_azure_ml_entry_trains_the_bucket_it_is_handed(tmp_path, monkeypatch):
+    manifest = prepare_m3(tmp_path / "work", limit=6)
+    bucket = manifest.partitions[1].bucket
+    ids = sorted(e.id for e in manifest.in_bucket(bucket))
     monkeypatch.setattr(sys, "argv", ["prs", "--work", str(tmp_path / "work"), "--output", str(tmp_path / "out"),
                                       "--unrelated", "x"])
     from forecast_job import prs_entry
 
     prs_entry.init()
-    rows = pd.read_parquet(partition_file(tmp_path / "work", entry.id)).sample(frac=1, random_state=0)  # any order
-    context = SimpleNamespace(partition_key_value={"partition": entry.id})
-    assert prs_entry.run(rows.assign(partition=entry.id), context) == [entry.id]
-    assert train.is_trained(tmp_path / "out", entry.id)
-    stamp = train.result_path(tmp_path / "out", entry.id).stat().st_mtime_ns
-    assert prs_entry.run(rows, context) == [entry.id]  # a retried mini-batch: already done
-    assert train.result_path(tmp_path / "out", entry.id).stat().st_mtime_ns == stamp
+    rows = pd.read_parquet(bucket_file(tmp_path / "work", bucket)).sample(frac=1, random_state=0)  # any order
+    context = SimpleNamespace(partition_key_value={"bucket": bucket})
+    assert sorted(prs_entry.run(rows.assign(bucket=bucket), context)) == ids
+    assert train.is_done(tmp_path / "out", bucket)
+    done = next(train.bucket_folder(tmp_path / "out", bucket).glob("partitions-*.json"))
+    stamp = done.stat().st_mtime_ns
+    assert sorted(prs_entry.run(rows, context)) == ids  # a retried mini-batch: already done
+    assert done.stat().st_mtime_ns == stamp
+    trained = {r["partition_id"]: r for r in train.read_results(tmp_path / "out")}
+    entry = manifest.entry(ids[0])
+    assert trained[entry.id]["observations"] == entry.observations  # the shuffled rows were put back in order
 
 
 def test_the_cli_refuses_a_folder_without_a_manifest(tmp_path):
@@ -108,12 +128,12 @@ def test_the_default_set_beats_seasonal_naive_on_the_competition_test_period():
 def test_the_combination_serves_unless_a_single_model_beats_it_by_the_margin():
     y = monthly("m3", limit=1).table.target.to_numpy()
     always = train_series(y, horizon=18, season_length=12, selection_margin=1.0)
-    assert always.model_type == "Combination" and repr(always.model).startswith("Combination(AutoETS")
+    assert always.model_type == "Combination" and repr(always.model.model).startswith("Combination(AutoETS")
     assert always.model.predict(h=18)["mean"].shape == (18,)
     from statsforecast.models import AutoETS  # the refit keeps the ETS form chosen on the holdout part
 
     holdout_form = AutoETS(season_length=12).fit(y=y[:-18]).model_["components"]
-    assert always.model.members["AutoETS"].model_["components"] == holdout_form
+    assert always.model.model.members["AutoETS"].model_["components"] == holdout_form
     plain = train_series(y, horizon=18, season_length=12, selection_margin=0.0)
     singles = ("AutoETS", "DynamicOptimizedTheta", "Theta", "Combination")
     assert plain.model_type == min(singles, key=lambda name: plain.candidates[name]["mase"])

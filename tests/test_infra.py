@@ -66,6 +66,7 @@ LEFT_AT_DEFAULT = {
     "local_forecast_workers",  # local backend only
     "forecast_cache_bytes",  # POST /api/forecast: serving policy, the same wherever it runs
     "forecast_warm_up",
+    "forecast_map_refresh_seconds",
     "max_forecast_horizon",
     "max_forecast_batch",
 }

@@ -148,26 +148,93 @@ def test_the_page_runs_only_its_own_script_and_loads_nothing_from_elsewhere(stac
     assert "<script src" not in html and "<link" not in html  # everything inline: no CDN, no build step
 
 
-def test_a_many_models_table_shows_its_partitions_and_gate_on_the_page(stack, browser):
+def test_a_many_models_table_shows_its_partitions_and_gate_on_the_page(stack, browser, tmp_path):
     """A sales table dropped into tables/ appears beside the videos: partitions while it trains, and
-    models trained, gate pass rate and where the forecasts are once it is done."""
+    models trained, gate pass rate and where the forecasts are once it is done. Its row opens the
+    forecast view: the gate's summary, a search by keys, and a partition's history, forecast and
+    80/95% bands drawn as SVG; the drawn band, read back through the chart's scale, is the forecast
+    Parquet's interval."""
     import io
 
+    import pandas as pd
     from azure.storage.blob import BlobServiceClient
     from forecast_support import m3_table
 
+    table = m3_table(4)
+    first = table[table.store == table.store.iloc[0]]
+    short = first.tail(8).assign(store="new-store")  # 8 points, fewer than min_length 30: a short history
+    broken = first.assign(store="broken", sales=first.sales.where(first.index != first.index[2]))  # rejected
     data = io.BytesIO()
-    m3_table(3).to_csv(data, index=False)
-    tables = BlobServiceClient.from_connection_string(stack.connection).get_container_client("tables")
-    tables.upload_blob("weekly-sales.csv", data.getvalue(), metadata={
+    pd.concat([table, short, broken]).to_csv(data, index=False)
+    service = BlobServiceClient.from_connection_string(stack.connection)
+    service.get_container_client("tables").upload_blob("weekly-sales.csv", data.getvalue(), metadata={
         "target_column": "sales", "model_set": "fast", "horizon": "6"})
     browser.get(f"{stack.api_url}/api/page")
     wait_for(lambda: status_of(browser, "weekly-sales.csv") == "Completed", 120, "the table's run on the page")
     row = browser.execute_script(
         "return [...document.querySelectorAll('#jobs tbody tr')]"
         ".find(r => r.cells[0].textContent === 'weekly-sales.csv').textContent")
-    assert "3 models trained" in row and "passed the gate" in row
+    assert "5 models trained (1 short histories)" in row and "passed the gate" in row
     assert "many-models/weekly-sales/forecasts/" in row
+
+    browser.find_element(By.CSS_SELECTOR, "button.forecast-open[aria-label='View the forecasts of weekly-sales.csv']"
+                         ).click()
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#partitions tbody tr"), 15, "the partition list")
+    counts = {b.get_attribute("data-status"): b.text for b in browser.find_elements(By.CSS_SELECTOR,
+                                                                                    "#gate-summary button")}
+    assert counts[""] == "All: 6" and counts["short_history"] == "Short history: 1" and counts["rejected"] == (
+        "Rejected: 1")
+    passed, fallback = (int(counts[k].rsplit(" ", 1)[1]) for k in ("passed", "fallback"))
+    assert passed + fallback == 4
+    browser.find_element(By.CSS_SELECTOR, "#gate-summary button[data-status='rejected']").click()
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#partitions tbody tr")) == 1, 15, "the filter")
+    assert "1 target values are empty" in browser.find_element(By.CSS_SELECTOR, "#partitions tbody tr").text
+    browser.find_element(By.CSS_SELECTOR, "#gate-summary button[data-status='']").click()
+
+    # find the short history by its keys and draw it
+    query = browser.find_element(By.ID, "partition-query")
+    query.clear()
+    query.send_keys("new-store")
+    browser.find_element(By.CSS_SELECTOR, "#partition-search button[type='submit']").click()
+    wait_for(lambda: browser.find_element(By.ID, "partition-matches").text == "1 partition.", 15, "the search")
+    browser.find_element(By.CSS_SELECTOR, "#partitions button.partition").click()
+    wait_for(lambda: browser.find_element(By.ID, "forecast-figure").is_displayed(), 15, "the chart")
+    assert "Short history: 8 observations, fewer than min_length 30" in browser.find_element(
+        By.ID, "forecast-model").text
+    drawn = browser.execute_script("""
+        const chart = document.getElementById('forecast-chart'), d = chart.dataset;
+        const band = level => {
+          const polygon = chart.querySelector(`polygon.band[data-level="${level}"]`);
+          return polygon && polygon.getAttribute('points').trim().split(/\\s+/).map(p => p.split(',').map(Number));
+        };
+        const history = chart.querySelector('polyline.history').getAttribute('points').trim().split(/\\s+/);
+        return {low: +d.valueLow, high: +d.valueHigh, top: +d.plotTop, bottom: +d.plotBottom,
+                first: +d.firstStep, history: history.length, b80: band(80), b95: band(95)};""")
+    assert drawn["history"] == drawn["first"] == 8
+
+    def value(y: float) -> float:  # the chart's scale, inverted
+        return drawn["low"] + (drawn["bottom"] - y) / (drawn["bottom"] - drawn["top"]) * (drawn["high"] - drawn["low"])
+
+    output = service.get_container_client("output")
+    [name] = [n for n in output.list_blob_names(name_starts_with="many-models/weekly-sales/forecasts/")
+              if n.endswith(".parquet")]
+    forecasts = pd.read_parquet(io.BytesIO(output.download_blob(name).readall()))
+    expected = forecasts[forecasts.store == "new-store"].sort_values("ds")
+    tolerance = (drawn["high"] - drawn["low"]) * 1e-4
+    for level in (80, 95):
+        points = drawn[f"b{level}"]
+        assert len(points) == 2 * 6  # upper edge left to right, then the lower edge back
+        upper, lower = points[:6], points[6:][::-1]
+        assert [value(y) for _, y in upper] == pytest.approx(expected[f"hi_{level}"].tolist(), abs=tolerance)
+        assert [value(y) for _, y in lower] == pytest.approx(expected[f"lo_{level}"].tolist(), abs=tolerance)
+    assert (expected.lo_95 <= expected.lo_80).all() and (expected.hi_80 <= expected.hi_95).all()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#forecast-values tbody tr")
+    assert len(rows) == 6 and "\u2013" in rows[0].get_attribute("textContent")  # "lo to hi", one a level (folded)
+    figure = browser.find_element(By.ID, "forecast-figure")
+    browser.execute_script("arguments[0].scrollIntoView()", figure)
+    figure.screenshot(str(tmp_path / "forecast-view.png"))
+    if os.environ.get("RESTYLE_DOCS_SCREENSHOT"):
+        shutil.copyfile(tmp_path / "forecast-view.png", ROOT / "docs" / "forecast-view.png")
 
 
 # What a modified client could do: ask for a 1,000-byte ticket, then PUT more through it.

@@ -44,7 +44,9 @@ def test_function_app_registers_the_orchestrator_activities_trigger_and_api():
     http = {"create_job": ("POST", "jobs"), "read_job": ("GET", "jobs/{instance_id}"), "read_jobs": ("GET", "jobs"),
             "delete_job": ("DELETE", "jobs/{instance_id}"), "forecast": ("POST", "forecast"),
             "read_job_downloads": ("GET", "jobs/{instance_id}/downloads"), "create_upload": ("POST", "uploads"),
-            "jobs_page": ("GET", "page"), "read_me": ("GET", "me")}
+            "read_job_partitions": ("GET", "jobs/{instance_id}/partitions"),
+            "read_job_forecast": ("GET", "jobs/{instance_id}/forecast"), "jobs_page": ("GET", "page"),
+            "read_me": ("GET", "me")}
     assert set(functions) == activities | set(http) | {"stylize_video", "many_models", "on_video_uploaded",
                                                        "on_table_uploaded"}
     for name in activities:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 from azure.ai.ml import Input, MpiDistribution, Output, command
 from azure.ai.ml.entities import Command, ManagedIdentityConfiguration
@@ -22,8 +23,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from forecast_job import azureml as forecast_azureml
 from restyle.storage import BlobStore
 
-from ..work_layout import STYLED_FOLDER
-from .backend import UNITS, JobKind, JobState, JobStatus, kind_of, units_done, units_total
+from ..work_layout import STYLED_FOLDER, WorkLayout
+from .backend import JobKind, JobState, JobStatus, observe
 
 SCORING_PACKAGE = Path(__file__).resolve().parents[2] / "scoring_job"
 COMPILE_CACHE = "_compile-cache"  # folder of the work container, beside the jobs' folders
@@ -60,12 +61,20 @@ def azureml_job_name(job_id: str, attempt: int, kind: JobKind = JobKind.STYLIZE)
     return f"restyle-{job_id}-a{attempt}".lower()
 
 
-def build_job(settings, kind: JobKind, job_id: str, attempt: int, scratch: Path):
-    """The Azure ML job of this kind for one attempt, its code snapshot written under `scratch`."""
+def build_job(settings, kind: JobKind, job_id: str, attempt: int, scratch: Path, table: dict | None = None):
+    """The Azure ML job of this kind for one attempt, its code snapshot written under `scratch`;
+    a many-models run's `table` is the upload the app validated (work/<job>/table.json)."""
     if kind is JobKind.MANY_MODELS:
         return forecast_azureml.build_pipeline_job(forecast_options(settings), job_id, attempt,
-                                                   forecast_azureml.code_snapshot(scratch))
+                                                   forecast_azureml.code_snapshot(scratch), upload_of(settings, table))
     return build_scoring_job(settings, job_id, attempt, code_snapshot(scratch))
+
+
+def upload_of(settings, table: dict) -> forecast_azureml.Upload:
+    """Where the prepare step reads the upload: its blob URL on the data account, pinned to its ETag."""
+    account = (settings.storage_account_url or "").rstrip("/")
+    return forecast_azureml.Upload(f"{account}/{settings.tables_container}/{quote(table['blob'])}", table["etag"],
+                                   table["format"], table["dataset"], table["options"])
 
 
 def forecast_options(settings) -> forecast_azureml.AzureMLOptions:
@@ -133,9 +142,11 @@ class AzureMLBackend:
         name = azureml_job_name(job_id, attempt, kind)
         if self._find(name) is None:
             try:
+                table = (self.store.read_json(self.store.settings.work_container, WorkLayout(job_id).table)
+                         if kind is JobKind.MANY_MODELS else None)
                 with tempfile.TemporaryDirectory(prefix="aml-code-", dir=self._scratch()) as folder:
                     self.ml_client.jobs.create_or_update(
-                        build_job(self.store.settings, kind, job_id, attempt, Path(folder)))
+                        build_job(self.store.settings, kind, job_id, attempt, Path(folder), table))
             except HttpResponseError:  # ResourceExistsError included: a concurrent delivery won
                 if self._find(name) is None:
                     raise
@@ -156,7 +167,10 @@ class AzureMLBackend:
             state, message = JobState.QUEUED, f"unknown Azure ML status {job.status!r}, treated as queued"
         elif state is JobState.FAILED:
             state, message = _failure_state(job) if job.status == "Failed" else (state, message)
-        return JobStatus(state, units_done(self.store, handle), units_total(handle), message, UNITS[kind_of(handle)])
+        done, total, unit, refused = observe(self.store, handle)
+        if refused is not None:  # the prepare step refused the table (and failed the pipeline): done, no resubmission
+            return JobStatus(JobState.COMPLETED, done, total, f"table refused: {refused}", unit)
+        return JobStatus(state, done, total, message, unit)
 
     def cancel(self, handle: dict) -> None:
         self.ml_client.jobs.begin_cancel(handle["name"])

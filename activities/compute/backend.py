@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from restyle.storage import BlobStore
+from forecast_job.manifest import finished_units
+from restyle.storage import BlobNotFound, BlobStore
 
-from ..work_layout import TRAINED_RESULT, WorkLayout
+from ..work_layout import WorkLayout
 
 
 class JobKind(StrEnum):
@@ -90,11 +91,32 @@ class ComputeBackend(Protocol):
         DELETE has no handle); returns how many were canceled."""
 
 
+def prepared(store: BlobStore, handle: dict) -> dict | None:
+    """A many-models run's prepare summary (or its refusal of the table), once the prepare step wrote it."""
+    if kind_of(handle) is not JobKind.MANY_MODELS:
+        return None
+    try:
+        return store.read_json(store.settings.work_container, WorkLayout(handle["job_id"]).prepared)
+    except BlobNotFound:
+        return None
+
+
+def observe(store: BlobStore, handle: dict) -> tuple[int, int, str, str | None]:
+    """(units done, units total, unit, the refusal of a many-models table or None). A run's
+    partition count is known once its prepare step has read the table; until then the total is 0."""
+    unit = UNITS[kind_of(handle)]
+    summary = prepared(store, handle)
+    if summary is not None and not summary.get("accepted"):
+        return 0, 0, unit, summary.get("reason", "the table was refused")
+    total = summary["partitions"] if summary is not None else units_total(handle)
+    return units_done(store, handle), total, unit, None
+
+
 def units_done(store: BlobStore, handle: dict) -> int:
     """Finished units of the attempt's job, counted from the result JSONs in work/<job>/."""
     layout = WorkLayout(handle["job_id"])
     if kind_of(handle) is JobKind.MANY_MODELS:
         names = store.list_names(store.settings.work_container, layout.trained_prefix)
-        return sum(1 for name in names if name.endswith(f"/{TRAINED_RESULT}"))
+        return finished_units(names)
     names = store.list_names(store.settings.work_container, layout.styled_prefix)
     return sum(1 for name in names if name.endswith(".json"))

@@ -22,7 +22,7 @@ from restyle.storage import BlobStore
 from restyle.telemetry import record_queue_wait
 from scoring_job.files import write_text_atomic
 
-from .backend import UNITS, JobKind, JobState, JobStatus, kind_of, units_done, units_total
+from .backend import JobKind, JobState, JobStatus, observe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +68,9 @@ class LocalBackend:
 
     def status(self, handle: dict) -> JobStatus:
         state = Path(handle["state_dir"])
-        done, total, unit = units_done(self.store, handle), units_total(handle), UNITS[kind_of(handle)]
+        done, total, unit, refused = observe(self.store, handle)
+        if refused is not None:  # the prepare step refused the table: done, with the reason (no resubmission)
+            return JobStatus(JobState.COMPLETED, done, total, f"table refused: {refused}", unit)
         if (state / "canceled").exists():
             return JobStatus(JobState.CANCELED, done, total, "canceled", unit)
         exit_file = state / "exit_code"

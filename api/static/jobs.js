@@ -3,6 +3,8 @@
 // finished job's before/after preview through a read-only SAS from GET /api/jobs/{id}/downloads.
 // Who is signed in and their quota come from GET /api/me. The page carries no key: App Service's
 // sign-in session (a cookie) goes with every request to this origin.
+// A finished table job's row opens its forecast view: the gate's summary, a search over the
+// partitions' keys, and one partition's history, forecast and interval bands drawn as SVG here.
 // Plain DOM: text goes in with textContent only, so no blob name or error can inject markup.
 "use strict";
 (() => {
@@ -73,7 +75,13 @@
       const o = job.output || {};
       const passed = typeof o.pass_rate === "number" ? `, ${Math.round(o.pass_rate * 100)}% passed the gate` : "";
       const where = (o.outputs || {}).forecasts || "";
-      cell.append(element("p", { textContent: `${o.trained} models trained${passed}. Forecasts: ${where}` }));
+      const short = o.partitions_short ? ` (${o.partitions_short} short histories)` : "";
+      cell.append(element("p", { textContent: `${o.trained} models trained${short}${passed}. Forecasts: ${where}` }));
+      const open = element("button", { type: "button", className: "secondary forecast-open",
+                                        textContent: "View forecasts" });
+      open.setAttribute("aria-label", `View the forecasts of ${job.blob}`);
+      open.addEventListener("click", () => forecasts.open(job));
+      cell.append(open);
     } else if (job.status === "Completed") {
       const known = links.get(job.id);
       if (!known) {
@@ -259,6 +267,218 @@
       line.textContent = `Could not read who is signed in: ${error.message}`;
     }
   }
+
+  // --- the forecast view of a table job ------------------------------------------------------
+  const SVG = "http://www.w3.org/2000/svg";
+  const CHART = { width: 760, height: 320, left: 64, right: 16, top: 16, bottom: 40 };
+  const STATUS_NAMES = { passed: "Passed", fallback: "Fallback (seasonal naive)", short_history: "Short history",
+                         champion: "Champion kept", rejected: "Rejected", failed: "Failed" };
+
+  function svg(tag, attributes = {}, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function keysText(keys) {
+    return Object.entries(keys).map(([name, value]) => `${name}=${value}`).join(" · ");
+  }
+
+  function niceTicks(low, high, count = 5) {
+    const span = high - low || Math.abs(high) || 1;
+    const step0 = span / count;
+    const magnitude = 10 ** Math.floor(Math.log10(step0));
+    const step = [1, 2, 2.5, 5, 10].map((f) => f * magnitude).find((s) => s >= step0);
+    const ticks = [];
+    for (let v = Math.ceil(low / step) * step; v <= high + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+    return ticks;
+  }
+
+  function number(value) {
+    return Math.abs(value) >= 1000 ? Math.round(value).toLocaleString("en") : Number(value.toPrecision(4)).toString();
+  }
+
+  // History as a line, the forecast as a line over its bands (widest level first), on one scale.
+  // The scale is on the <svg> as data-* attributes, so what was drawn can be read back.
+  function drawChart(data) {
+    const chart = $("forecast-chart");
+    chart.replaceChildren();
+    const history = data.history.filter((p) => p.value !== null);
+    const steps = data.forecast;
+    const levels = [...data.levels].sort((a, b) => b - a);
+    const name = (side, level) => `${side}_${Number(level).toString()}`;
+    const values = history.map((p) => p.value);
+    for (const step of steps) {
+      values.push(step.mean);
+      for (const level of levels) {
+        for (const side of ["lo", "hi"]) if (step[name(side, level)] !== null) values.push(step[name(side, level)]);
+      }
+    }
+    let low = Math.min(...values), high = Math.max(...values);
+    if (low === high) { low -= 1; high += 1; }
+    const pad = (high - low) * 0.05;
+    low -= pad; high += pad;
+    const total = history.length + steps.length;
+    const plotWidth = CHART.width - CHART.left - CHART.right, plotHeight = CHART.height - CHART.top - CHART.bottom;
+    const x = (i) => CHART.left + (total > 1 ? (i / (total - 1)) * plotWidth : plotWidth / 2);
+    const y = (v) => CHART.top + (1 - (v - low) / (high - low)) * plotHeight;
+    const point = (i, v) => `${x(i).toFixed(2)},${y(v).toFixed(2)}`;
+    Object.assign(chart.dataset, { valueLow: low, valueHigh: high, plotTop: CHART.top,
+                                   plotBottom: CHART.top + plotHeight, firstStep: history.length });
+    for (const tick of niceTicks(low, high)) {
+      chart.append(svg("line", { class: "grid", x1: CHART.left, x2: CHART.width - CHART.right, y1: y(tick), y2: y(tick) }));
+      chart.append(svg("text", { x: CHART.left - 6, y: y(tick) + 4, "text-anchor": "end" }, number(tick)));
+    }
+    chart.append(svg("line", { class: "axis", x1: CHART.left, x2: CHART.left, y1: CHART.top, y2: CHART.top + plotHeight }));
+    chart.append(svg("line", { class: "axis", x1: CHART.left, x2: CHART.width - CHART.right,
+                               y1: CHART.top + plotHeight, y2: CHART.top + plotHeight }));
+    const offset = history.length;
+    levels.forEach((level, index) => {
+      const usable = steps.every((step) => step[name("lo", level)] !== null && step[name("hi", level)] !== null);
+      if (!usable || !steps.length) return;
+      const upper = steps.map((step, i) => point(offset + i, step[name("hi", level)]));
+      const lower = steps.map((step, i) => point(offset + i, step[name("lo", level)])).reverse();
+      const band = svg("polygon", { class: `band band-${level}${index === levels.length - 1 && levels.length > 1 ?
+        " band-inner" : ""}`, points: [...upper, ...lower].join(" "), "data-level": level });
+      band.append(svg("title", {}, `${level}% interval`));
+      chart.append(band);
+    });
+    if (history.length) {
+      chart.append(svg("polyline", { class: "history", points: history.map((p, i) => point(i, p.value)).join(" ") }));
+    }
+    if (steps.length) {
+      const joined = history.length ? [point(offset - 1, history[history.length - 1].value)] : [];
+      chart.append(svg("polyline", { class: "forecast",
+                                     points: [...joined, ...steps.map((s, i) => point(offset + i, s.mean))].join(" ") }));
+      chart.append(svg("line", { class: "start", x1: x(offset), x2: x(offset), y1: CHART.top, y2: CHART.top + plotHeight }));
+    }
+    const stamps = [...history.map((p) => p.timestamp), ...steps.map((s) => s.timestamp)];
+    const labelled = [...new Set([0, offset, total - 1])].filter((i) => i >= 0 && i < total);
+    for (const i of labelled) {
+      chart.append(svg("text", { x: x(i), y: CHART.height - 14, "text-anchor": i === 0 ? "start" : i === total - 1 ?
+        "end" : "middle" }, String(stamps[i]).slice(0, 10)));
+    }
+  }
+
+  function legend(levels, flaggedShort) {
+    const parts = [element("span", {}, element("span", { className: "swatch swatch-history" }), "history"),
+                   element("span", {}, element("span", { className: "swatch swatch-forecast" }), "forecast")];
+    [...levels].sort((a, b) => b - a).forEach((level, index) => parts.push(element("span", {},
+      element("span", { className: `swatch ${index === levels.length - 1 && levels.length > 1 ? "swatch-band-inner" :
+        "swatch-band"}` }), `${level}% interval`)));
+    $("forecast-legend").replaceChildren(...parts);
+    if (flaggedShort) $("forecast-legend").append(element("span", { textContent: "(short history)" }));
+  }
+
+  function valuesTable(data) {
+    const names = data.levels.flatMap((level) => [`lo_${level}`, `hi_${level}`]);
+    const head = element("tr", {}, element("th", { scope: "col", textContent: "Period" }),
+                         element("th", { scope: "col", textContent: "Forecast" }),
+                         ...data.levels.map((level) => element("th", { scope: "col", textContent: `${level}% range` })));
+    $("forecast-values").tHead.replaceChildren(head);
+    $("forecast-values").tBodies[0].replaceChildren(...data.forecast.map((step) => element("tr", {},
+      element("td", { textContent: String(step.timestamp).slice(0, 10) }),
+      element("td", { textContent: number(step.mean) }),
+      ...data.levels.map((level) => element("td", { textContent: step[`lo_${level}`] === null ? "not estimated" :
+        `${number(step[`lo_${level}`])} – ${number(step[`hi_${level}`])}` })))));
+    return names;
+  }
+
+  const forecasts = {
+    job: null, status: "",
+    open(job) {
+      this.job = job;
+      this.status = "";
+      $("forecast-view").hidden = false;
+      $("forecast-figure").hidden = true;
+      $("forecast-heading").textContent = `Forecasts of ${job.blob}`;
+      $("partition-query").value = "";
+      this.search();
+      $("forecast-view").scrollIntoView({ block: "start" });
+      $("partition-query").focus();
+    },
+    close() {
+      $("forecast-view").hidden = true;
+      this.job = null;
+    },
+    async search() {
+      const job = this.job;
+      const query = new URLSearchParams({ q: $("partition-query").value.trim(), limit: "50" });
+      if (this.status) query.set("status", this.status);
+      $("forecast-status").textContent = "Loading the partitions…";
+      try {
+        const found = await call("GET", `jobs/${encodeURIComponent(job.id)}/partitions?${query}`);
+        if (job !== this.job) return;
+        this.summary(found);
+        this.list(found);
+        $("forecast-status").textContent = `Dataset ${found.dataset}, run ${found.run_id}; gate rule ${found.rule}.`;
+      } catch (error) {
+        $("forecast-status").textContent = `Could not load the partitions: ${error.message}`;
+      }
+    },
+    summary(found) {
+      const buttons = Object.entries(STATUS_NAMES).map(([status, label]) => {
+        const button = element("button", { type: "button", className: "secondary",
+                                           textContent: `${label}: ${found.counts[status]}` });
+        button.dataset.status = status;
+        button.setAttribute("aria-pressed", String(this.status === status));
+        button.addEventListener("click", () => { this.status = this.status === status ? "" : status; this.search(); });
+        return button;
+      });
+      const all = element("button", { type: "button", className: "secondary", textContent: `All: ${found.total}` });
+      all.dataset.status = "";
+      all.setAttribute("aria-pressed", String(!this.status));
+      all.addEventListener("click", () => { this.status = ""; this.search(); });
+      $("gate-summary").replaceChildren(all, ...buttons);
+    },
+    list(found) {
+      const shown = found.partitions.length;
+      $("partition-matches").textContent = found.matches === shown ? `${shown} partition${shown === 1 ? "" : "s"}.` :
+        `${shown} of ${found.matches} matching partitions shown; narrow the search to find others.`;
+      $("partitions").tBodies[0].replaceChildren(...found.partitions.map((row) => {
+        const keys = keysText(row.keys);
+        const name = row.status === "rejected" || row.status === "failed" ? element("span", { textContent: keys }) :
+          element("button", { type: "button", className: "secondary partition", textContent: keys });
+        if (name.tagName === "BUTTON") {
+          name.setAttribute("aria-label", `Show the forecast of ${keys}`);
+          name.addEventListener("click", () => this.show(row));
+        }
+        const tr = element("tr", {}, element("th", { scope: "row" }, name),
+                           element("td", { className: `gate gate-${row.status}`, textContent: STATUS_NAMES[row.status] }),
+                           element("td", { className: "detail", textContent: row.reason }));
+        tr.dataset.partition = row.partition_id;
+        return tr;
+      }));
+    },
+    async show(row) {
+      const job = this.job;
+      $("forecast-status").textContent = `Loading the forecast of ${keysText(row.keys)}…`;
+      try {
+        const data = await call("GET", `jobs/${encodeURIComponent(job.id)}/forecast?partition=${
+          encodeURIComponent(row.partition_id)}`);
+        if (job !== this.job) return;
+        const model = data.model || {};
+        $("forecast-caption").textContent = `${keysText(data.keys)}: ${data.history.length} observations and ` +
+          `${data.forecast.length} periods of forecast with ${data.levels.map((l) => `${l}%`).join(" and ")} intervals`;
+        drawChart(data);
+        legend(data.levels, model.short_history);
+        valuesTable(data);
+        const bits = [`Model: ${model.model_type} (version ${model.model_version}, run ${model.model_run_id})`];
+        if (model.short_history) bits.push(`Short history: ${model.short_history_reason}`);
+        else bits.push(`Gate: ${row.reason}`);
+        $("forecast-model").textContent = bits.join(". ") + ".";
+        $("forecast-figure").hidden = false;
+        $("forecast-figure").dataset.partition = data.partition_id;
+        $("forecast-status").textContent = `Showing ${keysText(data.keys)}.`;
+      } catch (error) {
+        $("forecast-status").textContent = `Could not load the forecast: ${error.message}`;
+      }
+    },
+  };
+
+  $("partition-search").addEventListener("submit", (event) => { event.preventDefault(); forecasts.search(); });
+  $("forecast-close").addEventListener("click", () => forecasts.close());
 
   for (let index = 0; index < 26; index += 1) $("styles").append(element("option", { value: String(index) }));
   $("upload-form").addEventListener("submit", upload);

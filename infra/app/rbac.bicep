@@ -5,12 +5,15 @@
 //     job submission on the workspace; telemetry to Application Insights.
 //   GPU cluster identity: segments in / styled segments out on data; code snapshot and logs in the
 //     workspace storage; image pull from the registry. Nothing on ops.
-//   CPU cluster identity (many models): partitions in / models and results out on data; code and
-//     logs in the workspace storage; image pull; model registration in the workspace (MLflow).
+//   CPU cluster identity (many models): the upload in, buckets, models and results out on data; code
+//     and logs in the workspace storage; image pull; model registration in the workspace.
+//   Forecast endpoint identity: production maps and model bundles read on data; the code snapshot
+//     read in the workspace storage; image pull. Nothing written anywhere.
 //   The deploying person (optional): upload to input/styles, read output/rejected. Nothing else.
 param appPrincipalId string
 param clusterPrincipalId string
 param cpuClusterPrincipalId string
+param endpointPrincipalId string
 @description('Object id of a person or group to grant the user data roles to; empty for none.')
 param userPrincipalId string = ''
 @allowed(['User', 'Group', 'ServicePrincipal'])
@@ -44,6 +47,7 @@ var dataGrants = [
   { principalId: appPrincipalId, roleId: role.queueContributor } // the blob trigger's poison queue
   { principalId: clusterPrincipalId, roleId: role.blobContributor }
   { principalId: cpuClusterPrincipalId, roleId: role.blobContributor }
+  { principalId: endpointPrincipalId, roleId: role.blobReader }
 ]
 var opsGrants = [
   { principalId: appPrincipalId, roleId: role.blobOwner }
@@ -54,6 +58,7 @@ var mlStorageGrants = [
   { principalId: appPrincipalId, roleId: role.blobContributor }
   { principalId: clusterPrincipalId, roleId: role.blobContributor }
   { principalId: cpuClusterPrincipalId, roleId: role.blobContributor }
+  { principalId: endpointPrincipalId, roleId: role.blobReader }
 ]
 var userGrants = empty(userPrincipalId) ? [] : [
   { container: containers.input, roleId: role.blobContributor }
@@ -142,7 +147,7 @@ resource workspaceRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource registryRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in [clusterPrincipalId, cpuClusterPrincipalId]: {
+resource registryRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in [clusterPrincipalId, cpuClusterPrincipalId, endpointPrincipalId]: {
   name: guid(registry.id, principalId, role.acrPull)
   scope: registry
   properties: {
@@ -152,8 +157,8 @@ resource registryRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [f
   }
 }]
 
-// The many-models publish step registers models and sets their production alias in the workspace's
-// MLflow registry as the CPU cluster's identity.
+// The many-models publish step registers model versions (custom_model assets) in the workspace as the
+// CPU cluster's identity.
 resource cpuClusterWorkspaceRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(workspace.id, cpuClusterPrincipalId, role.mlDataScientist)
   scope: workspace

@@ -1,0 +1,93 @@
+"""What intervals add to a warm real-time forecast, side by side in one process.
+
+    python bench/forecast_intervals.py [--series 40] [--requests 1500] [--model-set fast]
+
+Trains, registers and publishes `--series` M3 monthly series (the run's horizon 18), then answers
+warm requests (horizon 12, models already in the cache, partitions drawn at random) two ways,
+alternating request by request: as POST /api/forecast answers now (registry lookup, mean and the
+80/95% bounds per step, JSON-able answer) and as it answered before intervals (registry lookup,
+the mean, timestamps). The end-to-end figure (devhost + HTTP) is bench/forecast_load.py's; this
+measures the difference intervals make to it. Writes bench/results/forecast_intervals.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from forecast_support import as_csv, m3_table  # noqa: E402
+
+from forecast_job import train  # noqa: E402
+from forecast_job.manifest import prepare_work  # noqa: E402
+from forecast_job.options import TableOptions, TrainOptions  # noqa: E402
+from forecast_job.publish import publish  # noqa: E402
+from forecast_job.registry import FolderArtifacts, IndexRegistry  # noqa: E402
+from forecast_job.serving import Forecaster, ModelCache, future_timestamps  # noqa: E402
+from forecast_job.table import read_table  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "forecast_intervals.json"
+HORIZON = 12
+
+
+def percentile(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--model-set", default="fast")
+    args = parser.parse_args()
+    options = TrainOptions(horizon=18, model_set=args.model_set)
+    with tempfile.TemporaryDirectory(prefix="forecast-intervals-") as scratch:
+        root = Path(scratch)
+        table = read_table(as_csv(m3_table(args.series)), TableOptions(target_column="sales"), options)
+        manifest = prepare_work(table, root / "work", run_id="run1", dataset="m3", train=options)
+        train.run_local(root / "work", root / "out", workers=2)
+        registry, artifacts = IndexRegistry(root / "registry.sqlite"), FolderArtifacts(root / "artifacts")
+        publish(root / "work", root / "out", registry, artifacts, root / "results")
+        forecaster = Forecaster(registry, artifacts, ModelCache(10**9))
+        keys = [entry.keys for entry in manifest.partitions]
+        for partition in keys:  # every model loaded, every request warm
+            forecaster.forecast("m3", partition, HORIZON)
+
+        def before(partition: dict) -> dict:  # the answer's work before intervals existed
+            version = forecaster.production("m3", partition)
+            values = [float(v) for v in forecaster._load(version).predict(h=HORIZON)["mean"]]
+            stamps = future_timestamps(version.last_timestamp, version.freq, HORIZON)
+            return {"forecast": [{"timestamp": t, "mean": v} for t, v in zip(stamps, values, strict=True)]}
+
+        timings: dict[str, list[float]] = {"with_intervals": [], "before_intervals": []}
+        rng = np.random.default_rng(0)
+        load_start = [round(x, 2) for x in os.getloadavg()]
+        for i in range(args.requests):
+            partition = keys[rng.integers(len(keys))]
+            for name in (("with_intervals", "before_intervals") if i % 2 else ("before_intervals", "with_intervals")):
+                started = time.perf_counter()
+                if name == "with_intervals":
+                    forecaster.forecast("m3", partition, HORIZON).as_dict()
+                else:
+                    before(partition)
+                timings[name].append((time.perf_counter() - started) * 1000)
+    result = {"series": args.series, "model_set": args.model_set, "requests": args.requests, "horizon": HORIZON,
+              **{f"{name}_ms": {"p50": percentile(v, 50), "p95": percentile(v, 95)} for name, v in timings.items()},
+              "added_p95_ms": round(percentile(timings["with_intervals"], 95)
+                                    - percentile(timings["before_intervals"], 95), 3),
+              "load_average": [load_start, [round(x, 2) for x in os.getloadavg()]]}
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
