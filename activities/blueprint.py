@@ -73,7 +73,7 @@ def stitch(payload: dict) -> dict:
 @bp.activity_trigger(input_name="payload")
 @job_activity()
 def cleanup(payload: dict) -> dict:
-    return cleanup_work(app_store(), payload["job_id"], payload["succeeded"])
+    return cleanup_work(app_store(), payload["job_id"], payload["succeeded"], payload.get("remove", False))
 
 
 @bp.activity_trigger(input_name="payload")

@@ -23,7 +23,7 @@ from activities.compute.attempts import backend_for, mark_canceled
 from activities.compute.usage import record_usage
 from activities.media.job_inputs import JobInputProblem, check_options, check_style
 from activities.media.scoring_io import gpu_seconds, scoring_results
-from activities.work_layout import WorkLayout
+from orchestrators.remove_work import REMOVAL_SUFFIX
 from restyle.blob_names import UnsafeBlobName, safe_blob_name
 from restyle.storage import BlobNotFound, BlobStore
 from restyle.telemetry import record_audit
@@ -209,8 +209,9 @@ async def list_jobs(client: df.DurableOrchestrationClient, status_filter: str | 
 
 async def cancel_job(client: df.DurableOrchestrationClient, store: BlobStore, instance_id: str,
                      caller: Caller) -> dict:
-    """Mark the job canceled, terminate the orchestration, cancel its compute job, and remove its
-    intermediates (the marker stays: see activities.compute.attempts.submit_attempt).
+    """Mark the job canceled, terminate the orchestration, cancel its compute job, and start the
+    removal of its intermediates (orchestrators/remove_work.py: batched deletes in an activity; the
+    marker stays: see activities.compute.attempts.submit_attempt).
 
     The upload stays in input/ (a canceled job's video is the user's to keep or re-run). Storage and
     backend calls block, so they run in a thread (this runs on the worker's one event loop): two hops,
@@ -222,18 +223,22 @@ async def cancel_job(client: df.DurableOrchestrationClient, store: BlobStore, in
     await asyncio.to_thread(mark_canceled, store, instance_id)
     await client.terminate(instance_id, "canceled by DELETE /api/jobs")
     record_audit("job_canceled", caller.id, instance_id, owner=view["owner"]["id"], blob=view["blob"] or "")
-    canceled = await asyncio.to_thread(stop_compute_and_clean, store, instance_id)
-    # the field's published name, for both pipelines' compute jobs
-    return {"id": instance_id, "status": "Terminated", "scoring_jobs_canceled": canceled}
+    canceled = await asyncio.to_thread(stop_compute, store, instance_id)
+    removal = instance_id + REMOVAL_SUFFIX
+    if not await client.get_status(removal):  # a repeated DELETE: the removal runs already
+        await client.start_new("remove_work", removal, {"job_id": instance_id,
+                                                        "policy": store.settings.orchestration_policy()})
+    # `scoring_jobs_canceled`: the field's published name, for both pipelines' compute jobs
+    return {"id": instance_id, "status": "Terminated", "scoring_jobs_canceled": canceled, "work_removal": removal}
 
 
-def stop_compute_and_clean(store: BlobStore, instance_id: str) -> int:
-    """Cancel every running attempt of the job's compute job (local processes, or Azure ML jobs), record
-    the scoring seconds it used (the GPU quota counts canceled jobs too) and remove work/<id>/
-    (blocking); returns the number of attempts canceled."""
+def stop_compute(store: BlobStore, instance_id: str) -> int:
+    """Cancel every running attempt of the job's compute job (local processes, or Azure ML jobs) and
+    record the scoring seconds it used (the GPU quota counts canceled jobs too); blocking; returns the
+    number of attempts canceled."""
     canceled = backend_for(store).cancel_job(instance_id)
     if results := scoring_results(store, instance_id):
         record_usage(store, instance_id, gpu_seconds(results))
-    removed = store.delete_prefix(store.settings.work_container, WorkLayout(instance_id).prefix)
-    log.info("canceled job %s: %d compute attempts stopped, %d work blobs removed", instance_id, canceled, removed)
+    log.info("canceled job %s: %d compute attempts stopped; work/%s/ is removed by %s%s", instance_id, canceled,
+             instance_id, instance_id, REMOVAL_SUFFIX)
     return canceled

@@ -100,7 +100,9 @@ class Settings(BaseSettings):
     local_max_jobs: int = Field(default=1, gt=0)  # local compute jobs at once; more wait their turn
 
     # Many models (forecast_job/): one statistical model per partition of an uploaded table.
-    max_table_bytes: int = Field(default=256 * 1024**2, gt=0)  # bigger tables are rejected (validation reads it whole)
+    # Bigger tables are rejected. The app reads only a table's header; the compute job's prepare step
+    # streams the rest (bounded memory) but keeps a copy on its node's disk while it runs.
+    max_table_bytes: int = Field(default=64 * 1024**3, gt=0)
     model_registry: str | None = None  # forecast_job.publish --registry; None: index under temp_root/models
     # Promotion gate (forecast_job/gate.py GateRule, whose defaults these are): relative_mae < 1 beats
     # seasonal naive on the holdout; "accuracy" with 0.8 is the source architecture's business rule.

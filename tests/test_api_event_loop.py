@@ -51,7 +51,7 @@ def fresh_sdk_session(monkeypatch) -> None:
 def durable(tmp_path) -> Iterator[str]:
     """The Durable client binding of devhost's management API, over two pending jobs."""
     state = Store(tmp_path / "state.db")
-    engine = Engine(state, {ORCHESTRATOR: lambda _context: "{}"}, lambda _work: None)
+    engine = Engine(state, {name: lambda _context: "{}" for name in (ORCHESTRATOR, "remove_work")}, lambda _work: None)
     for instance_id in (WATCHED, VICTIM):
         engine.start(ORCHESTRATOR, instance_id, json.dumps({"blob": f"{instance_id}.mp4"}))
     router = Router()
@@ -121,7 +121,7 @@ def test_get_is_answered_while_a_post_waits_on_storage(api_store, durable, monke
     assert posted.status_code == 202 and json.loads(posted.get_body())["created"] is True
 
 
-@pytest.mark.parametrize("method", ["write_json", "delete_prefix"])  # the cancel mark; the sweep of work/<id>/
+@pytest.mark.parametrize("method", ["write_json", "list_names"])  # the cancel mark; the finished segments' results
 def test_get_is_answered_while_a_delete_waits_on_storage(method, api_store, durable, monkeypatch):
     gate = Gate(api_store, method, monkeypatch)
     delete = request("DELETE", route={"instance_id": VICTIM})
@@ -132,6 +132,7 @@ def test_get_is_answered_while_a_delete_waits_on_storage(method, api_store, dura
     assert gate.released_by_test
     assert deleted.status_code == 202, deleted.get_body()
     assert api_store.exists(api_store.settings.work_container, f"{VICTIM}.canceled")
+    assert json.loads(deleted.get_body())["work_removal"] == f"{VICTIM}-remove-work"
 
 
 def test_get_is_answered_while_the_blob_trigger_waits_on_storage(api_store, durable, monkeypatch):

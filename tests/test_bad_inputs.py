@@ -250,6 +250,16 @@ def upload_outcome(store: BlobStore, upload: Upload, data: bytes, job: dict | No
             if job else None}
 
 
+def work_left_after_removal(store: BlobStore, job_id: str, seconds: float = 60.0) -> int:
+    """Blobs left under a deleted job's work/<id>/ once its removal orchestration (started by the
+    DELETE, orchestrators/remove_work.py) has had up to `seconds` to run."""
+    deadline = time.monotonic() + seconds
+    while (left := len(list(store.list_names(store.settings.work_container, WorkLayout(job_id).prefix)))) and (
+            time.monotonic() < deadline):
+        time.sleep(0.5)
+    return left
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -302,8 +312,7 @@ def outcomes(azurite, make_clip, tmp_path_factory) -> dict[str, dict]:
         for upload in UPLOADS:
             found[upload.case] = upload_outcome(store, upload, files[upload.case], jobs.get(upload.blob),
                                                 refused[upload.case]) | {"serving": serving(host)}
-        found["DELETE a job while it is scoring"]["work_left"] = len(list(store.list_names(
-            settings.work_container, WorkLayout(posted["id"]).prefix)))
+        found["DELETE a job while it is scoring"]["work_left"] = work_left_after_removal(store, posted["id"])
     finally:
         host.stop()
         stop_scoring(settings, store)

@@ -47,11 +47,11 @@ def test_function_app_registers_the_orchestrator_activities_trigger_and_api():
             "read_job_partitions": ("GET", "jobs/{instance_id}/partitions"),
             "read_job_forecast": ("GET", "jobs/{instance_id}/forecast"), "jobs_page": ("GET", "page"),
             "read_me": ("GET", "me")}
-    assert set(functions) == activities | set(http) | {"stylize_video", "many_models", "on_video_uploaded",
-                                                       "on_table_uploaded"}
+    assert set(functions) == activities | set(http) | {"stylize_video", "many_models", "remove_work",
+                                                       "on_video_uploaded", "on_table_uploaded"}
     for name in activities:
         assert functions[name].get_trigger().type == "activityTrigger"
-    assert {functions[name].get_trigger().type for name in ("stylize_video", "many_models")} == {
+    assert {functions[name].get_trigger().type for name in ("stylize_video", "many_models", "remove_work")} == {
         "orchestrationTrigger"}
     for name, (method, route) in http.items():
         trigger = functions[name].get_trigger()

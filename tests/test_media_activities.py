@@ -134,3 +134,10 @@ def test_work_is_kept_after_a_failure(store):
     store.write_json(store.settings.work_container, "jobX/plan.json", {"mode": "copy", "segments": []})
     assert cleanup_work(store, "jobX", succeeded=False) == {"removed": 0, "kept": True}
     assert store.read_json(store.settings.work_container, "jobX/plan.json")["mode"] == "copy"
+
+
+def test_a_canceled_jobs_work_is_removed_even_where_failures_keep_theirs(store):
+    for n in range(3):
+        store.write_json(store.settings.work_container, f"jobY/segments/{n}.json", {})
+    assert cleanup_work(store, "jobY", succeeded=False, remove=True) == {"removed": 3, "kept": False}
+    assert list(store.list_names(store.settings.work_container, "jobY/")) == []

@@ -248,3 +248,18 @@ def test_a_job_continued_before_the_compute_rename_finishes_under_this_code():
     assert [(s["attempt"], s["units_total"]) for s in submits] == [(2, 2)]
     progress = [s for s in host.custom_statuses if s["stage"] == "scoring"]
     assert (progress[0]["segments_done"], progress[0]["segments_total"]) == (1, 2)  # the API's names
+
+
+def test_the_removal_a_delete_starts_retries_its_cleanup_until_it_succeeds():
+    from orchestrators.remove_work import remove_work
+
+    failures = iter([ConnectionError("storage hiccup")])
+
+    def cleanup(argument):
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        return {"removed": 7, "kept": False}
+
+    host = ReplayHost(remove_work, {"cleanup": cleanup})
+    assert host.run("job-1-remove-work", {"job_id": "job-1", "policy": POLICY}) == {"removed": 7, "kept": False}
+    assert host.calls == [("cleanup", {"job_id": "job-1", "succeeded": False, "remove": True})] * 2
