@@ -69,7 +69,7 @@ def test_a_submit_delivered_after_a_delete_starts_nothing(store):
     client = FakeMLClient()
     mark_canceled(store, "j3")
     store.write_json(store.settings.work_container, "j3/manifest.json", {})
-    store.delete_prefix(store.settings.work_container, "j3/")  # the removal a DELETE starts removes work/<id>/, not the marker
+    store.delete_prefix(store.settings.work_container, "j3/")  # a DELETE's removal: work/<id>/, not the marker
     with pytest.raises(JobCanceled):
         submit_attempt(store, AzureMLBackend(client, store), "j3", units_total=2, attempt=1)
     assert client.jobs.creates == []
