@@ -1,17 +1,21 @@
 """Real-time forecast load: POST /api/forecast on devhost + Azurite over the M3 monthly models.
 
-    python bench/forecast_load.py [--requests 3000] [--caches-mb 0.5,64] [--model-set fast]
+    python bench/forecast_load.py [--requests 3000] [--caches-mb 0.5,64] [--model-set fast] [--batch 100]
     python bench/forecast_load.py --quick          (smoke: 20 series, 60 requests, one cache; forecast_load.quick.json)
 
 The 1,428 M3 monthly series are uploaded to tables/ and trained, registered and gated by the app's
-own pipeline (local backend; `--model-set`, default fast, so the setup takes a minute). Then, for
-each cache size, a fresh devhost (its own worker process, so a cold cache) serves a bounded load
-from 4 client threads on loopback: partition keys drawn Zipf-like (s = 1.1) over all partitions,
-horizon 12. A request is "cold" when it is the first for its partition in that phase (a cache
-miss: blob-free local artifact read + unpickle), else "warm". Halfway, the 20 most requested
-partitions are promoted to a new version (a re-registration, as a re-training run would do):
-every later answer for them must carry the new version. devhost's RSS is sampled meanwhile, and
-the pickled bytes of every model the phase asked for are summed (what an unbounded cache would hold).
+own pipeline (local backend; `--model-set`, default fast, so the setup takes a minute). Serving is
+the Azure configuration: the app reads the dataset's production map and the model bundles from the
+work container's `models/` (Azurite here), with no local registry index. Then, for each cache size,
+a fresh devhost (its own worker process, so a cold cache) serves a bounded load from 4 client
+threads on loopback: partition keys drawn Zipf-like (s = 1.1) over all partitions, horizon 12. A
+request is "cold" when it is the first for its partition in that phase (a cache miss: a ranged
+blob read + unpickle), else "warm". Halfway, the 20 most requested partitions are promoted to a new
+version (the production map rewritten, as a re-training run's publish does): every answer that
+starts a refresh interval (forecast_map_refresh_seconds) after it must carry the new version.
+Last, batches of `--batch` partitions per request (drawn the same way) from one client: "warm"
+when every partition in it was asked for before. devhost's RSS is sampled meanwhile, and the
+pickled bytes of every model a phase asked for are summed (what an unbounded cache would hold).
 Writes bench/results/forecast_load.json and prints a table.
 """
 
@@ -25,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +41,10 @@ from load import rss_mb  # noqa: E402
 
 from bench.report import BenchReport, quick_path  # noqa: E402
 from devhost.process import DevhostProcess  # noqa: E402
-from forecast_job.registry import IndexRegistry, NewVersion  # noqa: E402
+from forecast_job.azureml import MODELS_FOLDER  # noqa: E402
+from forecast_job.production_map import ProductionMap, map_path  # noqa: E402
+from forecast_job.registry import split_range  # noqa: E402
+from restyle.settings import get_settings  # noqa: E402
 from tools.azurite import free_port  # noqa: E402
 from tools.competition_series import monthly  # noqa: E402
 
@@ -51,8 +59,8 @@ def p(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
 
 
-def train_models(stack, series: int | None, model_set: str) -> tuple[list[dict], float]:
-    """Upload the M3 monthly table and let the pipeline train it; returns the partitions' keys."""
+def train_models(stack, series: int | None, model_set: str) -> float:
+    """Upload the M3 monthly table and let the pipeline train it; returns the seconds it took."""
     table = monthly("m3", limit=series).table.rename(columns={"series": "series_id"})
     data = io.BytesIO()
     table.to_csv(data, index=False)
@@ -66,53 +74,66 @@ def train_models(stack, series: int | None, model_set: str) -> tuple[list[dict],
         "GET", f"/api/jobs/{job['id']}")[1]), 1800, "training", interval=2)
     if done["status"] != "Completed":
         raise SystemExit(f"training failed: {done}")
-    return [{"series_id": name} for name in table["series_id"].unique()], time.perf_counter() - started
+    return time.perf_counter() - started
 
 
-def promote(registry_path: Path, keys: list[dict]) -> list[str]:
-    """New production versions for these partitions (the same fitted model, re-registered)."""
-    from forecast_job.registry import find_production
+class Models:
+    """The dataset's production map in the work container (what the app serves from)."""
 
-    registry = IndexRegistry(registry_path)
-    current = [find_production(registry, DATASET, k) for k in keys]
-    fresh = registry.register_many(NewVersion(v.dataset, "bench-promotion", v.keys, v.model_type, v.metrics,
-                                              v.artifact, v.baseline_artifact, last_timestamp=v.last_timestamp,
-                                              freq=v.freq, partition_id=v.partition_id) for v in current)
-    registry.set_aliases([(v.name, v.version) for v in fresh])
-    registry.close()
-    return [f"{v.name}@{v.version}" for v in fresh]
+    def __init__(self, stack) -> None:
+        self.blob = stack.container("work").get_blob_client(f"{MODELS_FOLDER}/{map_path(DATASET)}")
 
+    def current(self) -> ProductionMap:
+        return ProductionMap.from_json(self.blob.download_blob().readall())
 
-def model_size(registry_path: Path, dataset: str, keys: dict) -> int:
-    """Bytes of the pickle of the partition's production model (a file:// artifact of a local run)."""
-    from urllib.parse import unquote, urlparse
+    def size(self, pid: str, current: ProductionMap) -> int:
+        """Bytes of the partition's production model: its range in the run's bundle."""
+        span = split_range(current.partitions[pid].artifact)[1]
+        return span[1] if span else 0
 
-    from forecast_job.registry import find_production
-
-    registry = IndexRegistry(registry_path)
-    try:
-        return Path(unquote(urlparse(find_production(registry, dataset, keys).artifact).path)).stat().st_size
-    finally:
-        registry.close()
+    def promote(self, pids: list[str]) -> dict[str, int]:
+        """New production versions for these partitions (the same fitted model under a new number),
+        written to the map as a re-training run's publish writes it; partition id -> version."""
+        current = self.current()
+        fresh = {pid: replace(current.partitions[pid], version=current.next_version(pid), run_id="bench-promotion")
+                 for pid in pids}
+        self.blob.upload_blob(current.updated("bench-promotion", fresh.values(), fresh).to_json().encode(),
+                              overwrite=True)
+        return {pid: version.version for pid, version in fresh.items()}
 
 
-def load_phase(host: DevhostProcess, keys: list[dict], requests: int, registry_path: Path, seed: int) -> dict:
+def zipf_draws(count: int, size: int, seed: int) -> np.ndarray:
+    """`size` partition indexes drawn Zipf-like; which partitions are popular is random, not the first rows."""
     rng = np.random.default_rng(seed)
-    weights = 1 / np.arange(1, len(keys) + 1) ** 1.1
-    order = rng.permutation(len(keys))  # which partitions are popular: random, not the first rows
-    draws = order[rng.choice(len(keys), size=requests, p=weights / weights.sum())]
-    popular = [keys[i] for i, _ in Counter(draws.tolist()).most_common(PROMOTED)]
+    weights = 1 / np.arange(1, count + 1) ** 1.1
+    return rng.permutation(count)[rng.choice(count, size=size, p=weights / weights.sum())]
+
+
+class RssSampler:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.values, self.stop = pid, [rss_mb(pid)], threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.2):
+            self.values.append(rss_mb(self.pid))
+
+    def summary(self) -> dict:
+        self.stop.set()
+        return {"rss_start_mb": round(self.values[0], 1), "rss_peak_mb": round(max(self.values), 1),
+                "rss_end_mb": round(self.values[-1], 1)}
+
+
+def load_phase(host: DevhostProcess, partitions: list[tuple[str, dict]], requests: int, models: Models,
+               refresh_s: float, seed: int) -> dict:
+    draws = zipf_draws(len(partitions), requests, seed)
+    popular = [partitions[i][0] for i, _ in Counter(draws.tolist()).most_common(PROMOTED)]
     seen: set[int] = set()
     lock = threading.Lock()
-    samples: list[tuple[float, bool, int, int, str, int]] = []  # seconds, cold, index, status, name, version
+    samples: list[tuple[float, float, bool, int, str, str, int]] = []  # start, seconds, cold, status, pid, name, v
     cursor = iter(enumerate(draws.tolist()))
     promoted: dict = {}
-    rss = [rss_mb(host.process.pid)]
-    stop = threading.Event()
-
-    def sampler() -> None:
-        while not stop.wait(0.2):
-            rss.append(rss_mb(host.process.pid))
+    rss = RssSampler(host.process.pid)
 
     def client() -> None:
         while True:
@@ -124,17 +145,17 @@ def load_phase(host: DevhostProcess, keys: list[dict], requests: int, registry_p
                 cold = index not in seen
                 seen.add(index)
                 if position == requests // 2 and not promoted:
-                    promoted["names"] = promote(registry_path, popular)
-                    promoted["at"] = position
+                    promoted["versions"] = models.promote(popular)
+                    promoted["at"] = time.perf_counter()
             started = time.perf_counter()
             status, answer = host.request("POST", "/api/forecast",
-                                          {"dataset": DATASET, "keys": keys[index], "horizon": HORIZON})
+                                          {"dataset": DATASET, "keys": partitions[index][1], "horizon": HORIZON})
             seconds = time.perf_counter() - started
             model = answer["forecasts"][0]["model"] if status == 200 else {"name": "", "version": 0}
             with lock:
-                samples.append((seconds, cold, position, status, model["name"], model["version"]))
+                samples.append((started, seconds, cold, status, partitions[index][0], model["name"],
+                                model["version"]))
 
-    threading.Thread(target=sampler, daemon=True).start()
     threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
     started = time.perf_counter()
     for thread in threads:
@@ -142,43 +163,78 @@ def load_phase(host: DevhostProcess, keys: list[dict], requests: int, registry_p
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
-    stop.set()
-    new_versions = {name.rsplit("@", 1)[0]: int(name.rsplit("@", 1)[1]) for name in promoted.get("names", [])}
-    after = [s for s in samples if s[4] in new_versions and s[2] > promoted.get("at", requests) + CLIENTS]
-    stale = [s for s in after if s[5] != new_versions[s[4]]]
-    model_bytes = sum(model_size(registry_path, DATASET, keys[index]) for index in seen)
-    warm = [s[0] * 1000 for s in samples if not s[1] and s[3] == 200]
-    cold = [s[0] * 1000 for s in samples if s[1] and s[3] == 200]
+    versions = promoted.get("versions", {})
+    after = [s for s in samples if s[4] in versions and s[0] > promoted.get("at", float("inf")) + refresh_s]
+    stale = [s for s in after if s[6] != versions[s[4]]]
+    current = models.current()
+    model_bytes = sum(models.size(partitions[index][0], current) for index in seen)
+    warm = [s[1] * 1000 for s in samples if not s[2] and s[3] == 200]
+    cold = [s[1] * 1000 for s in samples if s[2] and s[3] == 200]
     return {"requests": len(samples), "errors": sum(1 for s in samples if s[3] != 200), "wall_s": round(wall, 1),
             "requests_per_s": round(len(samples) / wall, 1), "partitions_hit": len(seen),
             "model_mb_hit": round(model_bytes / 1024**2, 2),
             "warm": len(warm), "warm_p50_ms": p(warm, 50), "warm_p95_ms": p(warm, 95),
             "cold": len(cold), "cold_p50_ms": p(cold, 50), "cold_p95_ms": p(cold, 95),
-            "client_side_hit_rate": round(len(warm) / max(len(samples), 1), 3),
-            "rss_start_mb": round(rss[0], 1), "rss_peak_mb": round(max(rss), 1), "rss_end_mb": round(rss[-1], 1),
-            "promotion": {"promoted": len(new_versions), "answers_after": len(after), "stale_answers": len(stale)}}
+            "client_side_hit_rate": round(len(warm) / max(len(samples), 1), 3), **rss.summary(),
+            "promotion": {"promoted": len(versions), "answers_after": len(after), "stale_answers": len(stale)}}
 
 
-def run(results: BenchReport, requests: int, caches_mb: list[float], series: int | None, model_set: str) -> None:
+def batch_phase(host: DevhostProcess, partitions: list[tuple[str, dict]], batches: int, size: int,
+                seed: int) -> dict:
+    """`batches` requests of `size` partitions each, one client; warm = all asked for before."""
+    size = min(size, len(partitions))
+    draws = zipf_draws(len(partitions), batches * size * 4, seed).tolist()
+    seen: set[int] = set()
+    warm, cold, errors = [], [], 0
+    rss = RssSampler(host.process.pid)
+    for number in range(batches):
+        chosen = list(dict.fromkeys(draws[number * size * 4:(number + 1) * size * 4]))[:size]
+        chosen += [i for i in range(len(partitions)) if i not in chosen][:size - len(chosen)]
+        started = time.perf_counter()
+        status, answer = host.request("POST", "/api/forecast", {
+            "dataset": DATASET, "partitions": [partitions[i][1] for i in chosen], "horizon": HORIZON})
+        seconds = (time.perf_counter() - started) * 1000
+        if status != 200 or len(answer["forecasts"]) != size:
+            errors += 1
+        elif all(i in seen for i in chosen):
+            warm.append(seconds)
+        else:
+            cold.append(seconds)
+        seen.update(chosen)
+    return {"batch_size": size, "requests": batches, "errors": errors, "partitions_hit": len(seen),
+            "warm": len(warm), "warm_p50_ms": p(warm, 50), "warm_p95_ms": p(warm, 95),
+            "cold": len(cold), "cold_p50_ms": p(cold, 50), "cold_p95_ms": p(cold, 95), **rss.summary()}
+
+
+def run(results: BenchReport, requests: int, caches_mb: list[float], series: int | None, model_set: str,
+        batch: int, batches: int) -> None:
     results.update({"dataset": f"M3 monthly ({series or 1428} series), model set {model_set}",
-                    "clients": CLIENTS, "horizon": HORIZON, "zipf_s": 1.1, "phases": []})
+                    "clients": CLIENTS, "horizon": HORIZON, "zipf_s": 1.1, "serving": "production map and "
+                    "bundles in the work container (Azurite), no local index", "phases": []})
     with tempfile.TemporaryDirectory(prefix="forecast-load-") as folder, \
             running_stack(Path(folder), poll_initial_seconds="1", poll_max_seconds="2",
                           local_forecast_workers="2") as stack:
         with results.part("train"):
-            keys, seconds = train_models(stack, series, model_set)
-            results["setup"] = {"partitions": len(keys), "train_register_gate_forecast_s": round(seconds, 1)}
+            seconds = train_models(stack, series, model_set)
+            models = Models(stack)
+            partitions = [(pid, version.keys) for pid, version in sorted(models.current().partitions.items())]
+            results["setup"] = {"partitions": len(partitions), "train_register_gate_forecast_s": round(seconds, 1)}
         stack.host.stop()  # the training host; each phase gets a fresh worker with its cache size
-        registry = stack.temp_root / "models" / "registry.sqlite"
+        refresh_s = get_settings().forecast_map_refresh_seconds
         for index, cache_mb in enumerate(caches_mb):
             env = app_env(stack.containers, stack.scratch, forecast_cache_bytes=str(int(cache_mb * 1024**2)))
             host = DevhostProcess(free_port(), stack.scratch / "state", stack.azurite.connection,
                                   stack.scratch / f"serve-{index}.log", env=env).start()
             try:
                 with results.part(f"cache {cache_mb:g} MB"):
-                    host.request("POST", "/api/forecast", {"dataset": DATASET, "keys": keys[0], "horizon": 1})
-                    results["phases"].append({"cache_mb": cache_mb, **load_phase(host, keys, requests, registry,
-                                                                                 seed=index)})
+                    host.request("POST", "/api/forecast", {"dataset": DATASET, "keys": partitions[0][1],
+                                                           "horizon": 1})
+                    results["phases"].append({"cache_mb": cache_mb, **load_phase(host, partitions, requests, models,
+                                                                                 refresh_s, seed=index)})
+                if index == len(caches_mb) - 1:
+                    with results.part(f"batches of {batch}"):
+                        results["batches"] = {"cache_mb": cache_mb, **batch_phase(host, partitions, batches, batch,
+                                                                                  seed=99)}
             finally:
                 host.stop()
 
@@ -188,13 +244,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--caches-mb", default="0.5,64", help="cache sizes to compare, MB, comma-separated")
     parser.add_argument("--model-set", default="fast", choices=["fast", "default", "full"])
+    parser.add_argument("--batch", type=int, default=100, help="partitions per request in the batch phase")
+    parser.add_argument("--batches", type=int, default=200, help="requests in the batch phase")
     parser.add_argument("--quick", action="store_true", help="smoke: 20 series, 60 requests, one cache size")
     parser.add_argument("--output", type=Path, default=None, help=f"default {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args()
-    series, requests = (20, 60) if args.quick else (None, args.requests)
+    series, requests, batches = (20, 60, 10) if args.quick else (None, args.requests, args.batches)
     caches = "64" if args.quick else args.caches_mb
     results = BenchReport(quick_path(RESULTS, args.quick, args.output), "forecast_load", quick=args.quick)
-    run(results, requests, [float(x) for x in caches.split(",")], series, args.model_set)
+    run(results, requests, [float(x) for x in caches.split(",")], series, args.model_set, args.batch, batches)
     print(json.dumps(results, indent=1))
     print("| cache | requests | errors | warm p50 / p95 | cold p50 / p95 | hit rate | models asked for "
           "| RSS start / peak | stale after promotion |")
@@ -205,6 +263,10 @@ def main() -> None:
               f"{phase['client_side_hit_rate']} | {phase['partitions_hit']} ({phase['model_mb_hit']} MB) | "
               f"{phase['rss_start_mb']} / {phase['rss_peak_mb']} MB | "
               f"{phase['promotion']['stale_answers']} of {phase['promotion']['answers_after']} |")
+    batches = results["batches"]
+    print(f"\nbatches of {batches['batch_size']}: {batches['requests']} requests, {batches['errors']} errors, warm "
+          f"p50 / p95 {batches['warm_p50_ms']} / {batches['warm_p95_ms']} ms ({batches['warm']}), cold "
+          f"{batches['cold_p50_ms']} / {batches['cold_p95_ms']} ms ({batches['cold']})")
 
 
 if __name__ == "__main__":

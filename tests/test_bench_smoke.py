@@ -62,7 +62,7 @@ BENCHES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "forecast_load": (["bench/forecast_load.py"], (
         "setup.partitions", "phases[].cache_mb", "phases[].errors", "phases[].warm_p50_ms", "phases[].warm_p95_ms",
         "phases[].cold_p50_ms", "phases[].cold_p95_ms", "phases[].partitions_hit", "phases[].rss_peak_mb",
-        "phases[].promotion.stale_answers")),
+        "phases[].promotion.stale_answers", "batches.batch_size", "batches.errors", "batches.warm_p95_ms")),
     "many_models": (["bench/many_models.py"], (
         "summary.smape_m3_monthly", "summary.smape_m3_monthly_served_after_gate",
         "summary.smape_m3_monthly_seasonal_naive", "summary.models_per_minute", "summary.gate_pass_rate",
