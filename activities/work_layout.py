@@ -84,7 +84,7 @@ class WorkLayout:
 
     @property
     def trained_prefix(self) -> str:
-        """Many models: forecast_job's output, one folder per trained partition (as in Azure ML's mount)."""
+        """Many models: forecast_job's output, one folder per trained bucket (as in Azure ML's mount)."""
         return f"{self.job_id}/{TRAINED_FOLDER}/"
 
     @property

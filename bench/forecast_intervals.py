@@ -1,20 +1,20 @@
 """What intervals add to a warm real-time forecast, side by side in one process.
 
-    python bench/forecast_intervals.py [--series 40] [--requests 1500] [--model-set fast]
+    python bench/forecast_intervals.py [--series 40] [--requests 1500] [--model-set fast] [--quick] [--output F]
 
 Trains, registers and publishes `--series` M3 monthly series (the run's horizon 18), then answers
 warm requests (horizon 12, models already in the cache, partitions drawn at random) two ways,
 alternating request by request: as POST /api/forecast answers now (registry lookup, mean and the
 80/95% bounds per step, JSON-able answer) and as it answered before intervals (registry lookup,
 the mean, timestamps). The end-to-end figure (devhost + HTTP) is bench/forecast_load.py's; this
-measures the difference intervals make to it. Writes bench/results/forecast_intervals.json.
+measures the difference intervals make to it. Writes bench/results/forecast_intervals.json (`--quick`:
+8 series, 100 requests, beside it as forecast_intervals.quick.json).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -27,6 +27,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from forecast_support import as_csv, m3_table  # noqa: E402
 
+from bench.report import BenchReport, quick_path  # noqa: E402
 from forecast_job import train  # noqa: E402
 from forecast_job.manifest import prepare_work  # noqa: E402
 from forecast_job.options import TableOptions, TrainOptions  # noqa: E402
@@ -48,7 +49,13 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=40)
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--model-set", default="fast")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 8 series, 100 requests")
+    parser.add_argument("--output", type=Path, help="where to write the JSON")
     args = parser.parse_args()
+    if args.quick:
+        args.series, args.requests = 8, 100
+    report = BenchReport(quick_path(RESULTS, args.quick, args.output), "forecast_intervals", series=args.series,
+                         model_set=args.model_set, requests=args.requests, horizon=HORIZON)
     options = TrainOptions(horizon=18, model_set=args.model_set)
     with tempfile.TemporaryDirectory(prefix="forecast-intervals-") as scratch:
         root = Path(scratch)
@@ -70,7 +77,6 @@ def main() -> None:
 
         timings: dict[str, list[float]] = {"with_intervals": [], "before_intervals": []}
         rng = np.random.default_rng(0)
-        load_start = [round(x, 2) for x in os.getloadavg()]
         for i in range(args.requests):
             partition = keys[rng.integers(len(keys))]
             for name in (("with_intervals", "before_intervals") if i % 2 else ("before_intervals", "with_intervals")):
@@ -80,13 +86,10 @@ def main() -> None:
                 else:
                     before(partition)
                 timings[name].append((time.perf_counter() - started) * 1000)
-    result = {"series": args.series, "model_set": args.model_set, "requests": args.requests, "horizon": HORIZON,
-              **{f"{name}_ms": {"p50": percentile(v, 50), "p95": percentile(v, 95)} for name, v in timings.items()},
-              "added_p95_ms": round(percentile(timings["with_intervals"], 95)
-                                    - percentile(timings["before_intervals"], 95), 3),
-              "load_average": [load_start, [round(x, 2) for x in os.getloadavg()]]}
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result))
+    report.update({f"{name}_ms": {"p50": percentile(v, 50), "p95": percentile(v, 95)} for name, v in timings.items()})
+    report["added_p95_ms"] = round(report["with_intervals_ms"]["p95"] - report["before_intervals_ms"]["p95"], 3)
+    report.write()
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

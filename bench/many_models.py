@@ -57,7 +57,7 @@ from forecast_job.options import TableOptions, TrainOptions
 from forecast_job.publish import publish
 from forecast_job.registry import FolderArtifacts, IndexRegistry, NewVersion
 from forecast_job.table import read_table
-from forecast_job.train import read_results, run_local
+from forecast_job.train import load_trained, read_results, run_local
 from tools.competition_series import monthly
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -174,11 +174,10 @@ def run_case(dataset: str, model_set: str, workers: int, limit: int | None, root
     own, naive, baselines, production = {}, {}, {}, {}
     for record in records:
         name = record["keys"]["series"]
-        partition = folder / "out" / record["partition_id"]
-        own[name] = pickle.loads((partition / "model.pkl").read_bytes()).predict(h=data.horizon)["mean"]
-        if (partition / "baseline.pkl").exists():  # a short history has none
-            baselines[name] = pickle.loads((partition / "baseline.pkl").read_bytes())
-            naive[name] = baselines[name].predict(h=data.horizon)["mean"]
+        own[name] = load_trained(record).predict(h=data.horizon)["mean"]
+        if (baseline := load_trained(record, "baseline")) is not None:  # a short history has none
+            baselines[name] = baseline
+            naive[name] = baseline.predict(h=data.horizon)["mean"]
         version = registry.by_alias(model_name(dataset, record["partition_id"]))
         production[name] = as_calibrated(pickle.loads(artifacts.get(version.artifact)))
     served_intervals = served_bounds(served)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import BenchReport, quick_path
 from forecast_job.fit import train_series
 from forecast_job.intervals import REFERENCE_LEVEL, CalibratedModel, Calibration
 from forecast_job.metrics import naive_scale, smape
@@ -113,11 +113,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--output", type=Path, help="where to write the JSON")
     args = parser.parse_args()
+    report = BenchReport(quick_path(RESULTS / "short_history.json", args.quick, args.output), "short_history")
     data = monthly("m3", limit=120 if args.quick else None)
     series = data.table.groupby("series", sort=True).target.apply(np.asarray)
     tasks = [(series[name], data.test[name]) for name in series.index]
-    load_start = [round(x, 2) for x in os.getloadavg()]
     with ProcessPoolExecutor(args.workers) as pool:
         calibration = Calibration.from_scores(pool.map(long_scores, tasks, chunksize=8), LEVELS)
         results = list(pool.map(short_fits, [(y, test, calibration) for y, test in tasks], chunksize=8))
@@ -136,13 +137,9 @@ def main() -> None:
             rows[name] = row
         table[n] = rows
         print(f"n = {n}: " + json.dumps(rows), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    target = RESULTS / ("short_history.quick.json" if args.quick else "short_history.json")
-    target.write_text(json.dumps({"series": len(tasks), "horizon": data.horizon, "reference_level": REFERENCE_LEVEL,
-                                  "calibration_partitions": calibration.partitions if calibration else 0,
-                                  "load_average_start": load_start,
-                                  "load_average_end": [round(x, 2) for x in os.getloadavg()],
-                                  "lengths": table}, indent=1) + "\n")
+    report.update(series=len(tasks), horizon=data.horizon, reference_level=REFERENCE_LEVEL,
+                  calibration_partitions=calibration.partitions if calibration else 0, lengths=table)
+    report.write()
     print("| n | rule (model) | sMAPE | own 80 / 95 / MSIS | calibrated 80 / 95 / MSIS | "
           + " | ".join(f"{c} sMAPE / MSIS" for c in CANDIDATES) + " |")
     for n, rows in table.items():

@@ -89,6 +89,18 @@ def read_results(output: Path) -> list[dict]:
     return records
 
 
+def load_trained(record: dict, kind: str = "model") -> object | None:
+    """A trained partition's fitted object of `kind` ("model", "baseline") from its bucket's bundle, or
+    None where it has none (a short history has no baseline)."""
+    span = record.get("artifacts", {}).get(kind)
+    if span is None:
+        return None
+    offset, length = span
+    with open(record["bundle"], "rb") as bundle:
+        bundle.seek(offset)
+        return pickle.loads(bundle.read(length))
+
+
 def _record(manifest: Manifest, entry: PartitionEntry, status: str, **fields) -> dict:
     return {"schema_version": RESULT_SCHEMA, "status": status, "run_id": manifest.run_id,
             "dataset": manifest.dataset, "partition_id": entry.id, "keys": entry.keys,

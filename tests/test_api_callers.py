@@ -137,7 +137,7 @@ def test_every_http_function_refuses_a_caller_it_does_not_admit(monkeypatch):
         result = function.get_user_function()(req=request, **({"client": binding} if durable else {}))
         answer = asyncio.run(result) if asyncio.iscoroutine(result) else result
         answers[name] = answer.status_code
-    assert answers == dict.fromkeys(answers, 401) and len(answers) == 9
+    assert answers == dict.fromkeys(answers, 401) and len(answers) == 11
 
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
     page = app_functions()["jobs_page"].get_user_function()(req=func.HttpRequest("GET", "https://app/api/page",

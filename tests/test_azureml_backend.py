@@ -14,6 +14,7 @@ from activities.compute.azureml import (
     scoring_environment,
 )
 from activities.compute.backend import JobKind, JobState
+from activities.work_layout import WorkLayout
 from restyle.settings import Settings
 
 
@@ -96,28 +97,38 @@ def test_submit_status_and_cancel_through_the_jobs_boundary(store):
 
 
 def test_a_many_models_run_is_a_pipeline_job_with_the_apps_cpu_settings(settings, store):
-    """The training run's spec comes from forecast_job.azureml, fed by the app's settings; progress is
-    the count of trained partitions; a DELETE's sweep finds it by name like a scoring job."""
+    """The training run's spec comes from forecast_job.azureml, fed by the app's settings and the table the
+    app validated (work/<job>/table.json); progress is the partitions counted in the trained buckets'
+    file names; a DELETE's sweep finds it by name like a scoring job."""
     from restyle.storage import BlobStore
 
     store = BlobStore(store.service, settings.model_copy(update={
         "aml_forecast_compute": "cpu-x", "aml_forecast_instance_count": 3, "aml_forecast_processes_per_instance": 8,
-        "gate_metric": "accuracy", "gate_threshold": 0.8}))
+        "gate_metric": "accuracy", "gate_threshold": 0.8, "storage_account_url": "https://stdata.blob.core.windows.net"}))
+    work = store.settings.work_container
+    layout = WorkLayout("job8")
+    store.write_json(work, layout.table, {"blob": "sales 2024.csv", "etag": "0x8DC0FFEE", "format": "csv",
+                                               "dataset": "sales", "options": {"train": {"model_set": "fast"}}})
     client = FakeMLClient()
     backend = AzureMLBackend(client, store)
     handle = backend.submit("job8", units_total=4, attempt=2, kind=JobKind.MANY_MODELS)
     assert (handle["kind"], handle["name"]) == ("many_models", "restyle-mm-job8-a2")
     pipeline = client.jobs.jobs["restyle-mm-job8-a2"].spec
     assert pipeline.type == "pipeline" and pipeline.settings.default_compute == "cpu-x"
-    train, publish = pipeline.jobs["train_partitions"], pipeline.jobs["publish"]
+    prepare, train, publish = (pipeline.jobs[step] for step in ("prepare", "train_partitions", "publish"))
+    tables = f"https://stdata.blob.core.windows.net/{store.settings.tables_container}"
+    assert (f"--table-url {tables}/sales%202024.csv --etag 0x8DC0FFEE --format csv" in prepare.command
+            and "--dataset sales" in prepare.command)
     assert (train.partition_keys, train.resources["instance_count"], train.max_concurrency_per_instance) == (
-        ["partition"], 3, 8)
+        ["bucket"], 3, 8)
     assert "--gate-metric accuracy --gate-threshold 0.8" in publish.command
-    for pid in ("p1", "p2"):  # two partitions trained, as the parallel step writes them on the datastore
-        store.write_json(store.settings.work_container, f"job8/trained/{pid}/result.json", {"status": "trained"})
-    store.write_bytes(store.settings.work_container, "job8/trained/p3/model.pkl", b"x", "application/octet-stream")
+    assert backend.status(handle).units_total == 4  # the prepare step has not counted the partitions yet
+    store.write_json(work, layout.prepared, {"accepted": True, "partitions": 7})
+    for bucket, count in (("0001", 2), ("0002", 3)):  # two buckets trained, as the parallel step writes them
+        store.write_json(work, f"{layout.trained_prefix}bucket={bucket}/partitions-{count}.json", [{}] * count)
+    store.write_bytes(work, f"{layout.trained_prefix}bucket=0003/models.bin", b"x", "application/octet-stream")
     status = backend.status(handle)
-    assert (status.units_done, status.units_total) == (2, 4)
+    assert (status.units_done, status.units_total) == (5, 7)
     assert backend.cancel_job("job8") == 1 and client.jobs.cancels == ["restyle-mm-job8-a2"]
 
 

@@ -378,5 +378,5 @@ def test_every_http_function_leaves_the_caller_to_the_app():
     http = {name: binding for name, function in app_functions().items()
             for binding in json.loads(function.get_function_json())["bindings"] if binding["type"] == "httpTrigger"}
     assert set(http) == {"create_job", "read_job", "read_jobs", "delete_job", "read_job_downloads", "create_upload",
-                         "jobs_page", "forecast", "read_me"}
+                         "jobs_page", "forecast", "read_me", "read_job_forecast", "read_job_partitions"}
     assert {binding["authLevel"] for binding in http.values()} == {"ANONYMOUS"}

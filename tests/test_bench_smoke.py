@@ -67,6 +67,11 @@ BENCHES: dict[str, tuple[list[str], tuple[str, ...]]] = {
         "summary.smape_m3_monthly", "summary.smape_m3_monthly_served_after_gate",
         "summary.smape_m3_monthly_seasonal_naive", "summary.models_per_minute", "summary.gate_pass_rate",
         "summary.registry_seconds_per_model", "summary.mlflow_seconds_per_model", "cases[].served.smape")),
+    "forecast_intervals": (["bench/forecast_intervals.py"], (
+        "series", "requests", "with_intervals_ms.p50", "with_intervals_ms.p95", "before_intervals_ms.p95",
+        "added_p95_ms")),
+    "short_history": (["bench/short_history.py"], (
+        "series", "calibration_partitions", "lengths.1", "lengths.12", "lengths.36")),
 }
 
 
@@ -116,7 +121,7 @@ def test_the_benchmark_runs_and_writes_what_its_tables_read(name, smoke_runs):
 def test_every_benchmark_script_has_a_smoke_run_here():
     """A new bench script is either in BENCHES, run by another test, or a library the scripts import."""
     scripts = {path.stem for path in (ROOT / "bench").glob("*.py")}
-    libraries = {"report", "peak", "openvino_peer", "temporal_metric", "gpu_parts"}
+    libraries = {"report", "peak", "openvino_peer", "temporal_metric", "gpu_parts", "scale_data"}
     elsewhere = {"gpu": "tests/test_gpu_check.py", "bad_inputs": "tests/test_bad_inputs.py"}
     run_here = {arguments[-1].removeprefix("bench.").removeprefix("bench/").removesuffix(".py")
                 for arguments, _ in (BENCHES[name] for name in BENCHES) if "--slow-storage" not in arguments}

@@ -40,6 +40,7 @@ def test_every_partition_gets_a_model_a_baseline_and_a_result(trained_run):
     assert {"mase", "smape", "wape", "accuracy", "relative_mae"} <= set(record["metrics"])
     offset, length = record["artifacts"]["model"]
     model = pickle.loads(Path(record["bundle"]).read_bytes()[offset:offset + length])
+    assert type(train.load_trained(record)) is type(model)  # what the benchmarks read, from the same range
     forecast = model.predict(h=18)["mean"]
     assert forecast.shape == (18,) and np.all(np.isfinite(forecast))
     assert not list(out.rglob("*.partial"))
