@@ -4,9 +4,9 @@
 
 Trains, registers and publishes `--series` M3 monthly series (the run's horizon 18), then answers
 warm requests (horizon 12, models already in the cache, partitions drawn at random) two ways,
-alternating request by request: as POST /api/forecast answers now (registry lookup, mean and the
-80/95% bounds per step, JSON-able answer) and as it answered before intervals (registry lookup,
-the mean, timestamps). The end-to-end figure (devhost + HTTP) is bench/forecast_load.py's; this
+alternating request by request: as POST /api/forecast answers now (production-map lookup, mean and
+the 80/95% bounds per step, JSON-able answer) and as it answered before intervals (map lookup, the
+mean, timestamps). The end-to-end figure (devhost + HTTP) is bench/forecast_load.py's; this
 measures the difference intervals make to it. Writes bench/results/forecast_intervals.json (`--quick`:
 8 series, 100 requests, beside it as forecast_intervals.quick.json).
 """
@@ -31,6 +31,7 @@ from bench.report import BenchReport, quick_path  # noqa: E402
 from forecast_job import train  # noqa: E402
 from forecast_job.manifest import prepare_work  # noqa: E402
 from forecast_job.options import TableOptions, TrainOptions  # noqa: E402
+from forecast_job.production_map import FolderMaps, ProductionMaps  # noqa: E402
 from forecast_job.publish import publish  # noqa: E402
 from forecast_job.registry import FolderArtifacts, IndexRegistry  # noqa: E402
 from forecast_job.serving import Forecaster, ModelCache, future_timestamps  # noqa: E402
@@ -64,7 +65,8 @@ def main() -> None:
         train.run_local(root / "work", root / "out", workers=2)
         registry, artifacts = IndexRegistry(root / "registry.sqlite"), FolderArtifacts(root / "artifacts")
         publish(root / "work", root / "out", registry, artifacts, root / "results")
-        forecaster = Forecaster(registry, artifacts, ModelCache(10**9))
+        forecaster = Forecaster(ProductionMaps(FolderMaps(artifacts.root), refresh_seconds=0), artifacts,
+                                ModelCache(10**9))
         keys = [entry.keys for entry in manifest.partitions]
         for partition in keys:  # every model loaded, every request warm
             forecaster.forecast("m3", partition, HORIZON)

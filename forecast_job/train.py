@@ -125,6 +125,8 @@ def fit_partition(manifest: Manifest, entry: PartitionEntry, y: np.ndarray) -> F
     if entry.short_history:
         return _fit_short(manifest, entry, y, started)
     options = manifest.train
+    if options.fit_window is not None:
+        y = y[-options.fit_window:]
     trained = train_series(y, horizon=manifest.horizon,
                            season_length=manifest.season_length, model_set=options.model_set,
                            windows=options.windows, selection_metric=options.selection_metric,
@@ -132,7 +134,7 @@ def fit_partition(manifest: Manifest, entry: PartitionEntry, y: np.ndarray) -> F
     record = _record(manifest, entry, "trained", model_type=trained.model_type, metrics=trained.metrics,
                      baseline_metrics=trained.baseline_metrics, candidates=trained.candidates,
                      candidate_errors=trained.errors, interval_scores=trained.interval_scores,
-                     seconds=round(time.perf_counter() - started, 4), versions=_versions())
+                     fitted_points=len(y), seconds=round(time.perf_counter() - started, 4), versions=_versions())
     return Fitted({"model": trained.model, "baseline": trained.baseline}, record)
 
 

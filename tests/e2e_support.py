@@ -171,11 +171,12 @@ def app_env(containers: dict[str, str], scratch: Path, **settings: str) -> dict[
 
 
 @contextmanager
-def running_stack(scratch: Path, **settings: str) -> Iterator[Stack]:
-    """Start Azurite and devhost in `scratch`; both are stopped on the way out, whatever happened."""
+def running_stack(scratch: Path, *, azurite_args: tuple[str, ...] = (), **settings: str) -> Iterator[Stack]:
+    """Start Azurite (with `azurite_args`, e.g. `--debug FILE` to count requests) and devhost in
+    `scratch`; both are stopped on the way out, whatever happened."""
     tag = uuid.uuid4().hex[:8]
     containers = {kind: f"e2e{kind}{tag}" for kind in CONTAINER_KINDS}
-    azurite = Azurite(scratch / "azurite").start()
+    azurite = Azurite(scratch / "azurite", extra_args=azurite_args).start()
     host = None
     try:
         service = BlobServiceClient.from_connection_string(azurite.connection)

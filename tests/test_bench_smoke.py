@@ -67,6 +67,11 @@ BENCHES: dict[str, tuple[list[str], tuple[str, ...]]] = {
         "summary.smape_m3_monthly", "summary.smape_m3_monthly_served_after_gate",
         "summary.smape_m3_monthly_seasonal_naive", "summary.models_per_minute", "summary.gate_pass_rate",
         "summary.registry_seconds_per_model", "summary.mlflow_seconds_per_model", "cases[].served.smape")),
+    "many_models_scale": (["bench/many_models_scale.py"], (
+        "series", "rows", "tables.parquet_mb", "tables.csv_mb", "cases[].end_to_end_s",
+        "cases[].stages.validate.seconds", "cases[].stages.validate.app_peak_rss_mb", "cases[].app_peak_rss_mb",
+        "cases[].app_peak_temp_disk_mb",
+        "cases[].blobs_at_end", "cases[].requests", "reference_models_per_minute_per_core")),
     "forecast_intervals": (["bench/forecast_intervals.py"], (
         "series", "requests", "with_intervals_ms.p50", "with_intervals_ms.p95", "before_intervals_ms.p95",
         "added_p95_ms")),

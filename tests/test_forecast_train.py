@@ -154,3 +154,31 @@ def test_the_metrics_match_their_definitions():
     assert wape(y, f) == pytest.approx(7 / 30)
     insample = np.array([1.0, 2.0, 4.0, 7.0])  # seasonal (m=2) naive errors 3, 5 -> scale 4
     assert mase(y, f, insample, 2) == pytest.approx((7 / 3) / 4)
+
+
+def test_a_long_history_is_evaluated_and_fitted_on_its_latest_fit_window_points(tmp_path):
+    """Theta's optimizer costs grow faster than a series' length, so a 4,000-day series trains on its
+    last `fit_window` points (the same model as trained on that tail alone); "all" keeps every point."""
+    from forecast_job.options import options_from_metadata
+
+    days = 1400
+    t = np.arange(days)
+    stamps = pd.date_range("2020-01-01", periods=days, freq="D")
+    frame = pd.DataFrame({"store": "s1", "brand": "b1", "timestamp": stamps,
+                          "sales": 50 + 10 * np.sin(2 * np.pi * t / 7) + 0.01 * t + (t % 5)})
+    manifest = prepare_m3(tmp_path / "work", frame=frame)
+    entry = manifest.partitions[0]
+    y = train.read_bucket(tmp_path / "work", entry.bucket)[entry.id][1]
+    windowed = manifest.model_copy(update={"train": manifest.train.model_copy(update={"fit_window": 400})})
+    fitted = train.fit_partition(windowed, entry, y)
+    alone = train_series(np.asarray(y[-400:], dtype="float64"), horizon=manifest.horizon,
+                         season_length=manifest.season_length, model_set=manifest.train.model_set)
+    assert fitted.record["fitted_points"] == 400 and entry.observations == days
+    assert fitted.record["metrics"] == alone.metrics
+    np.testing.assert_allclose(fitted.objects["model"].predict(h=manifest.horizon)["mean"],
+                               alone.model.predict(h=manifest.horizon)["mean"])
+
+    every = options_from_metadata({"fit_window": "all"})[1]
+    assert every.fit_window is None and options_from_metadata({})[1].fit_window == 1000
+    whole = manifest.model_copy(update={"train": manifest.train.model_copy(update={"fit_window": None})})
+    assert train.fit_partition(whole, entry, y).record["fitted_points"] == days
