@@ -34,7 +34,7 @@ class Usage:
     def as_dict(self, settings: Settings, caller: Caller) -> dict:
         limited = caller.limited
         return {"running": self.running, "running_limit": settings.max_running_jobs_per_user if limited else None,
-                "gpu_minutes_today": round(self.gpu_minutes, 2),
+                "gpu_minutes_today": round(self.gpu_minutes, 4),  # a short clip scores in seconds
                 "gpu_minutes_limit": settings.gpu_minutes_per_user_per_day if limited else None,
                 "day_ends": self.day_ends.isoformat()}
 

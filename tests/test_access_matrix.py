@@ -228,6 +228,7 @@ def test_a_ticket_creates_its_one_blob_once_and_no_larger_than_it_says(world, jo
 def test_a_person_past_their_quota_is_told_when_to_try_again(world, jobs):
     call = world["call"]
     size = world["clip"].stat().st_size
+    assert finished(world, jobs["bob"]["id"])["status"] == "Completed"  # its scoring's GPU seconds are recorded
     running = call("bob", "GET", "/api/me")[1]["usage"]["running"]  # the matrix's ticket is not used yet
     for index in range(running, 2):  # tickets are jobs on their way: up to the limit of 2
         ticket_for(world, "bob", f"bob-{index}.mp4")
