@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -33,7 +35,7 @@ class Negative:
         return 255 - frames
 
 
-def run_job(store, source: Path, name: str, job_id: str = "job1") -> tuple[dict, dict]:
+def run_job(store, source: Path, name: str, job_id: str = "job1", scale: float = 1.0) -> tuple[dict, dict]:
     """The orchestrator's media steps, in order, with the transform in place of the scoring job."""
     settings = store.settings
     store.upload_file(settings.input_container, name, source)
@@ -47,10 +49,16 @@ def run_job(store, source: Path, name: str, job_id: str = "job1") -> tuple[dict,
     for segment in plan.segments:
         local = store.download_file(settings.work_container, layout.segment(segment.index), scratch / "in.mkv")
         stylize_segment(local, scratch / "out.mp4", Negative(), expected_frames=segment.frames,
-                        fps=probed["video"]["fps"])
+                        fps=probed["video"]["fps"], scale=scale)
         store.upload_file(settings.work_container, layout.styled(segment.index), scratch / "out.mp4")
     stitched = stitch_output(store, name, probed["etag"], job_id)
     return probed, stitched
+
+
+def average_frame_rate(path: Path) -> Fraction:
+    """What ffprobe prints as avg_frame_rate (libavformat's, from the track's sample durations)."""
+    with av.open(str(path)) as container:
+        return container.streams.video[0].average_rate
 
 
 def fetch_output(store, name: str, folder: Path, extension: str = ".mp4") -> Path:
@@ -68,6 +76,7 @@ def test_bunny_round_trip_keeps_every_frame_and_stream(store, bunny, tmp_path):
     info = probe_video(out)
     assert (info.width, info.height, info.frame_count) == (1280, 720, 132)
     assert compare(inventory(bunny), inventory(out)) == []
+    assert average_frame_rate(out) == average_frame_rate(bunny) == 25
     assert out.read_bytes()[4:8] == b"ftyp" and out.read_bytes()[36:40] == b"moov"  # faststart
     assert (tmp_path / "preview.jpg").stat().st_size > 10_000
     assert cleanup_work(store, "job1", succeeded=True)["removed"] > 0
@@ -95,6 +104,7 @@ def test_edge_clips_round_trip_exactly(case, store, make_clip, tmp_path):
     assert (info.width, info.height) == (source_info.width, source_info.height)
     assert stitched["frames"] == info.frame_count == source_info.frame_count
     assert compare(inventory(source), inventory(out)) == []
+    assert average_frame_rate(out) == average_frame_rate(source)
     if case == "sparse keyframes":
         assert probed["split_mode"] == "reencode" and probed["segment_count"] > 1
         assert probed["units"] == [[0, probed["segment_count"]]]  # one keyframe: one pass over the source
@@ -116,6 +126,22 @@ def test_variable_frame_rate_keeps_every_frame_time(store, tmp_path):
     source_times, out_times = inventory(source).streams[0].frame_times, inventory(out).streams[0].frame_times
     assert max(abs(a - b) for a, b in zip(source_times, out_times, strict=True)) < 0.001
     assert compare(inventory(source), inventory(out)) == []
+    assert average_frame_rate(out) == average_frame_rate(source)  # the last frame lasts what it lasted
+
+
+def test_the_track_lasts_exactly_its_frames_when_segments_reorder_differently(store, bunny, tmp_path):
+    """`make demo`'s case (360p): x264 gives the last segment a reorder delay of 1 frame, the others 2.
+    Decode timestamps that followed each segment's own delay lost a frame at that seam and the MP4
+    reported 3300/133 fps (24.8) for 132 frames in 5.28 s."""
+    _, stitched = run_job(store, bunny, "bunny360.mp4", scale=0.5)
+    out = fetch_output(store, "bunny360.mp4", tmp_path)
+    assert stitched["frames"] == 132
+    assert average_frame_rate(out) == 25
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.duration * stream.time_base == Fraction(132, 25)
+        durations = {packet.duration for packet in container.demux(stream) if packet.size}
+    assert durations == {1 / stream.time_base / 25}
 
 
 def test_a_re_upload_during_the_job_fails_it_with_the_reason(store, make_clip):

@@ -109,10 +109,12 @@ def _check_index(index: SourceIndex) -> None:
 
 def frame_times(index: SourceIndex, info: VideoInfo) -> dict:
     """Presentation timestamps of every frame, in order, and where the last frame ends: stitch gives
-    these back to the styled frames, so variable frame rates and start offsets survive exactly."""
+    these back to the styled frames, so variable frame rates, start offsets and the track's duration
+    survive exactly. The last frame lasts what the container says, else the interval before it."""
     pts = sorted(packet.pts for packet in index.video)
     tb = index.video_time_base
-    last = pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else round(1 / (info.fps * tb)))
+    last = index.video_end if index.video_end and index.video_end > pts[-1] else \
+        pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else round(1 / (info.fps * tb)))
     return {"time_base": [tb.numerator, tb.denominator], "pts": pts, "end": max(last, pts[-1] + 1)}
 
 

@@ -42,6 +42,7 @@ class SourceIndex:
     video_time_base: Fraction
     others: dict[int, StreamPackets]
     output: OutputPlan  # decided from the same open: what the output keeps of each stream
+    video_end: int | None = None  # where the last frame ends (max pts + duration), when the container says
 
 
 def open_source(store: BlobStore, container: str, name: str, etag: str | None,
@@ -78,11 +79,14 @@ def _demux(store: BlobStore, container: str, name: str, etag: str,
         video_stream = main_video_stream(source)
         others = {s.index: StreamPackets(s.index, s.time_base) for s in kept_streams(source, video_stream)}
         video: list[tuple[int, int, bool, int, int]] = []
+        video_end: int | None = None
         for packet in source.demux():
             if packet.stream.index == video_stream.index:
                 if packet.size and packet.pts is not None:
                     dts = packet.dts if packet.dts is not None else packet.pts
                     video.append((packet.pts, dts, bool(packet.is_keyframe), packet.size, packet.pos))
+                    if packet.duration:
+                        video_end = max(video_end or 0, packet.pts + packet.duration)
             elif packet.stream.index in others and (packet.size or packet.pts is not None):
                 track = others[packet.stream.index]
                 stamp = packet.dts if packet.dts is not None else packet.pts
@@ -93,7 +97,7 @@ def _demux(store: BlobStore, container: str, name: str, etag: str,
         if zeros is not None:
             video = _index_checked(video, video_stream, others, source)
         packets = [Packet(pts, dts, key) for pts, dts, key, _, _ in video]
-        return SourceIndex(packets, video_stream.time_base, others, plan_output(source))
+        return SourceIndex(packets, video_stream.time_base, others, plan_output(source), video_end)
 
 
 def _index_checked(video, stream, others, source) -> list[tuple[int, int, bool, int, int]]:

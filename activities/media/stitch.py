@@ -31,7 +31,7 @@ from restyle.storage import BlobStore
 from ..work_layout import WorkLayout
 from . import packet_spool
 from .media_ops import MediaError
-from .mp4_boxes import move_index_to_front
+from .mp4_boxes import NotIsoMedia, media_data_ranges, move_index_to_front
 from .output_streams import OutputPlan, StreamAction
 from .preview import PreviewSampler
 from .segment_plan import PlannedSegment, SegmentPlan
@@ -114,10 +114,12 @@ class Stitcher:
         self.transcoders: dict[int, AudioTranscoder] = {}
         self.video_out: av.stream.Stream | None = None
         self.last_dts: int | None = None
+        self.delay = 0  # frames every decode timestamp runs behind: the largest reorder delay of any segment
 
     def run(self) -> dict:
         self.muxer.metadata.update(self.source.metadata)
         self._add_streams()
+        self.delay = max(self._segment_delay(segment) for segment in self.plan.segments)
         frames, packets = 0, dict.fromkeys(self.streams, 0)
         trims = _LeadingTrims()
         for segment in self.plan.segments:
@@ -183,9 +185,28 @@ class Stitcher:
         target.disposition = original.disposition
         return target
 
-    def _open_styled(self, segment: PlannedSegment) -> av.container.InputContainer:
-        reader = BlobReader(self.store, self.store.settings.work_container, self.layout.styled(segment.index))
-        return av.open(reader, "r", buffer_size=256 * 1024)
+    def _open_styled(self, segment: PlannedSegment, index_only: bool = False) -> av.container.InputContainer:
+        """`index_only`: the media data is served as zeros, so only the MP4's sample index is read."""
+        container, name = self.store.settings.work_container, self.layout.styled(segment.index)
+        zeros: list[tuple[int, int]] = []
+        if index_only:
+            size = self.store.info(container, name).size
+            try:
+                zeros = media_data_ranges(size, lambda offset, length: self.store.read_range(container, name,
+                                                                                               offset, length))
+            except NotIsoMedia:
+                zeros = []
+        return av.open(BlobReader(self.store, container, name, zeros=zeros), "r", buffer_size=256 * 1024)
+
+    def _segment_delay(self, segment: PlannedSegment) -> int:
+        """How many frames the segment's decode order runs ahead of its display order.
+
+        Every styled frame's decode timestamp must lag its display slot by one delay for the whole
+        track: with a delay per segment (x264 picks 1 or 2 by content) the decode timeline gained or
+        lost a frame at seams, and the MP4 track duration counted an extra frame (`make demo` at 360p
+        reported 3300/133 fps for its 132 frames in 5.28 s)."""
+        with self._open_styled(segment, index_only=True) as styled:
+            return _reorder_delay([p.pts for p in styled.demux(styled.streams.video[0]) if p.size])
 
     def _styled_packets(self, segment: PlannedSegment) -> list[av.Packet]:
         """The segment's styled packets, re-timed to the source frames they are (see FrameTimes)."""
@@ -197,11 +218,12 @@ class Stitcher:
                                  f"{segment.frames}")
             self.sampler.offer(segment, stream, packets)
         ranks = {pts: rank for rank, pts in enumerate(sorted(p.pts for p in packets))}
-        delay = max(order - ranks[p.pts] for order, p in enumerate(packets))
+        if _reorder_delay([p.pts for p in packets]) > self.delay:
+            raise MediaError(f"styled segment {segment.index} changed while stitching (reorder delay)")
         for order, packet in enumerate(packets):
             frame = segment.start_frame + ranks[packet.pts]
             packet.pts = self.times.at(frame)
-            dts = self.times.at(segment.start_frame + order - delay)
+            dts = self.times.at(segment.start_frame + order - self.delay)
             if self.last_dts is not None and dts <= self.last_dts:
                 dts = self.last_dts + 1
             if dts > packet.pts:
@@ -303,6 +325,12 @@ class _LeadingTrims:
     def starts(self) -> dict[int, tuple[float, float]]:
         """stream -> (content start s, trim s)."""
         return {stream: (start + trim, trim) for stream, (start, trim) in self._trims.items() if trim > 0}
+
+
+def _reorder_delay(pts_in_decode_order: list[int]) -> int:
+    """The largest number of frames a packet is decoded before its display position."""
+    ranks = {pts: rank for rank, pts in enumerate(sorted(pts_in_decode_order))}
+    return max((order - ranks[pts] for order, pts in enumerate(pts_in_decode_order)), default=0)
 
 
 def _mov_text_as_subrip(packet: packet_spool.SpooledPacket) -> packet_spool.SpooledPacket:
