@@ -140,20 +140,8 @@ def choose_output(source: Mapping[str, object], codec: str = "source", scale: fl
     if codec not in CODEC_CHOICES:
         raise ValueError(f"codec must be one of {', '.join(CODEC_CHOICES)}, got {codec!r}")
     conversions: list[str] = []
-    source_codec = str(source.get("codec") or "unknown")
-    family = FAMILIES.get(source_codec)
-    if codec != "source":
-        target = codec
-    elif family is not None:
-        target = family
-    else:
-        target = "h264"
-        conversions.append(f"{source_codec} -> H.264: no {source_codec} encoder here; H.264 plays everywhere")
-    odd = scale == 1 and (int(source.get("width") or 0) % 2 or int(source.get("height") or 0) % 2)
-    if target == "av1" and odd:
-        target = "h264"
-        conversions.append("AV1 -> H.264 (4:4:4): SVT-AV1 crops an odd-sized picture to even sides; H.264 keeps "
-                           "the exact size")
+    odd = scale == 1 and bool(int(source.get("width") or 0) % 2 or int(source.get("height") or 0) % 2)
+    target = _family(str(source.get("codec") or "unknown"), codec, odd, conversions)
     encoder = ENCODERS[target]
     depth = int(source.get("bit_depth") or 8)
     if depth > MAX_DEPTH:
@@ -165,28 +153,51 @@ def choose_output(source: Mapping[str, object], codec: str = "source", scale: fl
     if kept_chroma != chroma:
         conversions.append(f"{_ratio(chroma)} -> {_ratio(kept_chroma)}: {encoder.name} encodes "
                            + ", ".join(map(_ratio, encoder.chroma)))
+    matrix = source.get("colorspace")
+    if matrix and matrix != "gbr" and matrix not in SCALE_MATRICES:
+        conversions.append(f"matrix {matrix} -> untagged (BT.601): swscale converts RGB to YUV only with "
+                           + ", ".join(sorted(SCALE_MATRICES)))
     if source.get("has_alpha"):
         conversions.append("alpha channel not kept: the model styles RGB")
-    hdr = source.get("master_display") or source.get("content_light")
-    if hdr and encoder.params is None:
-        conversions.append(f"HDR10 metadata not kept: {encoder.label} carries it only in the container, which "
-                           "an encode from raw frames cannot fill")
-    keep_hdr = bool(hdr and encoder.params)
-    if keep_hdr:
-        conversions.append(f"HDR10 metadata kept in the {encoder.label} bitstream, not as container boxes (MP4 "
-                           "mdcv/clli): the muxer writes those only from an encoder's side data")
+    keep_hdr = _hdr_note(source, encoder, conversions)
     return OutputFormat(
         codec=target,
         bit_depth=8 if depth <= 8 else 10,
         chroma=kept_chroma,
         color_primaries=_known(source.get("color_primaries")),
         color_trc=_known(source.get("color_trc")),
-        colorspace=_known(source.get("colorspace")) if source.get("colorspace") != "gbr" else None,
+        colorspace=str(matrix) if matrix in SCALE_MATRICES else None,
         color_range=source.get("color_range") if source.get("color_range") in ("tv", "pc") else None,
         master_display=source.get("master_display") if keep_hdr else None,
         content_light=source.get("content_light") if keep_hdr else None,
         conversions=tuple(conversions),
     )
+
+
+def _family(source_codec: str, codec: str, odd: bool, conversions: list[str]) -> str:
+    """The output's codec family: the option's, else the source's where we have its encoder, else H.264."""
+    target = codec if codec != "source" else FAMILIES.get(source_codec)
+    if target is None:
+        conversions.append(f"{source_codec} -> H.264: no {source_codec} encoder here; H.264 plays everywhere")
+        target = "h264"
+    if target == "av1" and odd:
+        conversions.append("AV1 -> H.264 (4:4:4): SVT-AV1 crops an odd-sized picture to even sides; H.264 keeps "
+                           "the exact size")
+        target = "h264"
+    return target
+
+
+def _hdr_note(source: Mapping[str, object], encoder: Encoder, conversions: list[str]) -> bool:
+    """Whether the encoder carries the source's HDR10 metadata; either way, where it goes is listed."""
+    if not (source.get("master_display") or source.get("content_light")):
+        return False
+    if encoder.params is None:
+        conversions.append(f"HDR10 metadata not kept: {encoder.label} carries it only in the container, which "
+                           "an encode from raw frames cannot fill")
+        return False
+    conversions.append(f"HDR10 metadata kept in the {encoder.label} bitstream, not as container boxes (MP4 "
+                       "mdcv/clli): the muxer writes those only from an encoder's side data")
+    return True
 
 
 def _ratio(chroma: str) -> str:
