@@ -126,6 +126,8 @@ def encode_args(destination: Path, size: tuple[int, int], fps: str, options: Enc
                 audio_source: Path | None = None, output: OutputFormat = DEFAULT_FORMAT) -> list[str]:
     """The ffmpeg command that encodes raw RGB frames from stdin into `destination` (mp4), in `output`'s
     picture format: converted to YUV with the source's matrix and range, and tagged with its colour."""
+    if options.codec not in (output.encoder.name, *(("h264_nvenc",) if output.codec == "h264" else ())):
+        raise ValueError(f"encoder {options.codec} does not write the output's {output.encoder.label}")
     width, height = size
     pix_fmt = output.pix_fmt(width, height)
     video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt=output.rgb_pix_fmt, s=f"{width}x{height}", framerate=fps)
