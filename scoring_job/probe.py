@@ -159,7 +159,8 @@ def picture_facts(frame: av.VideoFrame) -> dict:
     name = frame.format.name
     bits = max(component.bits for component in frame.format.components)
     rgb = frame.format.is_rgb or name.startswith("gbr")
-    shifts = (0, 0) if rgb or len(frame.format.components) < 3 else _chroma_shifts(frame.format)
+    # RGB has full chroma; grey has none to keep, so it is 4:2:0 like most video
+    shifts = (0, 0) if rgb else (1, 1) if len(frame.format.components) < 3 else _chroma_shifts(frame.format)
     return {
         "bit_depth": bits,
         "chroma": _CHROMA.get(shifts, "420"),
