@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
 from test_video_args import INFO
 
 from activities.media.job_inputs import JobInputProblem, check_options
+from scoring_job.engine import peak, to_frames
 from scoring_job.manifest import ScoringOptions
 from scoring_job.output_format import OutputFormat, choose_output
 from scoring_job.probe import picture_facts
@@ -117,3 +120,11 @@ def test_picture_facts_read_depth_chroma_and_alpha(pix_fmt, facts):
     found = picture_facts(av.VideoFrame(64, 64, pix_fmt))
     assert (found["bit_depth"], found["chroma"], found["has_alpha"]) == facts
     assert found["master_display"] is None and found["colorspace"] is None  # untagged stays untagged
+
+
+def test_the_model_side_of_the_frame_path_keeps_16_bits():
+    """uint16 frames in, floats to the model, uint16 out: a 1024-level ramp keeps every level."""
+    ramp = np.repeat((np.arange(1024, dtype=np.uint32) * 65535 // 1023).astype(np.uint16), 3).reshape(1, 1, 1024, 3)
+    image = torch.from_numpy(ramp).permute(0, 3, 1, 2).float() / peak(ramp.dtype)
+    back = to_frames(image, np.uint16)
+    assert back.dtype == np.uint16 and len(np.unique(back)) == 1024 and np.array_equal(back, ramp)
