@@ -94,7 +94,8 @@ def load_style_image(path: Path) -> torch.Tensor:
 
 
 class Stylizer:
-    """Applies one style to batches of uint8 RGB frames [N,H,W,3] of any size."""
+    """Applies one style to batches of RGB frames [N,H,W,3] of any size: uint8, or uint16 for a
+    10-bit video (full 16-bit scale), which reach the model as floats without passing through 8 bits."""
 
     def __init__(
         self, style: Style, config: DeviceConfig, *, compile_model: bool = False, style_root: Path | None = None
@@ -160,7 +161,7 @@ class Stylizer:
         return self.config.name
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        return to_frames(self.styled(frames))
+        return to_frames(self.styled(frames), frames.dtype)
 
     def styled(self, frames: np.ndarray) -> torch.Tensor:
         """Styled frames as float32 [N, 3, H, W] in [0, 1], left on the model's device."""
@@ -172,7 +173,7 @@ class Stylizer:
         with torch.inference_mode():
             batch = torch.from_numpy(frames).to(self.config.device, non_blocking=True)
             # NHWC bytes viewed as NCHW are already channels-last: no copy.
-            image = batch.permute(0, 3, 1, 2).to(self.config.dtype).div_(255)
+            image = batch.permute(0, 3, 1, 2).to(self.config.dtype).div_(peak(frames.dtype))
             pad_h, pad_w = (-height) % SIZE_MULTIPLE, (-width) % SIZE_MULTIPLE
             if pad_h or pad_w:
                 image = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
@@ -185,8 +186,17 @@ class Stylizer:
             return styled[:count, :, :height, :width].float()
 
 
-def to_frames(styled: torch.Tensor) -> np.ndarray:
-    """Float [N, 3, H, W] in [0, 1] (any device) -> uint8 RGB frames [N, H, W, 3] in host memory."""
+def peak(dtype: np.dtype | type) -> int:
+    """A frame type's white: 255 for uint8, 65535 for uint16."""
+    return int(np.iinfo(dtype).max)
+
+
+def to_frames(styled: torch.Tensor, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """Float [N, 3, H, W] in [0, 1] (any device) -> RGB frames [N, H, W, 3] of `dtype` in host memory."""
+    top = peak(dtype)
     with torch.inference_mode():
-        frames = styled.mul(255).round_().clamp_(0, 255)
-        return frames.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        frames = styled.mul(top).round_().clamp_(0, top)
+        if np.dtype(dtype) == np.uint8:
+            return frames.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        # torch has no uint16 arithmetic on every device: int32 there, uint16 here.
+        return frames.to(torch.int32).permute(0, 2, 3, 1).contiguous().cpu().numpy().astype(np.uint16)

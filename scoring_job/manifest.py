@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .files import write_text_atomic
+from .output_format import CODEC_CHOICES, OutputFormat
 from .style_spec import ImageStyle, StyleSpecError, parse_style
 
 SCHEMA_VERSION = 1
@@ -55,7 +56,10 @@ class Segment(_Strict):
 
 
 class ScoringOptions(_Strict):
-    crf: int = Field(default=18, ge=0, le=51)
+    # The encoder's constant quality: 0-51 for H.264/HEVC (x264/x265), 0-63 for AV1 (SVT-AV1) and VP9.
+    crf: int = Field(default=18, ge=0, le=63)
+    # The output's codec family: "source" keeps the upload's (output_format.choose_output), or one named.
+    codec: Literal[CODEC_CHOICES] = "source"
     preset: Literal[X264_PRESETS] = "veryfast"  # see video_io.DEFAULT_PRESET
     scale: float = Field(default=1.0, gt=0, le=1)
     batch_size: int | None = Field(default=None, gt=0)
@@ -68,6 +72,13 @@ class ScoringOptions(_Strict):
     # 0 = every frame on its own (the output before the option existed, bit for bit).
     stability: float = Field(default=DEFAULT_STABILITY, ge=0, le=1)
 
+    @model_validator(mode="after")
+    def _crf_on_the_codec_scale(self) -> ScoringOptions:
+        if self.crf > 51 and self.codec != "av1":
+            which = "the source's codec (H.264 and HEVC stop at 51)" if self.codec == "source" else self.codec
+            raise ValueError(f"crf {self.crf} is outside 0-51, the scale of {which}; only codec av1 goes up to 63")
+        return self
+
 
 class Manifest(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -75,6 +86,8 @@ class Manifest(_Strict):
     fps: str = Field(pattern=r"^\d+/\d+$")  # exact rational frame rate of the source
     style: str  # a style spec; an image style names a file relative to the input folder
     options: ScoringOptions = ScoringOptions()
+    # What the styled segments are encoded as, decided at probe time from the source (older manifests: H.264).
+    video_format: OutputFormat = OutputFormat()
     segments: tuple[Segment, ...] = Field(min_length=1)
 
     @field_validator("style")

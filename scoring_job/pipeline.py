@@ -23,9 +23,19 @@ import torch
 
 from .engine import Stylizer, to_frames
 from .files import partial_path
+from .output_format import OutputFormat
 from .probe import ProbeError, VideoInfo, probe_video
 from .temporal import Motion, MotionEstimator, TemporalFilter, warmup_frames
-from .video_io import EncodeOptions, FfmpegError, FrameReader, FrameWriter, output_size, tail_frames
+from .video_io import (
+    DEFAULT_FORMAT,
+    EncodeOptions,
+    FfmpegError,
+    FrameReader,
+    FrameWriter,
+    frame_dtype,
+    output_size,
+    tail_frames,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +90,7 @@ class _Stabilizer:
         with torch.inference_mode(), _one_cpu_thread(styled.device):
             for index, motion in enumerate(batch.motions or ()):  # sequential by nature; the model stays batched
                 styled[index] = self._filter(styled[index], motion)
-        return to_frames(styled)
+        return to_frames(styled, batch.frames.dtype)
 
 
 @contextmanager
@@ -154,6 +164,7 @@ def stylize_segment(
     stability: float = 0.0,
     lead_in: Path | None = None,
     hwaccel: str | None = None,
+    output: OutputFormat = DEFAULT_FORMAT,
 ) -> SegmentResult:
     """Stylize `source` into `destination` (mp4) with the same frame count and frame rate.
 
@@ -162,7 +173,9 @@ def stylize_segment(
     `stability` > 0 turns on the temporal filter (scoring_job/temporal.py); 0 is per-frame output,
     bit for bit. `lead_in` (the previous segment) gives the filter its warm-up: its last
     `warmup_frames(stability)` frames run first and are never written. `hwaccel="cuda"` decodes
-    with NVDEC (video_io.decode_args); `encode` chooses the encoder, NVENC included.
+    with NVDEC (video_io.decode_args); `output` is the codec and picture format the source keeps
+    (output_format.choose_output: 10-bit frames reach the model as uint16, never 8-bit); `encode`
+    tunes its encoder (default: `output`'s at CRF 18), or names NVENC.
     """
     info = info or probe_video(source)
     size = output_size(info, scale)
@@ -171,9 +184,10 @@ def stylize_segment(
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(destination)
     started = time.perf_counter()
-    reader = FrameReader(source, info, size, hwaccel=hwaccel)
+    reader = FrameReader(source, info, size, hwaccel=hwaccel, output=output)
     audio_source = source if copy_audio and info.has_audio else None
-    writer = FrameWriter(partial, size, fps or info.fps_text, encode or EncodeOptions(), audio_source=audio_source)
+    writer = FrameWriter(partial, size, fps or info.fps_text, encode or EncodeOptions(codec=output.encoder.name),
+                         audio_source=audio_source, output=output)
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
     styled: queue.Queue = queue.Queue(QUEUE_DEPTH)
     stop = threading.Event()
@@ -182,7 +196,7 @@ def stylize_segment(
 
     def decode() -> None:
         if stabilizer is not None and lead_in is not None:
-            warmup = _lead_in_frames(lead_in, size, warmup_frames(stability))
+            warmup = _lead_in_frames(lead_in, size, warmup_frames(stability), output)
             for start in range(0, len(warmup), batch_size):
                 if not _put(decoded, stabilizer.prepare(warmup[start:start + batch_size], warmup=True), stop):
                     return
@@ -229,14 +243,14 @@ def stylize_segment(
     return SegmentResult(writer.frames_written, seconds, writer.frames_written / seconds, stylizer.device_name, *size)
 
 
-def _lead_in_frames(lead_in: Path, size: tuple[int, int], count: int) -> np.ndarray:
+def _lead_in_frames(lead_in: Path, size: tuple[int, int], count: int, output: OutputFormat) -> np.ndarray:
     """The previous segment's last frames for the warm-up; a previous segment that cannot be read
     costs only the warm-up (a possible seam), never this segment."""
     try:
-        return tail_frames(lead_in, probe_video(lead_in), size, count)
+        return tail_frames(lead_in, probe_video(lead_in), size, count, output)
     except (ProbeError, FfmpegError) as error:
         log.warning("no warm-up from %s (%s): this segment starts the temporal filter afresh", lead_in.name, error)
-        return np.empty((0, size[1], size[0], 3), np.uint8)
+        return np.empty((0, size[1], size[0], 3), frame_dtype(output))
 
 
 def _check_counts(decoded: int, expected: int | None, encoded: int) -> str | None:

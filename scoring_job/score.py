@@ -121,7 +121,7 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
                                               style_root=input_dir,
                                               cache_file=compile_cache / CACHE_NAME if compile_cache else None)
     _prepare_model(stylizer, manifest, todo, input_dir, compile_cache)
-    encode = EncodeOptions(crf=options.crf, preset=options.preset)
+    encode = EncodeOptions(crf=options.crf, preset=options.preset, codec=manifest.video_format.encoder.name)
     previous = {segment.index + 1: segment for segment in manifest.segments}  # warm-up source of each segment
     failed = []
     for segment in todo:
@@ -131,7 +131,8 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
             try:
                 result = stylize_segment(input_dir / segment.path, video, stylizer, encode=encode,
                                          scale=options.scale, expected_frames=segment.frames, fps=manifest.fps,
-                                         stability=options.stability, lead_in=lead_in)
+                                         stability=options.stability, lead_in=lead_in,
+                                         output=manifest.video_format)
             except Exception as error:  # noqa: BLE001 - every failure is retried, then reported
                 log.warning("segment %s attempt %d failed: %s", segment.name, attempt, error)
                 continue

@@ -11,9 +11,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from .manifest import DEFAULT_STABILITY, X264_PRESETS
+from .output_format import CODEC_CHOICES, ENCODERS
 from .probe import ProbeError, probe_video
 from .style_spec import VALID_FORMS, ImageStyle, StyleSpecError, parse_style
 
@@ -42,8 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stability", type=float, default=DEFAULT_STABILITY,
                         help="temporal stability in [0, 1]: how much of the previous styled frame, carried along "
                              f"the motion, is kept; 0 stylizes every frame on its own (default {DEFAULT_STABILITY})")
-    parser.add_argument("--crf", type=int, default=18, help="x264 quality, 0-51, lower is better (default 18)")
-    parser.add_argument("--preset", default="veryfast", choices=X264_PRESETS, help="x264 preset (default veryfast)")
+    parser.add_argument("--codec", default="source", choices=CODEC_CHOICES,
+                        help="output codec: source (default) keeps the input's family (H.264, HEVC, AV1, VP9; "
+                             "others become H.264), or h264, hevc, av1; bit depth, chroma and colour are kept")
+    parser.add_argument("--crf", type=int, default=18,
+                        help="the encoder's constant quality, lower is better: 0-51 (H.264, HEVC), 0-63 (AV1) "
+                             "(default 18)")
+    parser.add_argument("--preset", default="veryfast", choices=X264_PRESETS,
+                        help="x264's preset names, mapped for the other encoders (default veryfast)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, help="frames per inference batch (default: 8 on GPU, 1 on CPU)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fast", "fp32", "bf16", "fp16", "int8"),
@@ -68,8 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("usage", f"--scale must be in (0, 1], got {args.scale}")
     if not 0 <= args.stability <= 1:
         return _fail("usage", f"--stability must be in [0, 1], got {args.stability}")
-    if not 0 <= args.crf <= 51:
-        return _fail("usage", f"--crf must be 0-51, got {args.crf}")
+    top = ENCODERS[args.codec].max_crf if args.codec != "source" else 51
+    if not 0 <= args.crf <= top:
+        return _fail("usage", f"--crf must be 0-{top} for --codec {args.codec}, got {args.crf}")
     if not args.input.exists():
         return _fail("input_missing", f"input not found: {args.input}")
     try:
@@ -92,6 +101,7 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
     from .compile_cache import CompileCache, default_cache_folder
     from .compile_choice import prepare_model
     from .engine import StyleImageError
+    from .output_format import choose_output
     from .pipeline import SegmentError, stylize_segment
     from .precision_choice import SAMPLE_WINDOW, stylizer_for
     from .preview import evenly_spaced, write_preview
@@ -109,11 +119,15 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
         return _fail("style_image", str(error))
     except (RuntimeError, ValueError) as error:
         return _fail("usage", str(error))
+    video_format = choose_output(asdict(info), args.codec, args.scale)
+    for conversion in video_format.conversions:
+        print(f"note: {conversion}", file=sys.stderr)
     with tqdm(total=info.frame_count, unit="frame", desc=args.input.name, file=sys.stderr) as bar:
         try:
             result = stylize_segment(
-                args.input, output, stylizer, encode=EncodeOptions(args.crf, args.preset), scale=args.scale,
-                copy_audio=True, info=info, on_frames=bar.update, stability=args.stability,
+                args.input, output, stylizer, encode=EncodeOptions(args.crf, args.preset, video_format.encoder.name),
+                scale=args.scale, copy_audio=True, info=info, on_frames=bar.update, stability=args.stability,
+                output=video_format,
             )
         except (SegmentError, FfmpegError) as error:
             return _fail("processing", str(error))

@@ -74,6 +74,8 @@ class MotionEstimator:
 
     def _grey(self, frame: np.ndarray) -> np.ndarray:
         grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+        if grey.dtype != np.uint8:  # DIS takes 8-bit grey; motion needs no more (the styled frames keep theirs)
+            grey = (grey >> 8).astype(np.uint8)
         if frame.shape[1] > self.HALF_SIZE_ABOVE:
             grey = cv2.resize(grey, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_AREA)
         return grey

@@ -1,7 +1,9 @@
 """Raw RGB frames in and out of ffmpeg through pipes (ffmpeg-python builds the command lines).
 
 Decoding keeps every decoded frame (`-fps_mode passthrough`: no duplicated or dropped frames), so
-frames out == frames in. Encoding is libx264 at the source's exact rational frame rate.
+frames out == frames in. Encoding is at the source's exact rational frame rate, in the codec and
+picture format output_format.OutputFormat decides (libx264 8-bit 4:2:0 untagged by default); frames
+are uint8 RGB, or uint16 RGB for a 10-bit output, with the source's matrix and range both ways.
 On an NVIDIA GPU the bundled ffmpeg can also decode with NVDEC (`hwaccel="cuda"`; the frames still
 reach us as RGB in host memory) and encode with NVENC (`EncodeOptions(codec="h264_nvenc")`); the
 defaults are the CPU codecs, and bench/gpu.py measures what the hardware ones change.
@@ -9,6 +11,7 @@ defaults are the CPU codecs, and bench/gpu.py measures what the hardware ones ch
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from collections import deque
@@ -20,6 +23,7 @@ import ffmpeg
 import numpy as np
 
 from .ffmpeg_binary import ffmpeg_binary
+from .output_format import ENCODERS, OutputFormat, max_crf, other_encoder_args
 from .probe import VideoInfo
 
 
@@ -31,23 +35,26 @@ class FfmpegError(RuntimeError):
 # frame against 44 ms for "medium", with a smaller file; CPU not spent encoding goes to the model.
 DEFAULT_PRESET = "veryfast"
 NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7")  # p1 fastest ... p7 best quality
-CODECS = ("libx264", "h264_nvenc")
+CODECS = ("libx264", "h264_nvenc", *(encoder.name for encoder in ENCODERS.values() if encoder.name != "libx264"))
 HWACCELS = ("cuda",)
+DEFAULT_FORMAT = OutputFormat()
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    """`crf` is x264's constant rate factor, or NVENC's constant quality (-cq) for h264_nvenc."""
+    """`crf` is the encoder's constant quality (x264/x265 CRF 0-51, SVT-AV1/VP9 CRF 0-63), or NVENC's
+    constant quality (-cq) for h264_nvenc; `preset` is x264's name, mapped for the other CPU encoders."""
 
     crf: int = 18
     preset: str = DEFAULT_PRESET
     codec: str = "libx264"
 
     def __post_init__(self) -> None:
-        if not 0 <= self.crf <= 51:
-            raise ValueError(f"crf must be 0-51, got {self.crf}")
         if self.codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
+        top = max_crf(self.codec)
+        if not 0 <= self.crf <= top:
+            raise ValueError(f"crf must be 0-{top} for {self.codec}, got {self.crf}")
         if self.codec == "h264_nvenc" and self.preset not in NVENC_PRESETS:
             raise ValueError(f"h264_nvenc presets are {', '.join(NVENC_PRESETS)}, got {self.preset!r}")
 
@@ -55,6 +62,8 @@ class EncodeOptions:
         """ffmpeg output options that choose and tune the video encoder."""
         if self.codec == "h264_nvenc":  # variable bitrate held at constant quality, no bitrate cap
             return {"vcodec": "h264_nvenc", "preset": self.preset, "rc": "vbr", "cq": self.crf, "b:v": 0}
+        if self.codec != "libx264":
+            return other_encoder_args(self.codec, self.crf, self.preset)
         return {"vcodec": "libx264", "crf": self.crf, "preset": self.preset}
 
 
@@ -65,12 +74,6 @@ def output_size(info: VideoInfo, scale: float = 1.0) -> tuple[int, int]:
     if scale == 1:
         return info.width, info.height
     return max(2, round(info.width * scale / 2) * 2), max(2, round(info.height * scale / 2) * 2)
-
-
-def pixel_format_for(width: int, height: int) -> str:
-    """yuv420p (plays everywhere) unless a side is odd, which 4:2:0 cannot hold: then yuv444p,
-    so that odd-sized sources keep their exact resolution instead of being cropped or padded."""
-    return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
 
 
 class _StderrTail:
@@ -97,8 +100,9 @@ def _finish(process: subprocess.Popen, stderr: _StderrTail, what: str) -> None:
 
 
 def decode_args(source: Path, info: VideoInfo, size: tuple[int, int], *, last_seconds: float | None = None,
-                hwaccel: str | None = None) -> list[str]:
-    """The ffmpeg command that writes `source`'s frames to stdout as raw RGB at `size`.
+                hwaccel: str | None = None, output: OutputFormat = DEFAULT_FORMAT) -> list[str]:
+    """The ffmpeg command that writes `source`'s frames to stdout as raw RGB at `size`, read with the
+    source's matrix and range and as deep as `output` keeps them (output_format.OutputFormat).
 
     `hwaccel="cuda"` decodes on the GPU (NVDEC); ffmpeg copies the frames back to host memory for
     the scale and RGB conversion, so what comes out is the same kind of frame. Without a usable
@@ -110,24 +114,35 @@ def decode_args(source: Path, info: VideoInfo, size: tuple[int, int], *, last_se
         options["hwaccel"] = hwaccel
     stream = ffmpeg.input(str(source), **options).video
     if size != (info.width, info.height):
-        stream = stream.filter("scale", size[0], size[1], flags="lanczos")
-    return stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough").global_args(
+        stream = stream.filter("scale", size[0], size[1], flags="lanczos", **output.to_rgb())
+    elif output.to_rgb():
+        stream = stream.filter("scale", **output.to_rgb())
+    return stream.output("pipe:", format="rawvideo", pix_fmt=output.rgb_pix_fmt, fps_mode="passthrough").global_args(
         "-nostdin", "-hide_banner", "-loglevel", "error"
     ).compile(cmd=ffmpeg_binary())
 
 
 def encode_args(destination: Path, size: tuple[int, int], fps: str, options: EncodeOptions,
-                audio_source: Path | None = None) -> list[str]:
-    """The ffmpeg command that encodes raw RGB frames from stdin into `destination` (mp4)."""
+                audio_source: Path | None = None, output: OutputFormat = DEFAULT_FORMAT) -> list[str]:
+    """The ffmpeg command that encodes raw RGB frames from stdin into `destination` (mp4), in `output`'s
+    picture format: converted to YUV with the source's matrix and range, and tagged with its colour."""
+    if options.codec not in (output.encoder.name, *(("h264_nvenc",) if output.codec == "h264" else ())):
+        raise ValueError(f"encoder {options.codec} does not write the output's {output.encoder.label}")
     width, height = size
-    video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps)
+    pix_fmt = output.pix_fmt(width, height)
+    video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt=output.rgb_pix_fmt, s=f"{width}x{height}", framerate=fps)
+    if output.from_rgb() or output.frame_tags():
+        video = video.filter("scale", **output.from_rgb()).filter("format", pix_fmt)
+        video = video.filter("setparams", **output.frame_tags()) if output.frame_tags() else video
     streams = [video]
     output_args = {
-        **options.codec_args(),
-        "pix_fmt": pixel_format_for(width, height),
+        **_joined_params(options.codec_args(), output.encoder_params()),
+        "pix_fmt": pix_fmt,
         "r": fps,
         "movflags": "+faststart",
     }
+    if output.codec == "hevc":
+        output_args["tag:v"] = "hvc1"  # what Apple's players need; ffmpeg's default hev1 also plays elsewhere
     if audio_source is not None:
         streams.append(ffmpeg.input(str(audio_source)).audio)
         output_args["acodec"] = "copy"
@@ -136,23 +151,38 @@ def encode_args(destination: Path, size: tuple[int, int], fps: str, options: Enc
     ).compile(cmd=ffmpeg_binary())
 
 
+def _joined_params(codec_args: dict[str, object], extra: dict[str, str]) -> dict[str, object]:
+    """Encoder options with `-<x>-params` lists from both sides joined (x265's log level and HDR10)."""
+    joined = dict(codec_args)
+    for key, value in extra.items():
+        joined[key] = f"{joined[key]}:{value}" if joined.get(key) else value
+    return joined
+
+
+def frame_dtype(output: OutputFormat) -> type[np.unsignedinteger]:
+    """uint8 frames for an 8-bit output, uint16 (full 16-bit scale) above."""
+    return np.uint8 if output.rgb_pix_fmt == "rgb24" else np.uint16
+
+
 class FrameReader:
-    """Iterates batches of decoded frames, uint8 [n, height, width, 3] RGB, at most `batch` each."""
+    """Iterates batches of decoded frames, [n, height, width, 3] RGB (frame_dtype), at most `batch` each."""
 
     def __init__(self, source: Path, info: VideoInfo, size: tuple[int, int], *,
-                 last_seconds: float | None = None, hwaccel: str | None = None) -> None:
+                 last_seconds: float | None = None, hwaccel: str | None = None,
+                 output: OutputFormat = DEFAULT_FORMAT) -> None:
         """`last_seconds`: decode only about that much of the end (seeking from the end, `-sseof`);
-        `hwaccel`: see decode_args."""
+        `hwaccel`, `output`: see decode_args."""
         self.width, self.height = size
-        args = decode_args(source, info, size, last_seconds=last_seconds, hwaccel=hwaccel)
+        self.dtype = frame_dtype(output)
+        args = decode_args(source, info, size, last_seconds=last_seconds, hwaccel=hwaccel, output=output)
         self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._stderr = _StderrTail(self._process.stderr)
 
     def batches(self, batch: int) -> Iterator[np.ndarray]:
         while True:
-            buffer = np.empty((batch, self.height, self.width, 3), dtype=np.uint8)
+            buffer = np.empty((batch, self.height, self.width, 3), dtype=self.dtype)
             count = 0
-            while count < batch and self._read_frame(memoryview(buffer[count].reshape(-1))):
+            while count < batch and self._read_frame(memoryview(buffer[count].reshape(-1)).cast("B")):
                 count += 1
             if count:
                 yield buffer[:count]
@@ -179,7 +209,7 @@ class FrameReader:
 
 
 class FrameWriter:
-    """Encodes RGB frames to H.264; optionally muxes the audio of `audio_source` by stream copy."""
+    """Encodes RGB frames (frame_dtype of `output`); optionally muxes the audio of `audio_source` by copy."""
 
     def __init__(
         self,
@@ -188,9 +218,12 @@ class FrameWriter:
         fps: str,
         options: EncodeOptions,
         audio_source: Path | None = None,
+        output: OutputFormat = DEFAULT_FORMAT,
     ) -> None:
-        args = encode_args(destination, size, fps, options, audio_source)
-        self._process = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        args = encode_args(destination, size, fps, options, audio_source, output)
+        # SVT-AV1 logs its banner to stderr by itself; errors only, so a failure's tail says why.
+        self._process = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         env={**os.environ, "SVT_LOG": "1"})
         self._stderr = _StderrTail(self._process.stderr)
         self.frames_written = 0
 
@@ -221,8 +254,9 @@ def head_frames(source: Path, info: VideoInfo, size: tuple[int, int], count: int
         reader.close()
 
 
-def tail_frames(source: Path, info: VideoInfo, size: tuple[int, int], count: int) -> np.ndarray:
-    """The last `count` frames of `source` (fewer if it is shorter), uint8 [n, height, width, 3].
+def tail_frames(source: Path, info: VideoInfo, size: tuple[int, int], count: int,
+                output: OutputFormat = DEFAULT_FORMAT) -> np.ndarray:
+    """The last `count` frames of `source` (fewer if it is shorter), [n, height, width, 3] (frame_dtype).
 
     Seeks from the end with a margin and keeps the last `count` decoded; when that came up short
     (a seek that landed late, or timestamps the duration does not match) it decodes the whole file.
@@ -230,10 +264,10 @@ def tail_frames(source: Path, info: VideoInfo, size: tuple[int, int], count: int
     wanted = min(count, info.frame_count) if info.frame_count else count
     margin = float((count + 8) / info.fps) + 0.5 if info.fps else None
     for last_seconds in (margin, None):
-        reader = FrameReader(source, info, size, last_seconds=last_seconds)
+        reader = FrameReader(source, info, size, last_seconds=last_seconds, output=output)
         kept: deque[np.ndarray] = deque(maxlen=count)
         for batch in reader.batches(max(count, 1)):
             kept.extend(batch)  # each batch is a fresh buffer: the views stay valid
         if len(kept) >= wanted:
             break
-    return np.stack(kept) if kept else np.empty((0, size[1], size[0], 3), np.uint8)
+    return np.stack(kept) if kept else np.empty((0, size[1], size[0], 3), frame_dtype(output))

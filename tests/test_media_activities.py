@@ -21,6 +21,7 @@ from activities.work_layout import WorkLayout
 from restyle.storage import SourceChanged
 from scoring_job.engine import DeviceConfig
 from scoring_job.ffmpeg_binary import ffmpeg_binary
+from scoring_job.output_format import OutputFormat
 from scoring_job.pipeline import stylize_segment
 from scoring_job.probe import probe_video
 
@@ -32,15 +33,18 @@ class Negative:
     device_name = "cpu:fp32"
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        return 255 - frames
+        return np.iinfo(frames.dtype).max - frames  # uint8, or uint16 for a 10-bit output
 
 
-def run_job(store, source: Path, name: str, job_id: str = "job1", scale: float = 1.0) -> tuple[dict, dict]:
-    """The orchestrator's media steps, in order, with the transform in place of the scoring job."""
+def run_job(store, source: Path, name: str, job_id: str = "job1", scale: float = 1.0, options: dict | None = None,
+            transform=None) -> tuple[dict, dict]:
+    """The orchestrator's media steps, in order, with the transform (Negative unless named) in place of the
+    scoring job; segments are encoded as the job's manifest says (probe's video_format)."""
     settings = store.settings
     store.upload_file(settings.input_container, name, source)
-    probed = probe_input(store, name, job_id)
+    probed = probe_input(store, name, job_id, options={**({"scale": scale} if scale != 1 else {}), **(options or {})})
     assert probed["accepted"], probed
+    video_format = OutputFormat(**probed["output"]["video_format"])
     splits = [split_unit(store, name, probed["etag"], job_id, first, last) for first, last in probed["units"]]
     assert sum(s["frames"] for s in splits) == probed["video"]["frame_count"]
     layout = WorkLayout(job_id)
@@ -48,8 +52,8 @@ def run_job(store, source: Path, name: str, job_id: str = "job1", scale: float =
     scratch = settings.temp_root / "transform"
     for segment in plan.segments:
         local = store.download_file(settings.work_container, layout.segment(segment.index), scratch / "in.mkv")
-        stylize_segment(local, scratch / "out.mp4", Negative(), expected_frames=segment.frames,
-                        fps=probed["video"]["fps"], scale=scale)
+        stylize_segment(local, scratch / "out.mp4", transform or Negative(), expected_frames=segment.frames,
+                        fps=probed["video"]["fps"], scale=scale, output=video_format)
         store.upload_file(settings.work_container, layout.styled(segment.index), scratch / "out.mp4")
     stitched = stitch_output(store, name, probed["etag"], job_id)
     return probed, stitched

@@ -10,10 +10,11 @@ the reason, never silently lost. Decided at probe time, so the output's name is 
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import av
 
+from scoring_job.output_format import OutputFormat
 from scoring_job.probe import main_video_stream
 
 # Codecs of the usual players' MP4 (browsers, QuickTime, VLC); the muxer takes more (PCM, TrueHD,
@@ -27,7 +28,7 @@ MP4_PLAYABLE = {
 MKV_CONVERSIONS = {"mov_text": "subrip"}
 # Audio neither container holds as it is (e.g. WMA from .wmv) is decoded and stored losslessly.
 AUDIO_CONVERSION = {"matroska": "flac", "mp4": "aac"}
-STYLED_CODEC = "h264"
+STYLED_CODEC = OutputFormat().codec  # until probe applies the source's (OutputPlan.with_video_format)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class OutputPlan:
     streams: tuple[StreamAction, ...]
     attachments: int
     chapters: int
+    video_format: OutputFormat = field(default_factory=OutputFormat)  # the styled video's codec and picture
 
     @property
     def extension(self) -> str:
@@ -59,12 +61,21 @@ class OutputPlan:
 
     def as_dict(self) -> dict:
         return {"format": self.format, "attachments": self.attachments, "chapters": self.chapters,
-                "streams": [asdict(stream) for stream in self.streams]}
+                "streams": [asdict(stream) for stream in self.streams],
+                "video_format": self.video_format.model_dump(mode="json")}
 
     @classmethod
     def from_dict(cls, data: dict) -> OutputPlan:
         return cls(data["format"], tuple(StreamAction(**s) for s in data["streams"]), data["attachments"],
-                   data["chapters"])
+                   data["chapters"], OutputFormat(**data.get("video_format", {})))
+
+    def with_video_format(self, video_format: OutputFormat) -> OutputPlan:
+        """The plan with the styled stream encoded as `video_format`; what it changes of the source's
+        picture is the styled stream's note in the job's `streams` record."""
+        note = "; ".join(video_format.conversions) or None
+        streams = tuple(replace(s, output_codec=video_format.codec, note=note) if s.action == "styled" else s
+                        for s in self.streams)
+        return replace(self, streams=streams, video_format=video_format)
 
 
 def plan_output(source: av.container.InputContainer) -> OutputPlan:

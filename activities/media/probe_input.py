@@ -10,6 +10,7 @@ from restyle.blob_names import UnsafeBlobName, safe_blob_name
 from restyle.blob_reader import BlobReader
 from restyle.settings import Settings
 from restyle.storage import BlobStore
+from scoring_job.output_format import choose_output
 from scoring_job.probe import ProbeError, VideoInfo, probe_file
 
 from ..rejection import reject_upload
@@ -75,6 +76,7 @@ def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None
     problem = limit_problem(info, settings)
     if problem:
         return reject_upload(store, name, problem, facts)
+    output = output.with_video_format(choose_output(facts, options.get("codec", "source"), options.get("scale", 1.0)))
     target = target_segment_seconds(info.duration, settings.segment_seconds, settings.scoring_workers,
                                     settings.segments_per_worker)
     plan = plan_segments(index.video, float(index.video_time_base), target, info.duration)
@@ -94,7 +96,8 @@ def probe_input(store: BlobStore, blob_name: str, job_id: str, style: str | None
         "split_mode": plan.mode,
         "segment_count": len(plan.segments),
         "units": split_units(plan, index.video),
-        "output": {"format": output.format, "extension": output.extension},
+        "output": {"format": output.format, "extension": output.extension,
+                   "video_format": output.video_format.model_dump(mode="json")},
     }
 
 

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 
 from restyle.storage import BlobStore
 from scoring_job.manifest import Manifest, ScoringOptions, Segment
+from scoring_job.output_format import OutputFormat
 from scoring_job.style_spec import ImageStyle, parse_style
 
 from ..work_layout import WorkLayout, segment_path
@@ -18,7 +19,8 @@ def write_manifest(store: BlobStore, job_id: str, video: dict, style: str, optio
     """work/<job>/manifest.json from the plan; refuses when the split lost or gained frames."""
     settings = store.settings
     layout = WorkLayout(job_id)
-    plan = SegmentPlan.from_dict(store.read_json(settings.work_container, layout.plan))
+    document = store.read_json(settings.work_container, layout.plan)
+    plan = SegmentPlan.from_dict(document)
     if not plan.total_frames == split_frames == video["frame_count"]:
         raise ValueError(f"frame counts disagree: plan {plan.total_frames}, split {split_frames}, "
                          f"video {video['frame_count']}")
@@ -28,8 +30,9 @@ def write_manifest(store: BlobStore, job_id: str, video: dict, style: str, optio
         name = f"style/{PurePosixPath(style).name}"
         store.copy(settings.styles_container, style, settings.work_container, layout.inside(name))
         style = name
+    video_format = OutputFormat(**document.get("output", {}).get("video_format", {}))  # decided by probe
     manifest = Manifest(job_id=job_id, fps=video["fps"], style=style, options=ScoringOptions(**options),
-                        segments=segments)
+                        video_format=video_format, segments=segments)
     store.write_json(settings.work_container, layout.manifest, manifest.model_dump(mode="json"))
     return {"segments_total": len(segments), "frames_total": manifest.total_frames}
 

@@ -174,7 +174,9 @@ class CopyCutter(_Cutter):
                     raise StartedTooLate
                 return
             output = self._start_output()
-            self._stream = output.add_stream_from_template(self._video)
+            # opaque: the stream takes the decoder's codec; PyAV otherwise looks for an encoder of the
+            # decoder's name, and there is none named libdav1d (AV1)
+            self._stream = output.add_stream_from_template(self._video, opaque=True)
             self._offset = packet.dts if packet.dts is not None else packet.pts
         packet.pts -= self._offset
         if packet.dts is not None:

@@ -151,7 +151,10 @@ class Stitcher:
         template = self._open_styled(self.plan.segments[0])
         with template:
             styled = template.streams.video[0]
-            self.video_out = self.muxer.add_stream_from_template(styled)
+            # opaque: the decoder's codec (PyAV otherwise wants an encoder of its name: none is named libdav1d)
+            self.video_out = self.muxer.add_stream_from_template(styled, opaque=True)
+        if self.output.format == "mp4" and self.output.video_format.codec == "hevc":
+            self.video_out.codec_tag = "hvc1"  # what Apple's players need; the template's tag is reset
         self.video_out.time_base = self.times.time_base
         by_index = {stream.index: stream for stream in self.source.streams}
         for action in self.output.streams:
