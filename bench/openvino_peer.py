@@ -17,6 +17,15 @@ import numpy as np
 
 from scoring_job.models.weights import model_dir
 
+NO_BF16_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
+def default_precision_hint() -> str | None:
+    """None (OpenVINO's own choice) unless oneDNN is held below bf16 (ONEDNN_MAX_CPU_ISA, how an
+    AVX2 machine is measured on a newer one): OpenVINO still reads bf16 from the CPU flags and its
+    bf16 convolution then fails to initialize; on a CPU really without bf16 it picks f32 itself."""
+    return "f32" if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in NO_BF16_ISAS else None
+
 
 class OpenVinoPeer:
     def __init__(self, style_index: int, precision: str | None, threads: int | None = None) -> None:

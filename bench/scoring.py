@@ -40,7 +40,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.openvino_peer import OpenVinoPeer
+from bench.openvino_peer import OpenVinoPeer, default_precision_hint
 from bench.peak import SIZE, measured_peak
 from bench.report import BenchReport, quick_path
 from scoring_job.engine import Stylizer, choose_device
@@ -136,7 +136,7 @@ class PerSize:
 
     def figures(self, actual: tuple[int, int], frames: np.ndarray) -> dict:
         if actual not in self.known:
-            ov_f32, ov_default = OpenVinoPeer(int(STYLE), "f32"), OpenVinoPeer(int(STYLE), None)
+            ov_f32, ov_default = OpenVinoPeer(int(STYLE), "f32"), OpenVinoPeer(int(STYLE), default_precision_hint())
             self.known[actual] = {
                 "peer_fps": peer_fps(self.source, self.out / f"peer_{actual[0]}.mp4", max(actual)),
                 "openvino_f32_fps": ov_f32.fps(frames),
