@@ -3,8 +3,9 @@
 A backend runs two kinds of job (`JobKind`): the video pipeline's scoring job (scoring_job/, one
 styled segment per unit of work) and the many-models training run (forecast_job/, one trained
 partition per unit). Progress is read the same way for both and for every backend: the job writes
-one result JSON per finished unit into work/<job>/ (styled/<segment>.json, trained/<partition>/result.json),
-so counting them counts finished units.
+result files into work/<job>/ as units finish (styled/<segment>.json, one per segment;
+trained/bucket=NNNN/partitions-<count>.json, one per bucket of partitions, the count in its name),
+so listing them counts finished units.
 """
 
 from __future__ import annotations
