@@ -433,7 +433,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", default="20", help="burst sizes, comma-separated, one devhost each (20,50,100)")
     parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--timeout", type=float, default=900, help="seconds before a burst's polling loop gives up")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds before a burst's polling loop gives up (default 300 + 20 a clip: one local "
+                             "scoring job at a time finished a clip every ~10 s at 20 clips)")
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--quick", action="store_true", help="smoke: 2 clips of 6 frames (slow storage: 1 round)")
     parser.add_argument("--output", type=Path, default=None, help=f"default {RESULTS.relative_to(ROOT)} "
@@ -450,7 +452,8 @@ def main() -> None:
     if args.slow_storage:
         report = BenchReport(args.output, "load_slow_storage")
         with report.part("slow_storage"):
-            report.update(slow_storage(args.delay, args.writers, args.rounds, args.max_gets, min(args.timeout, 120)))
+            timeout = min(args.timeout or 120, 120)
+            report.update(slow_storage(args.delay, args.writers, args.rounds, args.max_gets, timeout))
         print(json.dumps(report, indent=1))
         print_slow_storage(report)
         return
@@ -459,7 +462,8 @@ def main() -> None:
                                    "blob_poll_seconds": "0.5", "local_max_jobs": str(Settings().local_max_jobs)})
     for clips in (int(size) for size in args.clips.split(",")):
         with report.part(f"clips={clips}"):
-            report["sizes"].append(run(clips, args.frames, args.timeout, args.max_requests))
+            timeout = args.timeout if args.timeout is not None else 300 + 20 * clips
+            report["sizes"].append(run(clips, args.frames, timeout, args.max_requests))
             report["bounded"] = bounded(report["sizes"])
         print_table(report["sizes"][-1])
 
