@@ -11,7 +11,7 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .files import write_text_atomic
 from .style_spec import ImageStyle, StyleSpecError, parse_style
@@ -21,6 +21,7 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 MANIFEST_NAME = "manifest.json"
 # Chosen on bench/results/temporal.json: see docs/scoring-engine.md, "Temporal stability".
 DEFAULT_STABILITY = 0.5
+DEFAULT_QUALITY = 95.0  # VMAF (0-100) against a lossless encode of the same styled frames: quality_target.py
 
 
 class ManifestError(ValueError):
@@ -55,7 +56,10 @@ class Segment(_Strict):
 
 
 class ScoringOptions(_Strict):
-    crf: int = Field(default=18, ge=0, le=51)
+    # Encoder quality: `quality` is a VMAF target (50-100) the job finds the largest x264 CRF for
+    # (quality_target.py); `crf` is the expert override that skips the search. Neither set: VMAF 95.
+    crf: int | None = Field(default=None, ge=0, le=51)
+    quality: float | None = Field(default=None, ge=50, le=100)
     preset: Literal[X264_PRESETS] = "veryfast"  # see video_io.DEFAULT_PRESET
     scale: float = Field(default=1.0, gt=0, le=1)
     batch_size: int | None = Field(default=None, gt=0)
@@ -67,6 +71,19 @@ class ScoringOptions(_Strict):
     # Temporal stability (scoring_job/temporal.py): weight of the motion-carried previous styled frame;
     # 0 = every frame on its own (the output before the option existed, bit for bit).
     stability: float = Field(default=DEFAULT_STABILITY, ge=0, le=1)
+
+    @field_validator("quality")
+    @classmethod
+    def _not_with_crf(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("crf") is not None:
+            raise ValueError("set crf or quality, not both: crf fixes the x264 CRF, quality searches for "
+                             "the largest CRF reaching that VMAF")
+        return value
+
+    @property
+    def quality_target(self) -> float | None:
+        """The VMAF to search a CRF for; None when `crf` fixes it."""
+        return None if self.crf is not None else (self.quality if self.quality is not None else DEFAULT_QUALITY)
 
 
 class Manifest(_Strict):
