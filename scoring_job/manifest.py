@@ -11,7 +11,7 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .files import write_text_atomic
 from .output_format import CODEC_CHOICES, OutputFormat
@@ -22,6 +22,7 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 MANIFEST_NAME = "manifest.json"
 # Chosen on bench/results/temporal.json: see docs/scoring-engine.md, "Temporal stability".
 DEFAULT_STABILITY = 0.5
+DEFAULT_QUALITY = 95.0  # VMAF (0-100) against a lossless encode of the same styled frames: quality_target.py
 
 
 class ManifestError(ValueError):
@@ -56,8 +57,12 @@ class Segment(_Strict):
 
 
 class ScoringOptions(_Strict):
-    # The encoder's constant quality: 0-51 for H.264/HEVC (x264/x265), 0-63 for AV1 (SVT-AV1) and VP9.
-    crf: int = Field(default=18, ge=0, le=63)
+    # Encoder quality: `quality` is a VMAF target (50-100) the job finds the largest x264 CRF for
+    # (quality_target.py; H.264 8-bit output); `crf` is the expert override that skips the search,
+    # on the encoder's scale: 0-51 for H.264/HEVC (x264/x265), 0-63 for AV1 (SVT-AV1) and VP9.
+    # Neither set: VMAF 95 for H.264, CRF 18 for the other encoders.
+    crf: int | None = Field(default=None, ge=0, le=63)
+    quality: float | None = Field(default=None, ge=50, le=100)
     # The output's codec family: "source" keeps the upload's (output_format.choose_output), or one named.
     codec: Literal[CODEC_CHOICES] = "source"
     preset: Literal[X264_PRESETS] = "veryfast"  # see video_io.DEFAULT_PRESET
@@ -72,12 +77,25 @@ class ScoringOptions(_Strict):
     # 0 = every frame on its own (the output before the option existed, bit for bit).
     stability: float = Field(default=DEFAULT_STABILITY, ge=0, le=1)
 
+    @field_validator("quality")
+    @classmethod
+    def _not_with_crf(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("crf") is not None:
+            raise ValueError("set crf or quality, not both: crf fixes the encoder's CRF, quality searches for "
+                             "the largest CRF reaching that VMAF")
+        return value
+
     @model_validator(mode="after")
     def _crf_on_the_codec_scale(self) -> ScoringOptions:
-        if self.crf > 51 and self.codec != "av1":
+        if self.crf is not None and self.crf > 51 and self.codec != "av1":
             which = "the source's codec (H.264 and HEVC stop at 51)" if self.codec == "source" else self.codec
             raise ValueError(f"crf {self.crf} is outside 0-51, the scale of {which}; only codec av1 goes up to 63")
         return self
+
+    @property
+    def quality_target(self) -> float | None:
+        """The VMAF to search a CRF for; None when `crf` fixes it."""
+        return None if self.crf is not None else (self.quality if self.quality is not None else DEFAULT_QUALITY)
 
 
 class Manifest(_Strict):

@@ -102,6 +102,7 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
     """Stylize this rank's unfinished segments; return the names of segments that failed."""
     from .pipeline import stylize_segment  # torch is imported only by ranks that run models
     from .precision_choice import CACHE_NAME, stylizer_for
+    from .quality_target import FIXED_CRF, searchable
     from .style_spec import parse_style
     from .video_io import EncodeOptions
 
@@ -121,7 +122,10 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
                                               style_root=input_dir,
                                               cache_file=compile_cache / CACHE_NAME if compile_cache else None)
     _prepare_model(stylizer, manifest, todo, input_dir, compile_cache)
-    encode = EncodeOptions(crf=options.crf, preset=options.preset, codec=manifest.video_format.encoder.name)
+    output = manifest.video_format
+    quality_choice = _quality_choice(stylizer, input_dir, manifest) if searchable(output) else None
+    crf = options.crf if options.crf is not None else quality_choice.crf if quality_choice else FIXED_CRF
+    encode = EncodeOptions(crf=crf, preset=options.preset, codec=output.encoder.name)
     previous = {segment.index + 1: segment for segment in manifest.segments}  # warm-up source of each segment
     failed = []
     for segment in todo:
@@ -139,6 +143,8 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
             payload = {"segment": segment.index, "rank": rank.rank, "attempt": attempt, **result.as_dict()}
             if precision_choice is not None:
                 payload["precision_choice"] = precision_choice.as_dict()
+            if quality_choice is not None:
+                payload["quality_choice"] = quality_choice.as_dict()
             write_text_atomic(result_file, json.dumps(payload))
             log.info("segment %s done: %d frames in %.1fs (%.2f fps, %s)",
                      segment.name, result.frames, result.seconds, result.fps, result.device)
@@ -157,6 +163,25 @@ def _first_frames(input_dir: Path, manifest: Manifest):
     first = input_dir / manifest.segments[0].path
     info = probe_video(first)
     return head_frames(first, info, output_size(info, manifest.options.scale), SAMPLE_WINDOW)
+
+
+def _quality_choice(stylizer, input_dir: Path, manifest: Manifest):
+    """The job's CRF for its quality target, measured on its own first frames styled (the same frames
+    and so the same answer on every rank); None when the user fixed `crf`."""
+    import numpy as np
+
+    from .quality_target import choose_crf
+
+    options = manifest.options
+    if options.quality_target is None:
+        return None
+    frames = _first_frames(input_dir, manifest)
+    batch = stylizer.config.batch_size
+    styled = np.concatenate([stylizer(frames[start:start + batch]) for start in range(0, len(frames), batch)])
+    choice = choose_crf(styled, manifest.fps, options.quality_target, options.preset)
+    log.info("quality %.1f: crf %d (VMAF %.2f, %.0f kbit/s on %d frames; tried %s)", choice.target, choice.crf,
+             choice.vmaf, choice.kbps, choice.frames, choice.tried)
+    return choice
 
 
 def _prepare_model(stylizer, manifest: Manifest, todo: list[Segment], input_dir: Path,

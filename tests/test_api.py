@@ -60,6 +60,10 @@ def api_store(store, monkeypatch):
      (b'{"blob": "clip.mp4", "options": {"scale": 0}}', 400, "invalid_options", "scale: Input should be greater"),
      (b'{"blob": "clip.mp4", "options": {"stability": 1.5}}', 400, "invalid_options",
       "stability: Input should be less than or equal to 1"),
+     (b'{"blob": "clip.mp4", "options": {"quality": 101}}', 400, "invalid_options",
+      "quality: Input should be less than or equal to 100"),
+     (b'{"blob": "clip.mp4", "options": {"crf": 20, "quality": 96}}', 400, "invalid_options",
+      "quality: Value error, set crf or quality, not both"),
      (b'{"blob": "clip.mp4", "options": "fast"}', 400, "invalid_options", "must be a JSON object")],
 )
 def test_post_refuses_bad_requests_with_their_reason(body, status, code, words, api_store, make_clip, tmp_path):

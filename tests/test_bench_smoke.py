@@ -75,6 +75,12 @@ BENCHES: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "forecast_intervals": (["bench/forecast_intervals.py"], (
         "series", "requests", "with_intervals_ms.p50", "with_intervals_ms.p95", "before_intervals_ms.p95",
         "added_p95_ms")),
+    "output_size": (["bench/output_size.py"], (
+        "sources[].source_kbps", "sources[].source_kbps_at_output_size", "sources[].runs.crf18.kbps",
+        "sources[].runs.crf18.vmaf", "sources[].runs.crf18.boundary_ratio", "sources[].runs.quality_default.kbps",
+        "sources[].runs.quality_default.vmaf", "sources[].runs.quality_default.boundary_ratio",
+        "sources[].runs.quality_default.quality_choice.crf", "sources[].bitrate_vs_source.quality_default",
+        "sources[].encode_s_per_frame.crf18", "sources[].encode_time_ratio", "targets")),
     "short_history": (["bench/short_history.py"], (
         "series", "calibration_partitions", "lengths.1", "lengths.12", "lengths.36")),
 }

@@ -43,12 +43,23 @@ def test_unknown_schema_version_is_refused_not_misread():
      ({"style": "../../etc/painting.jpg"}, "relative path"),
      ({"fps": "25.0"}, "fps"),
      ({"options": {"crf": 99}}, "crf"),
+     ({"options": {"quality": 49}}, r"options\.quality: Input should be greater than or equal to 50"),
+     ({"options": {"quality": 100.5}}, r"options\.quality: Input should be less than or equal to 100"),
+     ({"options": {"crf": 20, "quality": 96}}, r"options\.quality: Value error, set crf or quality, not both"),
      ({"options": {"stability": 1.01}}, r"options\.stability: Input should be less than or equal to 1"),
      ({"surprise": 1}, "surprise")],
 )
 def test_invalid_manifests_say_what_is_wrong(overrides, message):
     with pytest.raises(ManifestError, match=message):
         Manifest.from_json(json.dumps(_manifest(**overrides)))
+
+
+def test_quality_target_defaults_to_vmaf_95_and_crf_turns_the_search_off():
+    from scoring_job.manifest import DEFAULT_QUALITY, ScoringOptions
+
+    assert ScoringOptions().quality_target == DEFAULT_QUALITY == 95
+    assert ScoringOptions(quality=90).quality_target == 90
+    assert ScoringOptions(crf=18).quality_target is None
 
 
 def test_missing_and_malformed_files(tmp_path):

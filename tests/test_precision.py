@@ -264,7 +264,8 @@ def test_the_job_result_records_the_fast_choice(make_clip, tmp_path, monkeypatch
     assert choice["precision"] == "fp32" and choice["frames_checked"] == 2 and choice["min_psnr_db"] == 35
     (int8_verdict,) = [c for c in choice["candidates"] if c["precision"] == "int8"]
     assert int8_verdict["accepted"] is False and int8_verdict["psnr_db"] < 35 and int8_verdict["speedup"] == 2.0
-    assert scoring_summary([record, record]) == {"devices": ["cpu:fp32"], "precision_choice": [choice]}
+    assert scoring_summary([record, record]) == {"devices": ["cpu:fp32"], "precision_choice": [choice],
+                                                 "quality_choice": [record["quality_choice"]]}
 
 
 def test_bad_precision_names_the_field(capsys):

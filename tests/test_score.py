@@ -57,15 +57,35 @@ def test_two_ranks_do_all_segments_then_a_rerun_skips_them(job):
     assert run(input_dir, output_dir, Rank(0, 2, 0)) == []
     assert run(input_dir, output_dir, Rank(1, 2, 1)) == []
     manifest = Manifest.load(input_dir)
+    choices = []
     for segment in manifest.segments:
         video, result = result_paths(output_dir, segment)
         assert probe_video(video).frame_count == segment.frames
         record = json.loads(result.read_text())
         assert record["frames"] == segment.frames and record["device"] == "cpu:fp32" and record["fps"] > 0
+        choices.append(record["quality_choice"])
+    # both ranks measured the job's same first frames: one CRF for the job, and it reached VMAF 95
+    assert all(choice == choices[0] for choice in choices)
+    assert choices[0]["target"] == 95 and choices[0]["vmaf"] >= 95 and choices[0]["reached"]
+    assert choices[0]["tried"][str(choices[0]["crf"])] == choices[0]["vmaf"] and choices[0]["kbps"] > 0
+    first_video = result_paths(output_dir, manifest.segments[0])[0].read_bytes()
+    assert f"crf={choices[0]['crf']}.0".encode() in first_video  # the chosen CRF is what encoded the segments
     stamps = {p: p.stat().st_mtime_ns for p in output_dir.iterdir()}
     assert run(input_dir, output_dir, Rank(0, 2, 0)) == [] and run(input_dir, output_dir, Rank(1, 2, 1)) == []
     assert {p: p.stat().st_mtime_ns for p in output_dir.iterdir()} == stamps
     assert not list(output_dir.glob(".*partial"))
+
+
+def test_a_fixed_crf_skips_the_search(job, monkeypatch):
+    input_dir, output_dir = job
+    manifest = Manifest.load(input_dir)
+    options = manifest.options.model_copy(update={"crf": 23})
+    manifest.model_copy(update={"options": options}).save(input_dir)
+    monkeypatch.setattr("scoring_job.quality_target.choose_crf", lambda *a, **k: pytest.fail("searched"))
+    assert run(input_dir, output_dir, Rank(0, 1, 0)) == []
+    records = [json.loads(result_paths(output_dir, s)[1].read_text()) for s in manifest.segments]
+    assert all("quality_choice" not in record for record in records)
+    assert b"crf=23.0" in result_paths(output_dir, manifest.segments[0])[0].read_bytes()  # x264's settings SEI
 
 
 def test_resume_redoes_only_unfinished_segments(job):

@@ -1,5 +1,5 @@
 """The video pipeline's hand-off to the scoring job and back: the manifest it reads, and what its
-results say (devices, `precision: fast` choices) for the job's result."""
+results say (devices, per-job choices: `precision: fast`, the quality target's CRF) for the job's result."""
 
 from __future__ import annotations
 
@@ -44,15 +44,22 @@ def scoring_results(store: BlobStore, job_id: str) -> list[dict]:
             for name in store.list_names(store.settings.work_container, layout.styled_prefix) if name.endswith(".json")]
 
 
+CHOICE_KEYS = ("precision_choice", "quality_choice")  # per-job choices each segment result records
+
+
 def gpu_seconds(results: list[dict]) -> float:
     """Rank (GPU) seconds the finished segments took: what a job has used of the GPUs."""
     return sum(float(result.get("seconds") or 0) for result in results)
 
 
 def scoring_summary(results: list[dict]) -> dict:
-    """What the job's result says of its scoring: the devices it ran on and, under `precision:
-    fast`, each distinct choice the ranks made with its measurements and reasons."""
-    choices = {json.dumps(result["precision_choice"], sort_keys=True): result["precision_choice"]
-               for result in results if isinstance(result.get("precision_choice"), dict)}
-    return {"devices": sorted({result["device"] for result in results if result.get("device")}),
-            **({"precision_choice": list(choices.values())} if choices else {})}
+    """What the job's result says of its scoring: the devices it ran on and each distinct per-job
+    choice the ranks made with its measurements (`precision: fast`'s precision, the quality
+    target's CRF, VMAF and bitrate): one entry when the ranks agreed."""
+    summary: dict = {"devices": sorted({result["device"] for result in results if result.get("device")})}
+    for key in CHOICE_KEYS:
+        choices = {json.dumps(result[key], sort_keys=True): result[key]
+                   for result in results if isinstance(result.get(key), dict)}
+        if choices:
+            summary[key] = list(choices.values())
+    return summary

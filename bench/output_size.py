@@ -1,0 +1,173 @@
+"""Output size at a quality target: today's fixed CRF 18 against the per-job `quality` search, side by side.
+
+    .venv/bin/python bench/output_size.py            # full run (bench/results/output_size.json)
+    .venv/bin/python bench/output_size.py --quick    # smoke: tiny frames, few of them
+
+For each source (the bundled clip; a longer clip made by looping it; a 10-bit HEVC and an HDR10
+HEVC made from it with libx265), cut where the job's planner cuts it, the real scoring job
+(scoring_job.score.run, style 19, one CPU rank, stability on) runs three times: crf 0 (the lossless
+reference), crf 18 (today) and the default quality target. Reported per source and setting: output
+bitrate (segments' bytes over the duration) against the source's (scaled by pixels to the output
+size), VMAF against the lossless run, boundary_ratio (seam flicker over interior flicker,
+bench/temporal_metric.py), and encode seconds per frame (the styled frames re-encoded alone, the
+quality search's time spread over the frames).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from bench.report import BenchReport, quick_path  # noqa: E402
+from bench.temporal import _ffmpeg, decode_frames, planned_cuts, run_job, write_job  # noqa: E402
+from bench.temporal_metric import clip_flows, ewarp_series, mean_ewarp  # noqa: E402
+from scoring_job.manifest import DEFAULT_QUALITY, DEFAULT_STABILITY  # noqa: E402
+from scoring_job.probe import probe_video  # noqa: E402
+from scoring_job.quality_target import choose_crf, encode_frames, vmaf  # noqa: E402
+from scoring_job.score import result_paths  # noqa: E402
+from scoring_job.video_io import EncodeOptions  # noqa: E402
+from tools.footage import bundled_clip  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "output_size.json"
+TARGETS = {"bitrate_vs_source": 2.0, "encode_time_ratio": 1.3, "boundary_ratio": 1.15, "vmaf": DEFAULT_QUALITY}
+HDR10 = ("colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:"
+         "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):max-cll=1000,400")
+# name -> ffmpeg arguments that make the source from the bundled clip
+SOURCES = {
+    "bundled": None,
+    "looped_30s": ["-stream_loop", "-1", "-i", "{clip}", "-t", "30", "-an", "-c:v", "libx264", "-preset",
+                   "veryfast", "-crf", "23"],
+    "hevc_10bit": ["-i", "{clip}", "-an", "-c:v", "libx265", "-preset", "fast", "-pix_fmt", "yuv420p10le",
+                   "-x265-params", "log-level=error"],
+    "hdr10": ["-i", "{clip}", "-an", "-c:v", "libx265", "-preset", "fast", "-pix_fmt", "yuv420p10le",
+              "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+              "-x265-params", f"log-level=error:{HDR10}"],
+}
+
+
+def make_source(name: str, folder: Path) -> Path:
+    clip = bundled_clip("bigbuckbunny.mp4")
+    if SOURCES[name] is None:
+        return clip
+    path = folder / f"{name}.mp4"
+    _ffmpeg(*[arg.replace("{clip}", str(clip)) for arg in SOURCES[name]], path)
+    return path
+
+
+def processing_input(source: Path, size: tuple[int, int], frames: int, folder: Path) -> Path:
+    """The source's first `frames` frames at the processing size, lossless (the job's segments are cut from it)."""
+    path = folder / "whole.mkv"
+    _ffmpeg("-i", source, "-vf", f"scale={size[0]}:{size[1]}:flags=lanczos", "-frames:v", str(frames), "-an",
+            "-pix_fmt", "yuv420p", "-c:v", "ffv1", path)
+    return path
+
+
+def job_kbps(folder: Path, manifest, seconds: float) -> float:
+    total = sum(result_paths(folder / "out", segment)[0].stat().st_size for segment in manifest.segments)
+    return total * 8 / 1000 / seconds
+
+
+def boundary_ratio(series: list[float | None], cuts: list[int]) -> float | None:
+    seams = [cut - 1 for cut in cuts if series[cut - 1] is not None]
+    interior = [i for i in range(len(series)) if i not in seams]
+    return round(mean_ewarp(series, seams) / mean_ewarp(series, interior), 3) if seams else None
+
+
+def encode_seconds(frames: np.ndarray, fps: str, crf: int, folder: Path) -> float:
+    started = time.perf_counter()
+    encode_frames(frames, folder / f"timed{crf}.mp4", fps, EncodeOptions(crf=crf))
+    return time.perf_counter() - started
+
+
+def measure(name: str, size: tuple[int, int], frames: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="output-size-") as scratch:
+        folder = Path(scratch)
+        source = make_source(name, folder)
+        info = probe_video(source)
+        whole = processing_input(source, size, frames, folder)
+        originals = decode_frames(whole)
+        count = len(originals)
+        fps = info.fps_text
+        duration = float(count / Fraction(fps))
+        cuts = [cut for cut in planned_cuts(source) if 0 < cut < count]
+        flows = clip_flows(originals)
+        settings = {"lossless": {"crf": 0}, "crf18": {"crf": 18}, "quality_default": {}}
+        runs, outputs = {}, {}
+        for label, option in settings.items():
+            manifest = write_job(folder / label, whole, cuts, count, {"compile": False, **option})
+            styled, seconds = run_job(folder / label, manifest)
+            outputs[label] = styled
+            record = json.loads(result_paths(folder / label / "out", manifest.segments[0])[1].read_text())
+            runs[label] = {"kbps": round(job_kbps(folder / label, manifest, duration), 1),
+                           "job_seconds_per_frame": round(seconds / count, 4),
+                           "boundary_ratio": boundary_ratio(ewarp_series(styled, flows), cuts),
+                           **({"quality_choice": record["quality_choice"]} if "quality_choice" in record else {})}
+        reference = encode_frames(np.stack(outputs["lossless"]), folder / "reference.mp4", fps,
+                                  EncodeOptions(crf=0, preset="ultrafast"))
+        for label in ("crf18", "quality_default"):
+            test = encode_frames(np.stack(outputs[label]), folder / f"{label}_decoded.mp4", fps,
+                                 EncodeOptions(crf=0, preset="ultrafast"))
+            runs[label]["vmaf"] = round(vmaf(reference, test, subsample=1), 2)
+        # Encode time alone, on the same styled frames: today's CRF 18 against the search plus the chosen CRF.
+        styled = np.stack(outputs["lossless"])
+        started = time.perf_counter()
+        chosen = choose_crf(styled[:25], fps).crf  # what the job does: its first 25 frames searched
+        search_seconds = time.perf_counter() - started
+        old = encode_seconds(styled, fps, 18, folder) / count
+        chosen_alone = encode_seconds(styled, fps, chosen, folder) / count
+        new = chosen_alone + search_seconds / count
+        source_kbps = source.stat().st_size * 8 / 1000 / info.duration  # the bundled clip has no audio
+        at_size = source_kbps * size[0] * size[1] / (info.width * info.height)
+        return {
+            "source": name, "codec": info.codec, "pix_fmt": info.pix_fmt,
+            "source_size": [info.width, info.height], "output_size": list(size), "frames": count,
+            "segment_starts": cuts, "source_kbps": round(source_kbps, 1),
+            "source_kbps_at_output_size": round(at_size, 1), "runs": runs,
+            "bitrate_vs_source": {label: round(runs[label]["kbps"] / at_size, 2)
+                                  for label in ("crf18", "quality_default")},
+            "encode_s_per_frame": {"crf18": round(old, 5), "quality_default": round(new, 5),
+                                   "search_s": round(search_seconds, 2)},
+            "encode_time_ratio": round(new / old, 2),  # the search spread over this clip's frames only
+            "encode_time_ratio_without_search": round(chosen_alone / old, 2),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke test: 128x72, 30 frames, two sources")
+    parser.add_argument("--output", type=Path, help="results JSON")
+    parser.add_argument("--frames", type=int, default=132, help="frames of each source styled (default 132)")
+    parser.add_argument("--looped-frames", type=int, default=200,
+                        help="frames of the 30 s looped clip styled (default 200: past its loop point at 132)")
+    args = parser.parse_args(argv)
+    size, frames = ((128, 72), 30) if args.quick else ((384, 216), args.frames)
+    # the looped clip's first 132 frames are the bundled clip's: take it past its first loop point
+    frames_of = {"looped_30s": 30 if args.quick else args.looped_frames}
+    names = ("bundled", "hdr10") if args.quick else tuple(SOURCES)
+    report = BenchReport(quick_path(RESULTS, args.quick, args.output), "output_size", targets=TARGETS,
+                         model="real scoring job, style 19, one CPU rank", stability=DEFAULT_STABILITY,
+                         frames_per_source=frames, looped_frames=frames_of["looped_30s"], sources=[])
+    for name in names:
+        with report.part(name):
+            result = measure(name, size, frames_of.get(name, frames))
+            report["sources"].append(result)
+            print(json.dumps({key: result[key] for key in ("source", "bitrate_vs_source", "encode_time_ratio")}
+                             | {"vmaf": {k: v.get("vmaf") for k, v in result["runs"].items()},
+                                "boundary_ratio": {k: v["boundary_ratio"] for k, v in result["runs"].items()}}),
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

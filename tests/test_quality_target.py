@@ -1,0 +1,64 @@
+"""Per-title CRF search: the bisection rule, and a real encode scored by the bundled libvmaf."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scoring_job.probe import probe_video
+from scoring_job.quality_target import QualityChoice, choose_crf, encode_frames, largest_crf, vmaf
+from scoring_job.video_io import EncodeOptions, head_frames
+
+
+@pytest.mark.parametrize("threshold", [14, 15, 22, 27, 39, 40])
+def test_bisection_finds_the_largest_crf_reaching_the_target(threshold):
+    calls = []
+
+    def forced(crf: int) -> float:  # VMAF 99 up to `threshold`, 80 above it
+        calls.append(crf)
+        return 99.0 if crf <= threshold else 80.0
+
+    crf, tried = largest_crf(forced, 95, (14, 40))
+    assert crf == threshold
+    assert tried[crf] >= 95 and all(score < 95 for c, score in tried.items() if c > crf)
+    assert len(calls) == len(set(calls)) <= 7  # log2 of the range, each CRF measured once
+
+
+def test_when_even_the_lowest_crf_misses_it_is_returned_and_marked_unreached():
+    crf, tried = largest_crf(lambda crf: 60.0, 95, (14, 40))
+    assert (crf, tried) == (14, {14: 60.0})
+    assert not QualityChoice(crf=crf, vmaf=60.0, kbps=1.0, target=95, frames=3, tried=tried).reached
+
+
+@pytest.fixture(scope="module")
+def frames(make_clip) -> np.ndarray:
+    clip = make_clip(frames=12, size="128x72", audio=False)
+    return head_frames(clip, probe_video(clip), (128, 72), 12)
+
+
+def test_vmaf_of_a_file_against_itself_is_top_and_falls_with_crf(frames, tmp_path):
+    reference = encode_frames(frames, tmp_path / "ref.mp4", "24/1", EncodeOptions(crf=0, preset="ultrafast"))
+    rough = encode_frames(frames, tmp_path / "rough.mp4", "24/1", EncodeOptions(crf=45))
+    assert vmaf(reference, reference) > 99
+    assert vmaf(reference, rough) < vmaf(reference, reference) - 5
+
+
+@pytest.mark.parametrize("target", [90.0, 97.0])
+def test_real_search_keeps_the_largest_passing_crf(frames, tmp_path, target):
+    choice = choose_crf(frames, "24/1", target)
+    assert choice.reached and choice.vmaf == choice.tried[choice.crf] >= target
+    assert all(score < target for crf, score in choice.tried.items() if crf > choice.crf)
+    if choice.crf < 40:  # the next CRF up, measured on its own, misses the target
+        reference = encode_frames(frames, tmp_path / "ref.mp4", "24/1", EncodeOptions(crf=0, preset="ultrafast"))
+        above = encode_frames(frames, tmp_path / "above.mp4", "24/1", EncodeOptions(crf=choice.crf + 1))
+        assert vmaf(reference, above) < target
+    assert choice.kbps > 0 and choice.frames == len(frames)
+
+
+def test_a_higher_target_never_picks_a_larger_crf(frames):
+    assert choose_crf(frames, "24/1", 97.0).crf <= choose_crf(frames, "24/1", 85.0).crf
+
+
+def test_no_frames_is_refused():
+    with pytest.raises(ValueError, match="at least one sample frame"):
+        choose_crf(np.empty((0, 8, 8, 3), np.uint8), "24/1")
