@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from scoring_job.output_format import OutputFormat
 from scoring_job.probe import probe_video
-from scoring_job.quality_target import QualityChoice, choose_crf, encode_frames, largest_crf, vmaf
+from scoring_job.quality_target import QualityChoice, choose_crf, encode_frames, largest_crf, searchable, vmaf
 from scoring_job.video_io import EncodeOptions, head_frames
 
 
@@ -62,3 +63,10 @@ def test_a_higher_target_never_picks_a_larger_crf(frames):
 def test_no_frames_is_refused():
     with pytest.raises(ValueError, match="at least one sample frame"):
         choose_crf(np.empty((0, 8, 8, 3), np.uint8), "24/1")
+
+
+def test_the_search_stands_only_for_8_bit_h264_outputs():
+    """It scores libx264 encodes of 8-bit samples against CRF 0: other outputs keep a fixed CRF."""
+    assert searchable(OutputFormat())
+    assert not searchable(OutputFormat(bit_depth=10))
+    assert not any(searchable(OutputFormat(codec=codec)) for codec in ("hevc", "av1", "vp9"))
