@@ -1,7 +1,6 @@
 """Per-title encoder settings: the largest x264 CRF whose VMAF reaches the job's quality target.
 
-A fixed CRF 18 spends ~5x the source's bitrate on styled frames that look the same at a higher CRF
-(style transfer output is smooth; how far CRF can go differs by style and content). So, once per
+How far CRF can go before the picture visibly changes differs by style and content, so, once per
 job, a few styled sample frames are encoded at candidate CRFs and scored with the bundled ffmpeg's
 libvmaf against a lossless encode of the same frames; the bisection keeps the largest CRF that
 still reaches the target, and every segment of the job is encoded with it. The sample is the job's
