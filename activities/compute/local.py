@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -140,6 +141,8 @@ class LocalBackend:
                 start_new_session=True,  # its own process group: survives the host, cancellable as one
             )
         write_text_atomic(state / "process.json", json.dumps({"pid": process.pid, "pgid": process.pid}))
+        # collects the exit status when the runner ends, so no zombie is left until the next start
+        threading.Thread(target=process.wait, name=f"reap-{job_id}", daemon=True).start()
 
 
 def process_group(state: Path) -> int | None:
