@@ -92,6 +92,12 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def short_command(pid: int) -> str:
+    """A process's command line without the interpreter's path: `-m activities.compute.local_runner --job-id ...`."""
+    words = cmdline(pid).split()
+    return " ".join(words[1:5]) if words and "python" in Path(words[0]).name else " ".join(words[:4])
+
+
 def mem_available_mb() -> float:
     """The machine's MemAvailable: RSS counts shared pages (torch's libraries) once per process, this does not."""
     line = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemAvailable"))
@@ -203,6 +209,7 @@ def run(clips: int, frames: int, timeout: float, max_requests: int) -> dict:
             poll = poll_until_done(stack.host, blobs, began, timeout, max_requests, sampler.starved)
             wall = time.monotonic() - began
             end = sampler.sample()
+            end_children = [short_command(pid) for pid in process_tree(stack.host.process.pid)[1:]]
         finally:
             sampler.stop.set()
             stop_scoring(stack.temp_root)
@@ -222,6 +229,7 @@ def run(clips: int, frames: int, timeout: float, max_requests: int) -> dict:
         "peak_rss_mb": max(s["devhost_rss_mb"] for s in samples), "end_rss_mb": end["devhost_rss_mb"],
         "peak_tree_rss_mb": max(s["tree_rss_mb"] for s in samples), "end_tree_rss_mb": end["tree_rss_mb"],
         "peak_processes": max(s["processes"] for s in samples), "end_processes": end["processes"],
+        "end_children": end_children,  # what still ran beside devhost when the last job completed
         "peak_activities": peak_activities(log), "activity_limit": activity_limit,
         "peak_scoring_jobs": max(s["scoring_runners"] for s in samples),
         "peak_scoring_state_dirs": max(s["scoring_state_dirs"] for s in samples),
