@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 from .files import write_text_atomic
@@ -117,13 +117,14 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
     options = manifest.options
     if device == "auto" and rank.world_size > 1:
         device = _device_for_local_rank(rank.local_rank)
+    first_frames = cache(partial(_first_frames, input_dir, manifest))  # decoded once for both checks below
     stylizer, precision_choice = stylizer_for(parse_style(manifest.style), device, options.batch_size,
-                                              options.precision, sample=partial(_first_frames, input_dir, manifest),
+                                              options.precision, sample=first_frames,
                                               style_root=input_dir,
                                               cache_file=compile_cache / CACHE_NAME if compile_cache else None)
     _prepare_model(stylizer, manifest, todo, input_dir, compile_cache)
     output = manifest.video_format
-    quality_choice = _quality_choice(stylizer, input_dir, manifest) if searchable(output) else None
+    quality_choice = _quality_choice(stylizer, first_frames(), manifest) if searchable(output) else None
     crf = options.crf if options.crf is not None else quality_choice.crf if quality_choice else FIXED_CRF
     encode = EncodeOptions(crf=crf, preset=options.preset, codec=output.encoder.name)
     previous = {segment.index + 1: segment for segment in manifest.segments}  # warm-up source of each segment
@@ -165,7 +166,7 @@ def _first_frames(input_dir: Path, manifest: Manifest):
     return head_frames(first, info, output_size(info, manifest.options.scale), SAMPLE_WINDOW)
 
 
-def _quality_choice(stylizer, input_dir: Path, manifest: Manifest):
+def _quality_choice(stylizer, frames, manifest: Manifest):
     """The job's CRF for its quality target, measured on its own first frames styled (the same frames
     and so the same answer on every rank); None when the user fixed `crf`."""
     import numpy as np
@@ -175,7 +176,6 @@ def _quality_choice(stylizer, input_dir: Path, manifest: Manifest):
     options = manifest.options
     if options.quality_target is None:
         return None
-    frames = _first_frames(input_dir, manifest)
     batch = stylizer.config.batch_size
     styled = np.concatenate([stylizer(frames[start:start + batch]) for start in range(0, len(frames), batch)])
     choice = choose_crf(styled, manifest.fps, options.quality_target, options.preset)

@@ -52,7 +52,7 @@ def open_source(store: BlobStore, container: str, name: str, etag: str | None,
 
 
 def read_index(store: BlobStore, container: str, name: str, etag: str) -> SourceIndex:
-    zeros = _media_data(store, container, name, etag)
+    zeros = media_data_zeros(store, container, name, etag)
     if zeros:
         try:
             return _demux(store, container, name, etag, zeros)
@@ -65,8 +65,10 @@ class IndexMismatch(ValueError):
     """A zero-filled pass gave other packets than the container's index lists."""
 
 
-def _media_data(store: BlobStore, container: str, name: str, etag: str) -> list[tuple[int, int]]:
-    size = store.pinned_info(container, name, etag).size
+def media_data_zeros(store: BlobStore, container: str, name: str, etag: str | None) -> list[tuple[int, int]]:
+    """The byte ranges of an MP4's media data (to be served as zeros when only its index is read);
+    none for other containers. With `etag`, only of that version of the blob."""
+    size = (store.pinned_info(container, name, etag) if etag else store.info(container, name)).size
     try:
         return media_data_ranges(size, lambda offset, length: store.read_range(container, name, offset, length, etag))
     except NotIsoMedia:

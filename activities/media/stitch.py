@@ -24,18 +24,17 @@ from pathlib import PurePosixPath
 
 import av
 
-from restyle.blob_reader import BlobReader
 from restyle.blob_writer import BlobWriter
 from restyle.storage import BlobStore
 
 from ..work_layout import WorkLayout
 from . import packet_spool
 from .media_ops import MediaError
-from .mp4_boxes import NotIsoMedia, media_data_ranges, move_index_to_front
+from .mp4_boxes import move_index_to_front
 from .output_streams import OutputPlan, StreamAction
 from .preview import PreviewSampler
 from .segment_plan import PlannedSegment, SegmentPlan
-from .source_index import open_source
+from .source_index import media_data_zeros, open_source
 
 FINE_TICKS = 90_000  # per second: the MPEG clock, fine enough for any frame rate
 
@@ -191,15 +190,8 @@ class Stitcher:
     def _open_styled(self, segment: PlannedSegment, index_only: bool = False) -> av.container.InputContainer:
         """`index_only`: the media data is served as zeros, so only the MP4's sample index is read."""
         container, name = self.store.settings.work_container, self.layout.styled(segment.index)
-        zeros: list[tuple[int, int]] = []
-        if index_only:
-            size = self.store.info(container, name).size
-            try:
-                zeros = media_data_ranges(size, lambda offset, length: self.store.read_range(container, name,
-                                                                                               offset, length))
-            except NotIsoMedia:
-                zeros = []
-        return av.open(BlobReader(self.store, container, name, zeros=zeros), "r", buffer_size=256 * 1024)
+        zeros = media_data_zeros(self.store, container, name, None) if index_only else None
+        return open_source(self.store, container, name, None, zeros)
 
     def _segment_delay(self, segment: PlannedSegment) -> int:
         """How many frames the segment's decode order runs ahead of its display order.
@@ -220,8 +212,8 @@ class Stitcher:
                 raise MediaError(f"styled segment {segment.index} has {len(packets)} frames, expected "
                                  f"{segment.frames}")
             self.sampler.offer(segment, stream, packets)
-        ranks = {pts: rank for rank, pts in enumerate(sorted(p.pts for p in packets))}
-        if _reorder_delay([p.pts for p in packets]) > self.delay:
+        ranks = _display_ranks([p.pts for p in packets])
+        if _reorder_delay([p.pts for p in packets], ranks) > self.delay:
             raise MediaError(f"styled segment {segment.index} changed while stitching (reorder delay)")
         for order, packet in enumerate(packets):
             frame = segment.start_frame + ranks[packet.pts]
@@ -330,9 +322,14 @@ class _LeadingTrims:
         return {stream: (start + trim, trim) for stream, (start, trim) in self._trims.items() if trim > 0}
 
 
-def _reorder_delay(pts_in_decode_order: list[int]) -> int:
+def _display_ranks(pts: list[int]) -> dict[int, int]:
+    """Each presentation timestamp's position in display order."""
+    return {stamp: rank for rank, stamp in enumerate(sorted(pts))}
+
+
+def _reorder_delay(pts_in_decode_order: list[int], ranks: dict[int, int] | None = None) -> int:
     """The largest number of frames a packet is decoded before its display position."""
-    ranks = {pts: rank for rank, pts in enumerate(sorted(pts_in_decode_order))}
+    ranks = ranks or _display_ranks(pts_in_decode_order)
     return max((order - ranks[pts] for order, pts in enumerate(pts_in_decode_order)), default=0)
 
 
