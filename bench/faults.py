@@ -57,6 +57,7 @@ from tools.media_facts import audio_md5, frame_count, video_duration  # noqa: E4
 RESULTS = Path(__file__).with_name("results") / "faults.json"
 # 128 frames of 256x144 at 24 fps cut into 8 segments of 16 (~1 s of scoring each on this machine).
 CLIP = {"frames": 128, "size": "256x144"}
+QUICK_CLIP = {"frames": 48, "size": "160x96"}  # the smoke run: 3 segments, the same steps
 # Eight segments; styled results kept after success so that recomputed segments can be counted.
 APP_SETTINGS = {"SEGMENTS_PER_WORKER": "4", "KEEP_WORK_ON_SUCCESS": "true"}
 # Lossless styled segments make the output > 4 MiB, so stitch uploads it as staged blocks + a commit.
@@ -482,18 +483,19 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smoke: only worker_sigkill:first")
     args = parser.parse_args()
     wanted = ["worker_sigkill:first"] if args.quick else [part for part in args.only.split(",") if part]
+    clip = QUICK_CLIP if args.quick else CLIP
     matrix = [(f, p) for f, p in MATRIX if not wanted or f in wanted or f"{f}:{p}" in wanted]
     cases: list[Case] = []
     started = time.monotonic()
     report = BenchReport(quick_path(RESULTS, args.quick, args.output), "faults", quick=args.quick,
-                         setup={"clip": {**CLIP, "fps": 24, "audio": "aac"}, "settings": APP_SETTINGS,
+                         setup={"clip": {**clip, "fps": 24, "audio": "aac"}, "settings": APP_SETTINGS,
                                 "metadata": METADATA, "outage_seconds": args.outage_seconds,
                                 "case_settings": {f"{fault}:{point}": settings
                                                   for (fault, point), settings in CASE_SETTINGS.items()}})
     with contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="faults-") as folder:
         scratch = Path(folder)
         scratch.mkdir(parents=True, exist_ok=True)
-        source = Source.of(write_clip(scratch / "clip.mp4", **CLIP))
+        source = Source.of(write_clip(scratch / "clip.mp4", **clip))
         groups: dict[str, list[tuple[str, str]]] = {}
         for fault, point in matrix:
             groups.setdefault(json.dumps(CASE_SETTINGS.get((fault, point), {})), []).append((fault, point))

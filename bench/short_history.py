@@ -11,7 +11,7 @@ seasonal-naive MAE of the *whole* training part, so lengths compare on one scale
 models' own intervals; for the rule also with the calibration a run would give it: the one
 publish computes from the long partitions (here: the default set trained on the full training
 parts of the same series, as in bench/many_models.py). Writes bench/results/short_history.json
-and prints the table docs and models.py carry. `--quick`: the first 120 series.
+and prints the table docs and models.py carry. `--quick`: the first 48 series.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="where to write the JSON")
     args = parser.parse_args()
     report = BenchReport(quick_path(RESULTS / "short_history.json", args.quick, args.output), "short_history")
-    data = monthly("m3", limit=120 if args.quick else None)
+    data = monthly("m3", limit=48 if args.quick else None)
     series = data.table.groupby("series", sort=True).target.apply(np.asarray)
     tasks = [(series[name], data.test[name]) for name in series.index]
     with ProcessPoolExecutor(args.workers) as pool:

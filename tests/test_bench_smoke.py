@@ -23,6 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_TIMEOUT = 240  # seconds a smoke run may take here even on a loaded machine (most take 5-30)
 
+# the smoke runs that take longest here (30-50 s of CPU each, measured): started first
+SLOWEST = ("latency", "output_size", "short_history", "temporal", "many_models_scale")
 COMMON = ("benchmark", "cpu.model", "cpu.flags", "cpu.cpus", "load_average.start", "load_average.end")
 # benchmark -> (arguments, keys its tables read; "a[].b" is key b of every item of list a)
 BENCHES: dict[str, tuple[list[str], tuple[str, ...]]] = {
@@ -115,7 +117,8 @@ def run_smoke(name: str, folder: Path) -> tuple[subprocess.CompletedProcess, Pat
 def smoke_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     folder = tmp_path_factory.mktemp("bench-smoke")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(run_smoke, name, folder) for name in BENCHES}
+        futures = {name: pool.submit(run_smoke, name, folder)
+                   for name in sorted(BENCHES, key=lambda name: name not in SLOWEST)}  # longest first: shortest tail
         return {name: future.result() for name, future in futures.items()}
 
 
