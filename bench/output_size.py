@@ -101,7 +101,8 @@ def one_encode(styled: np.ndarray, job: dict, reference: Path, flows, cuts: list
     decoded = decode_frames(spanning)
     test = encode_frames(np.stack(decoded), folder / "one_encode_decoded.mp4", fps,
                          EncodeOptions(crf=0, preset="ultrafast"))
-    return {"crf": crf, "kbps": round(spanning.stat().st_size * 8 / 1000 / duration, 1),
+    return {"crf": crf, "encoder": "libx264, 8-bit, for every source",
+            "kbps": round(spanning.stat().st_size * 8 / 1000 / duration, 1),
             "boundary_ratio": boundary_ratio(ewarp_series(decoded, flows), cuts),
             "vmaf": round(vmaf(reference, test, subsample=1), 2)}
 
