@@ -130,3 +130,10 @@ def choose_crf(frames: np.ndarray, fps: str, target: float = DEFAULT_QUALITY, pr
     return QualityChoice(crf=crf, vmaf=tried[crf], kbps=float(sizes[crf] * 8 / 1000 / seconds), target=target,
                          frames=len(frames), tried=tried)
 
+
+def choose_crf_for(stylizer, frames: np.ndarray, fps: str, target: float, preset: str) -> QualityChoice:
+    """The CRF for `target` on `frames` (decoded RGB) as `stylizer` styles them: the job's and the
+    CLI's search, on the model and precision the video is then styled with."""
+    batch = stylizer.config.batch_size
+    styled = np.concatenate([stylizer(frames[start:start + batch]) for start in range(0, len(frames), batch)])
+    return choose_crf(styled, fps, target, preset)

@@ -169,16 +169,12 @@ def _first_frames(input_dir: Path, manifest: Manifest):
 def _quality_choice(stylizer, frames, manifest: Manifest):
     """The job's CRF for its quality target, measured on its own first frames styled (the same frames
     and so the same answer on every rank); None when the user fixed `crf`."""
-    import numpy as np
-
-    from .quality_target import choose_crf
+    from .quality_target import choose_crf_for
 
     options = manifest.options
     if options.quality_target is None:
         return None
-    batch = stylizer.config.batch_size
-    styled = np.concatenate([stylizer(frames[start:start + batch]) for start in range(0, len(frames), batch)])
-    choice = choose_crf(styled, manifest.fps, options.quality_target, options.preset)
+    choice = choose_crf_for(stylizer, frames, manifest.fps, options.quality_target, options.preset)
     log.info("quality %.1f: crf %d (VMAF %.2f, %.0f kbit/s on %d frames; tried %s)", choice.target, choice.crf,
              choice.vmaf, choice.kbps, choice.frames, choice.tried)
     return choice

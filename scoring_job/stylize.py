@@ -12,11 +12,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import cache
 from pathlib import Path
 
-from .manifest import DEFAULT_STABILITY, X264_PRESETS
+from .manifest import DEFAULT_QUALITY, DEFAULT_STABILITY, X264_PRESETS
 from .output_format import CODEC_CHOICES, ENCODERS
 from .probe import ProbeError, probe_video
+from .quality_target import FIXED_CRF
 from .style_spec import VALID_FORMS, ImageStyle, StyleSpecError, parse_style
 
 EXIT_CODES = {
@@ -47,9 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--codec", default="source", choices=CODEC_CHOICES,
                         help="output codec: source (default) keeps the input's family (H.264, HEVC, AV1, VP9; "
                              "others become H.264), or h264, hevc, av1; bit depth, chroma and colour are kept")
-    parser.add_argument("--crf", type=int, default=18,
-                        help="the encoder's constant quality, lower is better: 0-51 (H.264, HEVC), 0-63 (AV1) "
-                             "(default 18)")
+    parser.add_argument("--quality", type=float,
+                        help=f"VMAF target, 50-100 (default {DEFAULT_QUALITY:g}): the largest x264 CRF reaching it "
+                             "on this video's first frames styled is used (8-bit H.264 output; other encoders "
+                             f"use CRF {FIXED_CRF})")
+    parser.add_argument("--crf", type=int,
+                        help="fix the encoder's constant quality instead of --quality, lower is better: 0-51 "
+                             "(H.264, HEVC), 0-63 (AV1)")
     parser.add_argument("--preset", default="veryfast", choices=X264_PRESETS,
                         help="x264's preset names, mapped for the other encoders (default veryfast)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -77,8 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.stability <= 1:
         return _fail("usage", f"--stability must be in [0, 1], got {args.stability}")
     top = ENCODERS[args.codec].max_crf if args.codec != "source" else 51
-    if not 0 <= args.crf <= top:
+    if args.crf is not None and not 0 <= args.crf <= top:
         return _fail("usage", f"--crf must be 0-{top} for --codec {args.codec}, got {args.crf}")
+    if args.crf is not None and args.quality is not None:
+        return _fail("usage", "set --crf or --quality, not both: --crf fixes the encoder's CRF, --quality "
+                              "searches for the largest CRF that reaches a VMAF target")
+    if args.quality is not None and not 50 <= args.quality <= 100:
+        return _fail("usage", f"--quality must be a VMAF target in 50-100, got {args.quality:g}")
     if not args.input.exists():
         return _fail("input_missing", f"input not found: {args.input}")
     try:
@@ -105,13 +116,14 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
     from .pipeline import SegmentError, stylize_segment
     from .precision_choice import SAMPLE_WINDOW, stylizer_for
     from .preview import evenly_spaced, write_preview
+    from .quality_target import choose_crf_for, searchable
     from .video_io import EncodeOptions, FfmpegError, head_frames, output_size
 
     width, height = output_size(info, args.scale)
+    first_frames = cache(lambda: head_frames(args.input, info, (width, height), SAMPLE_WINDOW))
     try:
-        stylizer, precision_choice = stylizer_for(
-            style, args.device, args.batch_size, args.precision,
-            sample=lambda: head_frames(args.input, info, (width, height), SAMPLE_WINDOW))
+        stylizer, precision_choice = stylizer_for(style, args.device, args.batch_size, args.precision,
+                                                  sample=first_frames)
         if precision_choice is not None:
             print(precision_choice.summary(), file=sys.stderr)
         prepare_model(stylizer, height, width, info.frame_count, args.compile, CompileCache(default_cache_folder()))
@@ -122,10 +134,17 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
     video_format = choose_output(asdict(info), args.codec, args.scale)
     for conversion in video_format.conversions:
         print(f"note: {conversion}", file=sys.stderr)
+    crf = args.crf if args.crf is not None else FIXED_CRF
+    if args.crf is None and searchable(video_format):
+        choice = choose_crf_for(stylizer, first_frames(), info.fps_text, args.quality or DEFAULT_QUALITY,
+                                args.preset)
+        crf = choice.crf
+        print(f"quality: CRF {choice.crf} (VMAF {choice.vmaf:.2f} against lossless on {choice.frames} frames, "
+              f"target {choice.target:g}{'' if choice.reached else ', not reached'})", file=sys.stderr)
     with tqdm(total=info.frame_count, unit="frame", desc=args.input.name, file=sys.stderr) as bar:
         try:
             result = stylize_segment(
-                args.input, output, stylizer, encode=EncodeOptions(args.crf, args.preset, video_format.encoder.name),
+                args.input, output, stylizer, encode=EncodeOptions(crf, args.preset, video_format.encoder.name),
                 scale=args.scale, copy_audio=True, info=info, on_frames=bar.update, stability=args.stability,
                 output=video_format,
             )

@@ -46,6 +46,19 @@ def test_default_output_name_sits_beside_the_input(make_clip, tmp_path):
     assert (tmp_path / "holiday clip.styled.mp4").is_file()
 
 
+def test_quality_target_searches_a_crf_and_crf_fixes_it(make_clip, tmp_path):
+    """Like a job: without --crf the CLI searches the CRF for the VMAF target on the video's own
+    first frames styled and says what it chose; --crf skips the search."""
+    clip = make_clip(frames=12, audio=False)
+    searched = cli(str(clip), "-o", str(tmp_path / "searched.mp4"), "--quality", "90", "--no-preview")
+    assert searched.returncode == 0, searched.stderr
+    line = next(line for line in searched.stderr.splitlines() if line.startswith("quality: CRF "))
+    assert "target 90" in line and probe_video(tmp_path / "searched.mp4").frame_count == 12
+    fixed = cli(str(clip), "-o", str(tmp_path / "fixed.mp4"), "--crf", "30", "--no-preview")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "quality: CRF" not in fixed.stderr and probe_video(tmp_path / "fixed.mp4").frame_count == 12
+
+
 @pytest.mark.parametrize(
     ("make_args", "code", "message"),
     [
@@ -60,6 +73,8 @@ def test_default_output_name_sits_beside_the_input(make_clip, tmp_path):
         (lambda d, clip: [str(clip), "--style", str(d / "fake.jpg")], "style_image", "cannot be read"),
         (lambda d, clip: [str(clip), "--scale", "0"], "usage", "--scale"),
         (lambda d, clip: [str(clip), "--stability", "1.2"], "usage", "--stability must be in [0, 1]"),
+        (lambda d, clip: [str(clip), "--quality", "40"], "usage", "--quality must be a VMAF target in 50-100"),
+        (lambda d, clip: [str(clip), "--quality", "90", "--crf", "20"], "usage", "set --crf or --quality, not both"),
     ],
 )
 def test_user_errors_are_one_line_with_distinct_codes(make_args, code, message, make_clip, tmp_path):
