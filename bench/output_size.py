@@ -11,7 +11,8 @@ bitrate (segments' bytes over the duration) against the source's (scaled by pixe
 size), VMAF against the lossless run, boundary_ratio (seam flicker over interior flicker,
 bench/temporal_metric.py), and encode seconds per frame (the styled frames re-encoded alone, the
 quality search's time spread over the frames). `one_encode`: the lossless run's frames encoded by one
-encoder across the seams at the searched CRF, the seam pulse an encode spanning seams would leave.
+encoder across the seams at the searched CRF, the seam pulse an encode spanning seams would leave;
+`source_boundary_ratio`: the same ratio for the source frames (the job cuts at the source's keyframes).
 """
 
 from __future__ import annotations
@@ -152,7 +153,9 @@ def measure(name: str, size: tuple[int, int], frames: int) -> dict:
             "source": name, "codec": info.codec, "pix_fmt": info.pix_fmt,
             "source_size": [info.width, info.height], "output_size": list(size), "frames": count,
             "segment_starts": cuts, "source_kbps": round(source_kbps, 1),
-            "source_kbps_at_output_size": round(at_size, 1), "runs": runs,
+            "source_kbps_at_output_size": round(at_size, 1),
+            # the source's own flicker at the same seams: they sit on its keyframes, which pulse too
+            "source_boundary_ratio": boundary_ratio(ewarp_series(originals, flows), cuts), "runs": runs,
             "bitrate_vs_source": {label: round(runs[label]["kbps"] / at_size, 2)
                                   for label in ("crf18", "quality_default")},
             "encode_s_per_frame": {"crf18": round(old, 5), "quality_default": round(new, 5),
