@@ -2,8 +2,11 @@
 all the data. A pure function of the series and the options (no I/O), so the Azure ML entry, the
 local process pool, tests and the benchmark all call the same code.
 
-Evaluation: `windows` origins (1 = a plain holdout), each holding out the `horizon` points that
-follow it; a candidate's metrics are averaged over the windows. Seasonal naive is evaluated too:
+Evaluation: up to `windows` origins (1 = a plain holdout; as many as the series' length supports),
+each holding out the `horizon` points that follow it; a candidate's metrics are averaged over the
+windows. Two by default: on M3 monthly a second window took served sMAPE from 14.22 to 14.10 and
+the 95% interval's MSIS from 0.809x to 0.774x seasonal naive's (more holdout errors to calibrate
+with, a steadier gate), for 1.6x the training time (docs/many-models.md). Seasonal naive is evaluated too:
 its forecasts are the baseline every candidate's `relative_mae` is measured against, and its fit
 on all the data is kept as the fallback the gate may serve. Selection (measured in models.py):
 the combination, unless a single model's selection metric is lower by more than
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .frequency import windows_for
 from .intervals import REFERENCE_LEVEL, CalibratedModel, own_sigma, standardized_errors
 from .metrics import mean_metrics, window_metrics
 from .models import BASELINE, COMBINATION, MODEL_SETS, Combination, make_model
@@ -42,6 +46,7 @@ class Trained:
     errors: dict[str, str] = field(default_factory=dict)  # candidates that failed, and why
     # standardized holdout errors, per window and step, of the chosen model ("model") and seasonal naive
     interval_scores: dict[str, list[list[float]]] = field(default_factory=dict)
+    windows: int = 1  # evaluation windows the series' length allowed (at most the option's)
 
 
 def _origins(n: int, horizon: int, windows: int) -> list[int]:
@@ -85,14 +90,16 @@ def _fit(name: str, y: np.ndarray, season_length: int, members: tuple[str, ...],
 
 
 def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: str = "default",
-                 windows: int = 1, selection_metric: str = "mase", selection_margin: float = 0.2,
+                 windows: int = 2, selection_metric: str = "mase", selection_margin: float = 0.2,
                  spread: bool = True) -> Trained:
-    """`spread=False` leaves out the holdout's interval spreads (no interval scores: the run's
+    """Up to `windows` evaluation windows, as many as the series' length supports (frequency.windows_for).
+    `spread=False` leaves out the holdout's interval spreads (no interval scores: the run's
     intervals are then the models' own); bench/many_models.py times training both ways side by side."""
     chosen_set = MODEL_SETS[model_set]
+    windows = windows_for(len(y), horizon, season_length, windows)
     origins = _origins(len(y), horizon, windows)
     if origins[0] < 2:
-        raise ValueError(f"series of {len(y)} points is too short for {windows} windows of {horizon}")
+        raise ValueError(f"series of {len(y)} points is too short for an evaluation holdout of {horizon}")
     forecasts: dict[str, list[np.ndarray]] = {}
     sigmas: dict[str, list[np.ndarray]] = {}
     errors: dict[str, str] = {}
@@ -125,7 +132,7 @@ def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: 
               for kind, name in (("model", chosen), ("baseline", BASELINE))}
     floor = 0.0 if float(np.min(y)) >= 0 else None
     return Trained(chosen, CalibratedModel(model, floor=floor), CalibratedModel(baseline, floor=floor),
-                   candidates[chosen], candidates[BASELINE], candidates, errors, scores)
+                   candidates[chosen], candidates[BASELINE], candidates, errors, scores, windows)
 
 
 def _select(candidates: dict[str, dict[str, float]], singles: list[str], metric: str, margin: float) -> str:

@@ -44,12 +44,22 @@ def default_horizon(freq: str, season: int) -> int:
     return season if season > 1 else NO_SEASON_HORIZON
 
 
-def min_length_for(horizon: int, windows: int, season: int) -> int:
-    """The evaluation holdout plus what the season needs: two seasons for short ones (seasonal naive
+def history_needed(season: int) -> int:
+    """Points a model needs before an evaluation holdout: two seasons for short ones (seasonal naive
     and the decompositions need them), one for long ones (52 weeks: two would ask for 3 years of
     weekly history before a first model), at least 8 points."""
-    needed = 2 * season if season <= SHORT_SEASON else season
-    return horizon * windows + max(needed, 8)
+    return max(2 * season if season <= SHORT_SEASON else season, 8)
+
+
+def min_length_for(horizon: int, season: int) -> int:
+    """One evaluation holdout plus the history before it: shorter partitions are short histories."""
+    return horizon + history_needed(season)
+
+
+def windows_for(n: int, horizon: int, season: int, windows: int) -> int:
+    """Evaluation windows a partition of `n` points gets: up to `windows`, as many as leave
+    `history_needed` points before the oldest, at least one."""
+    return max(1, min(windows, (n - history_needed(season)) // horizon))
 
 
 STEADY = 0.5  # at least this share of a partition's steps must be exactly one period of its frequency

@@ -343,7 +343,6 @@ class Plan:
     horizon: int
     min_length: int
     fill_gaps: str = "none"
-    windows: int = 1
 
     @classmethod
     def for_table(cls, freq: str, options: TableOptions, train: TrainOptions) -> Plan:
@@ -354,8 +353,7 @@ class Plan:
                                    "B, h") from None
         season = train.season_length or season_length_for(freq)
         horizon = train.horizon or default_horizon(freq, season)
-        return cls(freq, season, horizon, options.min_length or min_length_for(horizon, train.windows, season),
-                   options.fill_gaps, train.windows)
+        return cls(freq, season, horizon, options.min_length or min_length_for(horizon, season), options.fill_gaps)
 
 
 def sort_rows(rows: Rows) -> tuple[Rows, np.ndarray]:
@@ -393,13 +391,13 @@ def check_partitions(rows: Rows, bounds: np.ndarray, keys: dict[str, dict[str, s
         if filled:
             ds, y = _filled(ds, y, plan)
         accepted.append(Series(pid, keys[pid], ds, y, filled,
-                               short_history_reason(len(y), plan.min_length, plan.horizon, plan.windows)))
+                               short_history_reason(len(y), plan.min_length, plan.horizon)))
     return accepted, rejected
 
 
-def short_history_reason(n: int, min_length: int, horizon: int, windows: int) -> str:
+def short_history_reason(n: int, min_length: int, horizon: int) -> str:
     """Why a partition of `n` points is fitted without a holdout, or "" when it has enough for one."""
-    holdout = horizon * windows
+    holdout = horizon
     if n >= min_length and n >= holdout + 2:
         return ""
     needed = max(min_length, holdout + 2)

@@ -134,7 +134,8 @@ def fit_partition(manifest: Manifest, entry: PartitionEntry, y: np.ndarray) -> F
     record = _record(manifest, entry, "trained", model_type=trained.model_type, metrics=trained.metrics,
                      baseline_metrics=trained.baseline_metrics, candidates=trained.candidates,
                      candidate_errors=trained.errors, interval_scores=trained.interval_scores,
-                     fitted_points=len(y), seconds=round(time.perf_counter() - started, 4), versions=_versions())
+                     fitted_points=len(y), windows=trained.windows,
+                     seconds=round(time.perf_counter() - started, 4), versions=_versions())
     return Fitted({"model": trained.model, "baseline": trained.baseline}, record)
 
 

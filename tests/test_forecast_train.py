@@ -15,6 +15,7 @@ from forecast_support import prepare_m3
 
 from forecast_job import train
 from forecast_job.fit import train_series
+from forecast_job.frequency import windows_for
 from forecast_job.manifest import bucket_file, finished_units
 from forecast_job.metrics import mase, smape, wape
 from tools.competition_series import monthly
@@ -76,12 +77,12 @@ def test_a_resubmitted_run_trains_only_buckets_without_a_result(trained_run, cap
 
 def test_a_partition_that_cannot_be_trained_is_recorded_failed_and_its_bucket_retried_next_time(tmp_path):
     manifest = prepare_m3(tmp_path / "work", limit=2)
-    hard = manifest.model_copy(update={"train": manifest.train.model_copy(update={"windows": 10})})
+    hard = manifest.model_copy(update={"horizon": 500})  # longer than the series: no holdout fits
     entry = hard.partitions[0]
     series = train.read_bucket(tmp_path / "work", entry.bucket)
     records = train.train_bucket(hard, entry.bucket, series, tmp_path / "out", retries=1)
     failed = next(r for r in records if r["partition_id"] == entry.id)
-    assert failed["status"] == "failed" and "too short for 10 windows" in failed["error"]
+    assert failed["status"] == "failed" and "too short for an evaluation holdout of 500" in failed["error"]
     assert "artifacts" not in failed
     assert not train.is_done(tmp_path / "out", entry.bucket)
     assert train.run_local(tmp_path / "work", tmp_path / "out", workers=1, only=[entry.bucket]) == []
@@ -182,3 +183,15 @@ def test_a_long_history_is_evaluated_and_fitted_on_its_latest_fit_window_points(
     assert every.fit_window is None and options_from_metadata({})[1].fit_window == 1000
     whole = manifest.model_copy(update={"train": manifest.train.model_copy(update={"fit_window": None})})
     assert train.fit_partition(whole, entry, y).record["fitted_points"] == days
+
+
+def test_evaluation_windows_are_as_many_as_the_history_leaves_room_for():
+    """Up to `windows` origins, each leaving two seasons of history before it; never fewer than one."""
+    assert [windows_for(n, 18, 12, 2) for n in (20, 48, 59, 60, 126)] == [1, 1, 1, 2, 2]
+    assert windows_for(126, 18, 12, 5) == 5 and windows_for(126, 18, 12, 1) == 1
+    rng = np.random.default_rng(3)
+    season = np.tile(np.sin(np.arange(12) / 12 * 2 * np.pi) * 10 + 50, 6)
+    for n, expected in ((48, 1), (72, 2)):
+        trained = train_series(season[:n] + rng.normal(0, 1, n), horizon=18, season_length=12, model_set="fast")
+        assert trained.windows == expected
+        assert len(trained.interval_scores["model"]) == expected  # one set of holdout errors a window
