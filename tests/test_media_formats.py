@@ -21,6 +21,8 @@ BT709_10 = "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p10le," \
            "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
 HDR10 = "scale=out_color_matrix=bt2020:out_range=tv,format=yuv420p10le," \
         "setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc:range=tv"
+HLG = "scale=out_color_matrix=bt2020:out_range=tv,format=yuv420p10le," \
+      "setparams=color_primaries=bt2020:color_trc=arib-std-b67:colorspace=bt2020nc:range=tv"
 X265 = ("-c:v", "libx265", "-preset", "ultrafast")
 
 
@@ -38,13 +40,15 @@ class Same:
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("format-clips")
     testsrc = ("-f", "lavfi", "-i", "testsrc2=size=160x96:rate=24", "-frames:v", "36")
-    made = {name: folder / f"{name}.mp4" for name in ("hevc10", "hdr10", "gradient", "flat")}
+    made = {name: folder / f"{name}.mp4" for name in ("hevc10", "hdr10", "hlg", "gradient", "flat")}
     # One keyframe: split re-encodes its segments (libx264 10-bit, untagged), the colour comes from probe.
     run_ffmpeg(*testsrc, "-vf", BT709_10, *X265, "-x265-params", "log-level=error", made["hevc10"])
     # Closed keyframes every 12 frames: split copies the HEVC packets, SEI and all.
     run_ffmpeg(*testsrc, "-vf", HDR10, *X265, "-x265-params", "log-level=error:keyint=12:min-keyint=12:open-gop=0:"
                f"master-display={MASTER_DISPLAY}:max-cll=1000,400",
                made["hdr10"])
+    # HLG: no static metadata, only its transfer (arib-std-b67) and BT.2020 tags.
+    run_ffmpeg(*testsrc, "-vf", HLG, *X265, "-x265-params", "log-level=error", made["hlg"])
     # A horizontal ramp over the whole limited range: 877 luma levels, more than 8 bits can name.
     run_ffmpeg("-f", "lavfi", "-i", "nullsrc=size=1024x32:rate=24", "-frames:v", "6", "-vf",
                "format=yuv420p10le,geq=lum='64+X*876/1023':cb=512:cr=512,"
@@ -112,6 +116,17 @@ def test_hdr10_keeps_its_tags_and_mastering_metadata(store, clips, tmp_path):
     assert (info.color_trc, info.master_display, info.content_light) == ("smpte2084", MASTER_DISPLAY, "1000,400")
     assert colr_box(out) == (9, 16, 9, False)  # the container says so too, not only the bitstream's VUI
     assert "HDR10 metadata kept in the HEVC bitstream" in styled_entry(stitched)["note"]
+
+
+def test_hlg_keeps_its_transfer_and_bt2020_tags(store, clips, tmp_path):
+    _, stitched = run_job(store, clips["hlg"], "hlg.mp4", transform=Same())
+    out = fetch_output(store, "hlg.mp4", tmp_path)
+    info = probe_video(out)
+    assert (info.codec, info.pix_fmt, info.frame_count) == ("hevc", "yuv420p10le", 36)
+    assert (info.color_primaries, info.color_trc, info.colorspace, info.color_range) == (
+        "bt2020", "arib-std-b67", "bt2020nc", "tv")
+    assert colr_box(out) == (9, 18, 9, False)  # BT.2020, HLG (ARIB STD-B67), BT.2020 non-constant
+    assert styled_entry(stitched)["output_codec"] == "hevc"
 
 
 def test_8_bit_h264_stays_8_bit_h264(store, make_clip, tmp_path):
