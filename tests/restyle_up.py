@@ -24,6 +24,12 @@ FAST_APP = {"RESTYLE_LOCAL_PROCESSES": "1", "RESTYLE_SEGMENT_SECONDS": "1", "RES
             "RESTYLE_POLL_MAX_SECONDS": "1", "RESTYLE_POLLS_PER_HISTORY": "3"}
 
 
+def ctrl_c_reaches_it() -> None:
+    """preexec_fn of a child the test stops with SIGINT: a shell starts background jobs with SIGINT
+    ignored, the child would inherit that, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class RestyleUp:
     def __init__(self, state: Path) -> None:
         self.state, self.api_port, self.storage_port = state, free_port(), free_port()
@@ -49,7 +55,7 @@ class RestyleUp:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tools.cli", "up", "--state", str(self.state), "--port", str(self.api_port),
                  "--storage-port", str(self.storage_port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=ctrl_c_reaches_it)
         deadline = time.monotonic() + timeout
         while "Restyle is up" not in self.output()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:

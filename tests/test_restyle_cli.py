@@ -24,7 +24,7 @@ import pytest
 from azure.identity import DefaultAzureCredential
 from e2e_support import wait_for
 from PIL import Image
-from restyle_up import ROOT, RestyleUp
+from restyle_up import ROOT, RestyleUp, ctrl_c_reaches_it
 
 from scoring_job.probe import probe_video
 from tools.cli.follow import Display, Watched
@@ -207,7 +207,7 @@ def test_ctrl_c_while_following_leaves_the_job_running_and_it_survives_a_restart
     clip = make_clip(frames=72, size="160x96")
     follower = subprocess.Popen([sys.executable, "-m", "tools.cli", "submit", str(clip), "--option", "compile=false",
                                  "--follow"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ})
+                                env={**os.environ}, preexec_fn=ctrl_c_reaches_it)
     lines = []
     for line in follower.stdout:
         lines.append(line)
