@@ -131,6 +131,18 @@ def choose_crf(frames: np.ndarray, fps: str, target: float = DEFAULT_QUALITY, pr
                          frames=len(frames), tried=tried)
 
 
+def encoder_crf(crf: int | None, target: float | None, output: OutputFormat,
+                search: Callable[[float], QualityChoice]) -> tuple[int, QualityChoice | None]:
+    """The CRF a job or the CLI encodes with, and the search's choice when there was one: `crf` when
+    the user fixed it; else, for an output the search stands for, `search(target)`; else FIXED_CRF."""
+    if crf is not None:
+        return crf, None
+    if target is not None and searchable(output):
+        choice = search(target)
+        return choice.crf, choice
+    return FIXED_CRF, None
+
+
 def choose_crf_for(stylizer, frames: np.ndarray, fps: str, target: float, preset: str) -> QualityChoice:
     """The CRF for `target` on `frames` (decoded RGB) as `stylizer` styles them: the job's and the
     CLI's search, on the model and precision the video is then styled with."""

@@ -102,7 +102,7 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
     """Stylize this rank's unfinished segments; return the names of segments that failed."""
     from .pipeline import stylize_segment  # torch is imported only by ranks that run models
     from .precision_choice import CACHE_NAME, stylizer_for
-    from .quality_target import FIXED_CRF, searchable
+    from .quality_target import encoder_crf
     from .style_spec import parse_style
     from .video_io import EncodeOptions
 
@@ -124,8 +124,8 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
                                               cache_file=compile_cache / CACHE_NAME if compile_cache else None)
     _prepare_model(stylizer, manifest, todo, input_dir, compile_cache)
     output = manifest.video_format
-    quality_choice = _quality_choice(stylizer, first_frames(), manifest) if searchable(output) else None
-    crf = options.crf if options.crf is not None else quality_choice.crf if quality_choice else FIXED_CRF
+    crf, quality_choice = encoder_crf(options.crf, options.quality_target, output,
+                                      lambda target: _quality_choice(stylizer, first_frames(), manifest, target))
     encode = EncodeOptions(crf=crf, preset=options.preset, codec=output.encoder.name)
     previous = {segment.index + 1: segment for segment in manifest.segments}  # warm-up source of each segment
     failed = []
@@ -166,15 +166,12 @@ def _first_frames(input_dir: Path, manifest: Manifest):
     return head_frames(first, info, output_size(info, manifest.options.scale), SAMPLE_WINDOW)
 
 
-def _quality_choice(stylizer, frames, manifest: Manifest):
+def _quality_choice(stylizer, frames, manifest: Manifest, target: float):
     """The job's CRF for its quality target, measured on its own first frames styled (the same frames
-    and so the same answer on every rank); None when the user fixed `crf`."""
+    and so the same answer on every rank)."""
     from .quality_target import choose_crf_for
 
-    options = manifest.options
-    if options.quality_target is None:
-        return None
-    choice = choose_crf_for(stylizer, frames, manifest.fps, options.quality_target, options.preset)
+    choice = choose_crf_for(stylizer, frames, manifest.fps, target, manifest.options.preset)
     log.info("quality %.1f: crf %d (VMAF %.2f, %.0f kbit/s on %d frames; tried %s)", choice.target, choice.crf,
              choice.vmaf, choice.kbps, choice.frames, choice.tried)
     return choice

@@ -116,7 +116,7 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
     from .pipeline import SegmentError, stylize_segment
     from .precision_choice import SAMPLE_WINDOW, stylizer_for
     from .preview import evenly_spaced, write_preview
-    from .quality_target import choose_crf_for, searchable
+    from .quality_target import choose_crf_for, encoder_crf
     from .video_io import EncodeOptions, FfmpegError, head_frames, output_size
 
     width, height = output_size(info, args.scale)
@@ -134,11 +134,10 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
     video_format = choose_output(asdict(info), args.codec, args.scale)
     for conversion in video_format.conversions:
         print(f"note: {conversion}", file=sys.stderr)
-    crf = args.crf if args.crf is not None else FIXED_CRF
-    if args.crf is None and searchable(video_format):
-        choice = choose_crf_for(stylizer, first_frames(), info.fps_text, args.quality or DEFAULT_QUALITY,
-                                args.preset)
-        crf = choice.crf
+    crf, choice = encoder_crf(args.crf, args.quality or DEFAULT_QUALITY, video_format,
+                              lambda target: choose_crf_for(stylizer, first_frames(), info.fps_text, target,
+                                                            args.preset))
+    if choice is not None:
         print(f"quality: CRF {choice.crf} (VMAF {choice.vmaf:.2f} against lossless on {choice.frames} frames, "
               f"target {choice.target:g}{'' if choice.reached else ', not reached'})", file=sys.stderr)
     with tqdm(total=info.frame_count, unit="frame", desc=args.input.name, file=sys.stderr) as bar:

@@ -7,7 +7,16 @@ import pytest
 
 from scoring_job.output_format import OutputFormat
 from scoring_job.probe import probe_video
-from scoring_job.quality_target import QualityChoice, choose_crf, encode_frames, largest_crf, searchable, vmaf
+from scoring_job.quality_target import (
+    FIXED_CRF,
+    QualityChoice,
+    choose_crf,
+    encode_frames,
+    encoder_crf,
+    largest_crf,
+    searchable,
+    vmaf,
+)
 from scoring_job.video_io import EncodeOptions, head_frames
 
 
@@ -70,3 +79,17 @@ def test_the_search_stands_only_for_8_bit_h264_outputs():
     assert searchable(OutputFormat())
     assert not searchable(OutputFormat(bit_depth=10))
     assert not any(searchable(OutputFormat(codec=codec)) for codec in ("hevc", "av1", "vp9"))
+
+
+def test_the_crf_is_the_users_else_searched_where_the_search_stands_else_fixed():
+    searched = []
+
+    def search(target: float) -> QualityChoice:
+        searched.append(target)
+        return QualityChoice(crf=23, vmaf=95.2, kbps=900.0, target=target, frames=8)
+
+    assert encoder_crf(30, 95.0, OutputFormat(), search) == (30, None) and searched == []
+    crf, choice = encoder_crf(None, 95.0, OutputFormat(), search)
+    assert (crf, choice.crf, searched) == (23, 23, [95.0])
+    assert encoder_crf(None, 95.0, OutputFormat(codec="hevc"), search) == (FIXED_CRF, None)
+    assert encoder_crf(None, None, OutputFormat(), search) == (FIXED_CRF, None) and searched == [95.0]
