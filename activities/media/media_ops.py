@@ -30,7 +30,6 @@ def video_encoder(output: av.container.OutputContainer, source: av.video.stream.
     return stream
 
 
-
 def nearest_format(frame: av.VideoFrame, supported: set[str]) -> str:
     """A format libx264 takes that loses neither depth (up to 10 bits) nor chroma of `frame`'s
     (e.g. 12-bit or RGB sources), so the scoring job still gets what the output keeps."""
