@@ -181,14 +181,19 @@ def _chroma_shifts(video_format: av.VideoFormat) -> tuple[int, int]:
 
 def _hdr10(frame: av.VideoFrame) -> dict:
     """HDR10 mastering display and content light level side data, in x265's syntax."""
-    facts: dict[str, str | None] = {"master_display": None, "content_light": None}
-    for data in frame.side_data:
-        raw = bytes(data)
-        if data.type == av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA and len(raw) >= 88:
-            facts["master_display"] = _mastering_display(struct.unpack_from("<22i", raw))
-        elif data.type == av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL and len(raw) >= 8:
-            facts["content_light"] = "{},{}".format(*struct.unpack_from("<2I", raw))
-    return facts
+    mastering = _side_data(frame, av.sidedata.sidedata.Type.MASTERING_DISPLAY_METADATA)
+    light = _side_data(frame, av.sidedata.sidedata.Type.CONTENT_LIGHT_LEVEL)
+    return {
+        "master_display": _mastering_display(struct.unpack_from("<22i", mastering)) if len(mastering) >= 88 else None,
+        "content_light": "{},{}".format(*struct.unpack_from("<2I", light)) if len(light) >= 8 else None,
+    }
+
+
+def _side_data(frame: av.VideoFrame, kind: av.sidedata.sidedata.Type) -> bytes:
+    """One kind of a frame's side data, empty when absent; looked up by type, since PyAV 18
+    iterates the container's types where earlier releases iterated its data."""
+    data = frame.side_data.get(kind)
+    return bytes(data) if data is not None else b""
 
 
 def _mastering_display(values: tuple[int, ...]) -> str | None:
