@@ -56,8 +56,6 @@ class AzureMLOptions:
     mini_batch_error_threshold: int = 10  # failed partitions tolerated before the job fails
     max_retries: int = 2  # retries of a failed partition (mini-batch)
     mini_batch_timeout_seconds: int = 600  # one partition's run() call
-    gate_metric: str = "relative_mae"
-    gate_threshold: float = 1.0
 
 
 def code_snapshot(root: Path) -> Path:
@@ -129,8 +127,7 @@ def build_pipeline_job(options: AzureMLOptions, run_id: str, attempt: int, code_
         code=str(code_root),
         command=("python -m forecast_job.publish --work ${{inputs.work}} --output ${{inputs.trained}} "
                  "--registry aml: --artifacts ${{outputs.artifacts}} "
-                 f"--artifact-uri {models} --results ${{{{outputs.results}}}} "
-                 f"--gate-metric {options.gate_metric} --gate-threshold {options.gate_threshold:g}"),
+                 f"--artifact-uri {models} --results ${{{{outputs.results}}}}"),
         inputs={"work": Input(type="uri_folder", mode="ro_mount"),
                 "trained": Input(type="uri_folder", mode="ro_mount")},
         outputs={"results": Output(type="uri_folder", mode="rw_mount"),

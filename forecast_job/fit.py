@@ -10,8 +10,12 @@ with, a steadier gate), for 1.6x the training time (docs/many-models.md). Season
 its forecasts are the baseline every candidate's `relative_mae` is measured against, and its fit
 on all the data is kept as the fallback the gate may serve. Selection (measured in models.py):
 the combination, unless a single model's selection metric is lower by more than
-`selection_margin` (a fraction of the combination's). A candidate that raises is left out (its
-error recorded); if nothing else is left, seasonal naive is the model.
+`selection_margin` (a fraction of the combination's). If that choice fails the promotion gate's
+rule on the holdout, the candidate with the next lowest selection metric that passes takes its
+place; only where none passes does the gate serve seasonal naive (bench/gate_rules.py: on M3
+monthly this took served sMAPE from 14.08 to 13.93 and the fallbacks from 246 to 190; on Tourism
+monthly from 19.32 to 19.12). A candidate that raises is left out (its error recorded); if nothing
+else is left, seasonal naive is the model.
 
 Every holdout forecast is made with the model's own interval too (intervals.py): the chosen model's
 and seasonal naive's standardized holdout errors are kept, for publish to calibrate the intervals of
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .frequency import windows_for
+from .gate import GateRule
 from .intervals import REFERENCE_LEVEL, CalibratedModel, own_sigma, standardized_errors
 from .metrics import mean_metrics, window_metrics
 from .models import BASELINE, COMBINATION, MODEL_SETS, Combination, make_model
@@ -47,6 +52,7 @@ class Trained:
     # standardized holdout errors, per window and step, of the chosen model ("model") and seasonal naive
     interval_scores: dict[str, list[list[float]]] = field(default_factory=dict)
     windows: int = 1  # evaluation windows the series' length allowed (at most the option's)
+    preferred: str = ""  # the selection's choice where it failed the gate and `model_type` passes instead
 
 
 def _origins(n: int, horizon: int, windows: int) -> list[int]:
@@ -91,7 +97,7 @@ def _fit(name: str, y: np.ndarray, season_length: int, members: tuple[str, ...],
 
 def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: str = "default",
                  windows: int = 2, selection_metric: str = "mase", selection_margin: float = 0.2,
-                 spread: bool = True) -> Trained:
+                 spread: bool = True, gate: GateRule | None = None) -> Trained:
     """Up to `windows` evaluation windows, as many as the series' length supports (frequency.windows_for).
     `spread=False` leaves out the holdout's interval spreads (no interval scores: the run's
     intervals are then the models' own); bench/many_models.py times training both ways side by side."""
@@ -123,8 +129,9 @@ def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: 
             window_metrics(y[origin:origin + horizon], per_window[w], y[:origin], season_length,
                            forecasts[BASELINE][w])
             for w, origin in enumerate(origins)])
-    chosen = _select(candidates, [n for n in chosen_set.singles if n in candidates], selection_metric,
-                     selection_margin)
+    preferred = _select(candidates, [n for n in chosen_set.singles if n in candidates], selection_metric,
+                        selection_margin)
+    chosen = _passing(candidates, preferred, selection_metric, gate or GateRule())
     baseline = _fit(BASELINE, y, season_length, members, specs)
     model = baseline if chosen == BASELINE else _fit(chosen, y, season_length, members, specs)
     scores = {kind: [standardized_errors(y[origin:origin + horizon], forecasts[name][w], sigmas[name][w])
@@ -132,7 +139,8 @@ def train_series(y: np.ndarray, *, horizon: int, season_length: int, model_set: 
               for kind, name in (("model", chosen), ("baseline", BASELINE))}
     floor = 0.0 if float(np.min(y)) >= 0 else None
     return Trained(chosen, CalibratedModel(model, floor=floor), CalibratedModel(baseline, floor=floor),
-                   candidates[chosen], candidates[BASELINE], candidates, errors, scores, windows)
+                   candidates[chosen], candidates[BASELINE], candidates, errors, scores, windows,
+                   preferred if chosen != preferred else "")
 
 
 def _select(candidates: dict[str, dict[str, float]], singles: list[str], metric: str, margin: float) -> str:
@@ -143,6 +151,16 @@ def _select(candidates: dict[str, dict[str, float]], singles: list[str], metric:
         return best
     combined = _finite(candidates[COMBINATION][metric])
     return best if _finite(candidates[best][metric]) < (1 - margin) * combined else COMBINATION
+
+
+def _passing(candidates: dict[str, dict[str, float]], preferred: str, metric: str, gate: GateRule) -> str:
+    """`preferred` if it passes the gate, else the passing candidate with the lowest selection
+    metric, else `preferred` (the gate then serves seasonal naive, flagged)."""
+    if preferred == BASELINE or gate.passes(candidates[preferred]):
+        return preferred
+    others = sorted((name for name in candidates if name not in (BASELINE, preferred)),
+                    key=lambda name: _finite(candidates[name][metric]))
+    return next((name for name in others if gate.passes(candidates[name])), preferred)
 
 
 def _finite(value: float) -> float:

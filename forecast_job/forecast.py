@@ -116,12 +116,14 @@ def history_table(manifest: Manifest, work: Path, results: Path) -> Path:
 
 def metrics_table(manifest: Manifest, records: list[dict], decisions: dict[str, dict], rejected: list[dict],
                   results: Path) -> Path:
-    """One row per partition the run saw: trained (with metrics and the gate's decision), failed, rejected."""
+    """One row per partition the run saw: trained (with metrics and the gate's decision), failed, rejected.
+    `preferred_model`: the selection's choice where it failed the gate and `model_type` passed instead."""
     rows = []
     for record in records:
         short = record.get("short_history") or {}
         row = {**record["keys"], "partition_id": record["partition_id"], "status": record["status"],
-               "model_type": record.get("model_type"), "error": record.get("error"),
+               "model_type": record.get("model_type"), "preferred_model": record.get("preferred") or None,
+               "error": record.get("error"),
                "observations": record.get("observations"), "short_history": bool(short),
                "short_history_reason": short.get("reason")}
         row.update({k: _finite(v) for k, v in (record.get("metrics") or {}).items()})

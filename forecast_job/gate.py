@@ -4,7 +4,8 @@ A challenger (this run's model for a partition) is promoted to the `production` 
 passes the rule and beats the champion (the partition's current production model) on the rule's
 metric. Otherwise the champion keeps serving. A partition with no champion whose challenger fails
 gets its seasonal-naive baseline registered as a flagged version and promoted, so that every
-trained partition can be served and the flag says it is only a fallback. A flagged champion is
+trained partition can be served and the flag says it is only a fallback (training already made the
+challenger the best candidate that passes the run's rule, where any does: fit._passing). A flagged champion is
 no real champion: any challenger that passes replaces it, and a fresher flagged baseline does too.
 
 A short history (fewer points than a holdout needs, short_history.py) has no holdout metrics, so
@@ -30,9 +31,10 @@ HIGHER_IS_BETTER = {"accuracy"}
 
 class GateRule(BaseModel):
     """Default: beats seasonal naive on the holdout, `relative_mae < 1` (the model's MAE over the
-    seasonal-naive forecast's MAE on the same window). `GateRule(metric="mase")` is MASE < 1
-    (errors below the in-sample one-season naive errors); the source architecture's business rule
-    is `GateRule(metric="accuracy", threshold=0.8)`: accuracy (1 - WAPE) > 80%.
+    seasonal-naive forecast's MAE on the same points, pooled over the evaluation windows).
+    `GateRule(metric="mase")` is MASE < 1 (errors below the in-sample one-season naive errors); the
+    source architecture's business rule is `GateRule(metric="accuracy", threshold=0.8)`: accuracy
+    (1 - WAPE) > 80%.
 
     Why not MASE by default (bench/many_models.py, first run, no champions): the fallback a failing
     partition serves is seasonal naive, and MASE < 1 fails many models that beat it, so the served

@@ -4,7 +4,11 @@
 - MASE (Hyndman & Koehler 2006): MAE over the in-sample MAE of the seasonal naive forecast, so
   MASE < 1 means "smaller errors than a one-season-ago guess made inside the data".
 - WAPE: Σ|y-f| / Σ|y|; accuracy = 1 - WAPE (the business gate's "accuracy > 80%").
-- relative MAE: MAE over the seasonal-naive forecast's MAE on the same window (< 1 beats it).
+- relative MAE: MAE over the seasonal-naive forecast's MAE on the same points (< 1 beats it);
+  over several windows, pooled: all windows' absolute errors over all of seasonal naive's
+  (bench/gate_rules.py: a mean of per-window ratios lets one window where seasonal naive happens
+  to be near-exact decide, and on M3 monthly, two windows, it sent 298 partitions to the
+  fallback where pooling sends 246, for a served sMAPE of 14.08 against 14.11).
 """
 
 from __future__ import annotations
@@ -51,14 +55,24 @@ def wape(y: np.ndarray, f: np.ndarray) -> float:
 
 def window_metrics(y: np.ndarray, f: np.ndarray, insample: np.ndarray, season_length: int,
                    baseline: np.ndarray) -> dict[str, float]:
-    """All measures of forecast `f` for actuals `y`, against the seasonal-naive `baseline` forecast."""
+    """All measures of forecast `f` for actuals `y`, against the seasonal-naive `baseline` forecast
+    (whose MAE is kept, as `baseline_mae`, for pooling the relative MAE over windows)."""
     mae = float(np.mean(np.abs(y - f)))
     baseline_mae = float(np.mean(np.abs(y - baseline)))
-    relative = mae / baseline_mae if baseline_mae > 0 else (1.0 if mae == 0 else math.inf)
     w = wape(y, f)
     return {"mase": mase(y, f, insample, season_length), "smape": smape(y, f), "wape": w, "accuracy": 1.0 - w,
-            "mae": mae, "relative_mae": relative}
+            "mae": mae, "relative_mae": _ratio(mae, baseline_mae), "baseline_mae": baseline_mae}
 
 
 def mean_metrics(windows: list[dict[str, float]]) -> dict[str, float]:
-    return {name: float(np.mean([window[name] for window in windows])) for name in METRICS}
+    """The windows' means, but the relative MAE pooled: mean MAE over seasonal naive's mean MAE
+    (the windows are equally long, so this is all absolute errors over all of the baseline's)."""
+    means = {name: float(np.mean([window[name] for window in windows])) for name in (*METRICS, "baseline_mae")}
+    means["relative_mae"] = _ratio(means["mae"], means.pop("baseline_mae"))
+    return means
+
+
+def _ratio(mae: float, baseline_mae: float) -> float:
+    if baseline_mae > 0:
+        return mae / baseline_mae
+    return 1.0 if mae == 0 else math.inf

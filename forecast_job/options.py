@@ -2,7 +2,7 @@
 
 Two small objects: `TableOptions` says how to read the table (which columns are the partition keys,
 the timestamp and the target, and the frequency); `TrainOptions` says what to train (model set,
-horizon, season length, evaluation). Both are frozen pydantic models so the manifest carries them
+horizon, season length, evaluation, the promotion gate). Both are frozen pydantic models so the manifest carries them
 verbatim and a job on another machine reads exactly what the Function App decided. No pandas or
 statsforecast here: the Function App imports this module.
 """
@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .gate import GateRule
 from .levels import DEFAULT_LEVELS, LevelsError, parse_levels
 
 DEFAULT_TIMESTAMP = "timestamp"
@@ -75,6 +76,9 @@ class TrainOptions(_Strict):
     selection_margin: float = Field(default=0.2, ge=0, le=1)
     # prediction intervals (levels.py): lo_<level> / hi_<level> beside every forecast
     levels: tuple[float, ...] = DEFAULT_LEVELS
+    # the promotion gate: the app sets it from its settings (gate_metric, gate_threshold), so training
+    # falls back to the best candidate that passes it and publish judges by the same rule
+    gate: GateRule = GateRule()
 
     @field_validator("fit_window", mode="before")
     @classmethod

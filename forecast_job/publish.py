@@ -3,7 +3,7 @@ batch forecast, the metrics and history tables and the gate report. One call, id
 repeat registers nothing twice).
 
     python -m forecast_job.publish --work DIR --output DIR --registry index:PATH.sqlite \
-        --artifacts DIR [--artifact-uri URI] --results DIR [--gate-metric mase --gate-threshold 1]
+        --artifacts DIR [--artifact-uri URI] --results DIR
 
 The artifacts folder is the models root (a local folder, or in Azure ML the work datastore's
 `models/` mounted): each bucket's models, with the run's interval calibration in them, go into
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .files import write_text_atomic
-from .gate import GateRule, gate_report, run_gate
+from .gate import gate_report, run_gate
 from .intervals import calibrate_run, calibrated_artifact
 from .manifest import Manifest, load_rejections
 from .production_map import MapRegistry, ProductionMap, map_path
@@ -95,12 +95,12 @@ def load_map(root: Path, dataset: str) -> ProductionMap:
     return ProductionMap.from_json(path.read_bytes()) if path.exists() else ProductionMap(dataset)
 
 
-def publish(work: Path, output: Path, registry: Registry, artifacts: FolderArtifacts, results: Path,
-            rule: GateRule | None = None) -> PublishSummary:
+def publish(work: Path, output: Path, registry: Registry, artifacts: FolderArtifacts, results: Path) -> PublishSummary:
+    """Register, gate by the run's rule (the manifest's, the one training chose by) and forecast."""
     from .forecast import batch_forecast, history_table, metrics_table, run_folder
 
-    rule = rule or GateRule()
     manifest = Manifest.load(work)
+    rule = manifest.train.gate
     wanted = {entry.id for entry in manifest.partitions}
     records = [r for r in read_results(output) if r["partition_id"] in wanted and r["run_id"] == manifest.run_id]
     started = time.perf_counter()
@@ -155,13 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--artifact-uri", default=None,
                         help="URI prefix the artifacts folder is known by elsewhere (a datastore path)")
     parser.add_argument("--results", type=Path, required=True, help="folder for forecasts/, metrics/, gate/")
-    parser.add_argument("--gate-metric", default="relative_mae", help="relative_mae, mase, smape, wape or accuracy")
-    parser.add_argument("--gate-threshold", type=float, default=1.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     artifacts = FolderArtifacts(args.artifacts, args.artifact_uri)
-    summary = publish(args.work, args.output, open_registry(args.registry), artifacts, args.results,
-                      GateRule(metric=args.gate_metric, threshold=args.gate_threshold))
+    summary = publish(args.work, args.output, open_registry(args.registry), artifacts, args.results)
     print(json.dumps(asdict(summary), indent=1))
     return 0
 

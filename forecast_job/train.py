@@ -130,11 +130,11 @@ def fit_partition(manifest: Manifest, entry: PartitionEntry, y: np.ndarray) -> F
     trained = train_series(y, horizon=manifest.horizon,
                            season_length=manifest.season_length, model_set=options.model_set,
                            windows=options.windows, selection_metric=options.selection_metric,
-                           selection_margin=options.selection_margin)
+                           selection_margin=options.selection_margin, gate=options.gate)
     record = _record(manifest, entry, "trained", model_type=trained.model_type, metrics=trained.metrics,
                      baseline_metrics=trained.baseline_metrics, candidates=trained.candidates,
                      candidate_errors=trained.errors, interval_scores=trained.interval_scores,
-                     fitted_points=len(y), windows=trained.windows,
+                     fitted_points=len(y), windows=trained.windows, preferred=trained.preferred,
                      seconds=round(time.perf_counter() - started, 4), versions=_versions())
     return Fitted({"model": trained.model, "baseline": trained.baseline}, record)
 

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     model_registry: str | None = None  # forecast_job.publish --registry; None: index under temp_root/models
     # Promotion gate (forecast_job/gate.py GateRule, whose defaults these are): relative_mae < 1 beats
     # seasonal naive on the holdout; "accuracy" with 0.8 is the source architecture's business rule.
+    # Each job carries the rule it was validated under (TrainOptions.gate): training falls back to the
+    # best candidate that passes it, publish judges by it.
     gate_metric: Literal["mase", "relative_mae", "smape", "wape", "accuracy"] = "relative_mae"
     gate_threshold: float = 1.0
     local_forecast_workers: int = Field(default=2, gt=0)  # training processes of a local many-models run

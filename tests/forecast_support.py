@@ -31,6 +31,7 @@ def as_csv(frame: pd.DataFrame) -> io.BytesIO:
 STORE_OPTIONS = TableOptions(target_column="sales")
 
 
-def prepare_m3(work, run_id: str = "run1", limit: int = SERIES, frame: pd.DataFrame | None = None) -> Manifest:
-    table = read_table(as_csv(m3_table(limit) if frame is None else frame), STORE_OPTIONS, FAST)
-    return prepare_work(table, work, run_id=run_id, dataset="m3", train=FAST)
+def prepare_m3(work, run_id: str = "run1", limit: int = SERIES, frame: pd.DataFrame | None = None,
+               train: TrainOptions = FAST) -> Manifest:
+    table = read_table(as_csv(m3_table(limit) if frame is None else frame), STORE_OPTIONS, train)
+    return prepare_work(table, work, run_id=run_id, dataset="m3", train=train)

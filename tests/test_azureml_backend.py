@@ -104,7 +104,7 @@ def test_a_many_models_run_is_a_pipeline_job_with_the_apps_cpu_settings(settings
 
     store = BlobStore(store.service, settings.model_copy(update={
         "aml_forecast_compute": "cpu-x", "aml_forecast_instance_count": 3, "aml_forecast_processes_per_instance": 8,
-        "gate_metric": "accuracy", "gate_threshold": 0.8, "storage_account_url": "https://stdata.blob.core.windows.net"}))
+        "storage_account_url": "https://stdata.blob.core.windows.net"}))
     work = store.settings.work_container
     layout = WorkLayout("job8")
     store.write_json(work, layout.table, {"blob": "sales 2024.csv", "etag": "0x8DC0FFEE", "format": "csv",
@@ -121,7 +121,8 @@ def test_a_many_models_run_is_a_pipeline_job_with_the_apps_cpu_settings(settings
             and "--dataset sales" in prepare.command)
     assert (train.partition_keys, train.resources["instance_count"], train.max_concurrency_per_instance) == (
         ["bucket"], 3, 8)
-    assert "--gate-metric accuracy --gate-threshold 0.8" in publish.command
+    # the table's options verbatim, the gate rule among them: publish reads it from the manifest
+    assert """--options '{"train": {"model_set": "fast"}}'""" in prepare.command and "--gate" not in publish.command
     assert backend.status(handle).units_total == 4  # the prepare step has not counted the partitions yet
     store.write_json(work, layout.prepared, {"accepted": True, "partitions": 7})
     for bucket, count in (("0001", 2), ("0002", 3)):  # two buckets trained, as the parallel step writes them

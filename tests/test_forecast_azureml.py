@@ -12,13 +12,14 @@ WORK = "azureml://datastores/work/paths/R7"
 
 
 UPLOAD = Upload("https://stdata.blob.core.windows.net/tables/sales 2024.csv", "0x8DC0FFEE", "csv", "sales",
-                {"table": {"partition_columns": ["store", "brand"]}, "train": {"model_set": "fast"}})
+                {"table": {"partition_columns": ["store", "brand"]},
+                 "train": {"model_set": "fast", "gate": {"metric": "accuracy", "threshold": 0.8}}})
 
 
 def test_the_pipeline_prepares_then_trains_buckets_in_parallel_then_publishes(tmp_path):
     options = AzureMLOptions(compute="cpu-cluster", environment="restyle-forecast@3", instance_count=4,
                              max_concurrency_per_instance=8, mini_batch_error_threshold=25, max_retries=3,
-                             mini_batch_timeout_seconds=900, gate_metric="accuracy", gate_threshold=0.8)
+                             mini_batch_timeout_seconds=900)
     root = code_snapshot(tmp_path)
     job = build_pipeline_job(options, "R7", attempt=2, code_root=root, upload=UPLOAD)
     spec = job._to_dict()
@@ -35,7 +36,8 @@ def test_the_pipeline_prepares_then_trains_buckets_in_parallel_then_publishes(tm
     assert prepare["component"]["command"] == (
         "python -m forecast_job.prepare --table-url 'https://stdata.blob.core.windows.net/tables/sales 2024.csv' "
         "--etag 0x8DC0FFEE --format csv --work ${{outputs.prepared}} --run-id R7 --dataset sales --options "
-        """'{"table": {"partition_columns": ["store", "brand"]}, "train": {"model_set": "fast"}}'""")
+        """'{"table": {"partition_columns": ["store", "brand"]}, "train": {"model_set": "fast", "gate": """
+        """{"metric": "accuracy", "threshold": 0.8}}}'""")  # the gate rule travels with the job
 
     train = spec["jobs"]["train_partitions"]
     assert train["type"] == "parallel" and train["partition_keys"] == ["bucket"]
@@ -63,7 +65,7 @@ def test_the_pipeline_prepares_then_trains_buckets_in_parallel_then_publishes(tm
     assert publish["component"]["command"] == (
         "python -m forecast_job.publish --work ${{inputs.work}} --output ${{inputs.trained}} --registry aml: "
         "--artifacts ${{outputs.artifacts}} --artifact-uri azureml://datastores/work/paths/models "
-        "--results ${{outputs.results}} --gate-metric accuracy --gate-threshold 0.8")
+        "--results ${{outputs.results}}")
     rest = job._to_rest_object()  # the REST body serializes offline too
     assert set(rest.properties.jobs) == {"prepare", "train_partitions", "publish"}
     assert rest.properties.jobs["train_partitions"]["partition_keys"] == '["bucket"]'

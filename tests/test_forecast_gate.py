@@ -8,7 +8,7 @@ import json
 import duckdb
 import pandas as pd
 import pytest
-from forecast_support import m3_table, prepare_m3
+from forecast_support import FAST, m3_table, prepare_m3
 
 from forecast_job import train
 from forecast_job.gate import GateRule, gate_report, run_gate
@@ -158,3 +158,15 @@ def test_publish_registers_gates_and_forecasts_every_partition(tmp_path):
     runs = duckdb.sql(f"SELECT DISTINCT run_id FROM read_parquet('{tmp_path}/results/forecasts/*/*.parquet', "
                       "hive_partitioning = true) ORDER BY 1").fetchall()
     assert runs == [("run1",), ("run2",)]
+
+
+def test_publish_judges_by_the_rule_the_run_was_trained_under(tmp_path):
+    """The rule travels in the manifest (the app's settings at validation), not on publish's command line."""
+    rule = GateRule(metric="accuracy", threshold=0.999)
+    prepare_m3(tmp_path / "work", limit=3, train=FAST.model_copy(update={"gate": rule}))
+    assert train.run_local(tmp_path / "work", tmp_path / "out", workers=1) == []
+    registry = IndexRegistry(tmp_path / "registry" / "index.sqlite")
+    artifacts = FolderArtifacts(tmp_path / "artifacts")
+    publish(tmp_path / "work", tmp_path / "out", registry, artifacts, tmp_path / "results")
+    report = json.loads((tmp_path / "results" / "gate" / "run_id=run1" / "gate_report.json").read_text())
+    assert report["rule"] == "accuracy > 0.999" and report["decisions"]["promote_baseline"] == 3

@@ -16,6 +16,7 @@ from forecast_support import prepare_m3
 from forecast_job import train
 from forecast_job.fit import train_series
 from forecast_job.frequency import windows_for
+from forecast_job.gate import GateRule
 from forecast_job.manifest import bucket_file, finished_units
 from forecast_job.metrics import mase, smape, wape
 from tools.competition_series import monthly
@@ -140,6 +141,37 @@ def test_the_combination_serves_unless_a_single_model_beats_it_by_the_margin():
     singles = ("AutoETS", "DynamicOptimizedTheta", "Theta", "Combination")
     assert plain.model_type == min(singles, key=lambda name: plain.candidates[name]["mase"])
     assert "SeasonalNaive" in plain.candidates and plain.model_type != "SeasonalNaive"
+
+
+def test_a_choice_that_fails_the_gate_gives_way_to_the_best_candidate_that_passes():
+    """Only a model that passes the gate may serve: where the selection's choice fails it, the
+    candidate with the next lowest selection metric that passes is refitted instead; where none
+    passes, the choice stays (and the gate serves seasonal naive)."""
+    y = monthly("m3", limit=1).table.target.to_numpy()
+    always = {"horizon": 18, "season_length": 12, "selection_margin": 1.0}  # the combination is the choice
+    free = train_series(y, **always, gate=GateRule(metric="mase", threshold=1e9))
+    choice = free.candidates["Combination"]["mase"]
+    runner_up = min((n for n in free.candidates if n not in ("SeasonalNaive", "Combination")),
+                    key=lambda n: free.candidates[n]["mase"])
+    assert free.model_type == "Combination" and free.candidates[runner_up]["mase"] < choice
+    gated = train_series(y, **always, gate=GateRule(metric="mase", threshold=(free.candidates[runner_up]["mase"]
+                                                                              + choice) / 2))
+    assert (gated.model_type, gated.preferred, gated.metrics) == (runner_up, "Combination",
+                                                                   free.candidates[runner_up])
+    assert gated.model.predict(h=18)["mean"].shape == (18,)
+    none_pass = train_series(y, **always, gate=GateRule(metric="mase", threshold=0))
+    assert (none_pass.model_type, none_pass.preferred) == ("Combination", "")
+
+
+def test_the_relative_mae_pools_the_windows():
+    """All windows' absolute errors over all of seasonal naive's, not a mean of per-window ratios."""
+    from forecast_job.metrics import mean_metrics, window_metrics
+
+    y, insample = np.array([10.0, 10.0]), np.arange(24, dtype="float64")
+    near_exact = window_metrics(y, np.array([11.0, 11.0]), insample, 12, np.array([10.1, 10.1]))  # ratio 10
+    far_off = window_metrics(y, np.array([12.0, 12.0]), insample, 12, np.array([20.0, 20.0]))  # ratio 0.2
+    assert mean_metrics([near_exact, far_off])["relative_mae"] == pytest.approx((1 + 2) / (0.1 + 10))
+    assert "baseline_mae" not in mean_metrics([near_exact])
 
 
 def test_the_full_set_adds_autoces_and_autoarima():

@@ -34,6 +34,21 @@ def test_the_apps_gate_settings_default_to_the_gate_rules_defaults() -> None:
     assert (settings.gate_metric, settings.gate_threshold) == (GateRule().metric, GateRule().threshold)
 
 
+def test_the_gate_rule_of_the_apps_settings_travels_with_the_job(store) -> None:
+    """Validation writes the rule into the job's train options: training falls back to a candidate
+    that passes it, and publish judges by it, whatever the settings are by then."""
+    from forecast_job.gate import GateRule
+    from forecast_job.options import TrainOptions
+    from restyle.storage import BlobStore
+
+    strict = BlobStore(store.service, store.settings.model_copy(update={"gate_metric": "accuracy",
+                                                                        "gate_threshold": 0.8}))
+    upload_table(strict, "gated.csv", 2)
+    assert validate_table(strict, "gated.csv", "run-g")["accepted"]
+    options = strict.read_json(strict.settings.work_container, WorkLayout("run-g").table)["options"]
+    assert TrainOptions(**options["train"]).gate == GateRule(metric="accuracy", threshold=0.8)
+
+
 def test_names_and_formats_are_read_from_the_upload() -> None:
     assert dataset_name("2026/Store Sales (EU).csv", {}) == "store-sales-eu"
     assert dataset_name("x.csv", {"dataset": "retail_eu"}) == "retail_eu"

@@ -82,8 +82,7 @@ def forecast_options(settings) -> forecast_azureml.AzureMLOptions:
         compute=settings.aml_forecast_compute, environment=settings.aml_forecast_environment,
         datastore=settings.aml_datastore, experiment=f"{settings.aml_experiment}-many-models",
         instance_count=settings.aml_forecast_instance_count,
-        max_concurrency_per_instance=settings.aml_forecast_processes_per_instance,
-        gate_metric=settings.gate_metric, gate_threshold=settings.gate_threshold)
+        max_concurrency_per_instance=settings.aml_forecast_processes_per_instance)
 
 
 def build_scoring_job(settings, job_id: str, attempt: int, code_root: Path) -> Command:

@@ -100,8 +100,7 @@ def run_training(job_id: str, state_dir: Path, workers: int) -> int:
         sys.executable, "-m", "forecast_job.publish", "--work", str(work), "--output", str(output),
         "--registry", settings.registry_spec, "--artifacts", str(models),
         "--artifact-uri", f"azureml://datastores/{settings.aml_datastore}/paths/{MODELS_FOLDER}",
-        "--results", str(results), "--gate-metric", settings.gate_metric,
-        "--gate-threshold", f"{settings.gate_threshold:g}"], check=False)
+        "--results", str(results)], check=False)
     if published.returncode != 0:
         return published.returncode
     store.upload_folder(settings.work_container, f"{MODELS_FOLDER}/", models,

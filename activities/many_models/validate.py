@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 
 import pandas as pd
 
+from forecast_job.gate import GateRule
 from forecast_job.naming import check_dataset
 from forecast_job.options import OptionsError, TableOptions, TrainOptions, options_from_metadata
 from forecast_job.table import Columns, EmptyTable, Normalizer, TableError, choose_columns
@@ -111,6 +112,8 @@ def validate_table(store: BlobStore, blob: str, job_id: str) -> dict:
     metadata = {key.lower(): value for key, value in info.metadata.items()}
     try:
         table_options, train_options = options_from_metadata(metadata)
+        train_options = train_options.model_copy(update={"gate": GateRule(metric=settings.gate_metric,
+                                                                          threshold=settings.gate_threshold)})
         dataset = dataset_name(blob, metadata)
         header = read_header(store, container, blob, info.etag, info.size)
         columns = choose_columns(header.names, header.numeric, table_options)
