@@ -105,3 +105,7 @@ class WorkLayout:
 
     def styled(self, index: int) -> str:
         return f"{self.styled_prefix}{segment_name(index)}.mp4"
+
+    def styled_result(self, index: int) -> str:
+        """The scoring job's record of a styled segment (frames, device, the encoder run it belongs to)."""
+        return f"{self.styled_prefix}{segment_name(index)}.json"

@@ -157,10 +157,12 @@ class WorkerKill(Fault):
         total = run.wait_stage("scoring")["progress"]["segments_total"]
         target = {"first": 0, "last": total - 1}.get(point, total // 2)
         attempt = run.state_dir(1)
-        # The rank styling the target segment writes it under a temporary name that carries its pid.
-        partial = wait_for(lambda: list((attempt / "output").glob(f".segment_{target:05d}.mp4.*.partial")),
+        # The rank styling the target segment writes it under a temporary name that carries its pid:
+        # `.segment_N.mp4.<pid>.partial` encoded alone, `.segment_N.<pid>.partial.mp4` as a piece of a
+        # rank's one encode (scoring_job/spanning.py).
+        partial = wait_for(lambda: list((attempt / "output").glob(f".segment_{target:05d}.*partial*")),
                            STAGE_TIMEOUT, f"segment {target} in progress", interval=0.01)[0]
-        rank = int(partial.name.split(".")[-2])
+        rank = int(next(part for part in partial.name.split(".")[2:] if part.isdigit()))
         runner = json.loads((attempt / "process.json").read_text())["pid"]
         assert rank in descendants(runner) and _is_rank(command_line(rank)), f"{rank} is no rank of this job"
         os.kill(rank, signal.SIGKILL)

@@ -6,18 +6,21 @@
 For each source (the bundled clip; a longer clip made by looping it; a 10-bit HEVC and an HDR10
 HEVC made from it with libx265), cut where the job's planner cuts it, the real scoring job
 (scoring_job.score.run, style 19, one CPU rank, stability on) runs three times: crf 0 (the lossless
-reference), crf 18 (today) and the default quality target. Reported per source and setting: output
-bitrate (segments' bytes over the duration) against the source's (scaled by pixels to the output
-size), VMAF against the lossless run, boundary_ratio (seam flicker over interior flicker,
-bench/temporal_metric.py), and encode seconds per frame (the styled frames re-encoded alone, the
-quality search's time spread over the frames). `one_encode`: the lossless run's frames encoded by one
-encoder across the seams at the searched CRF, the seam pulse an encode spanning seams would leave;
-`source_boundary_ratio`: the same ratio for the source frames (the job cuts at the source's keyframes).
+reference), crf 18 and the default quality target. One rank's consecutive segments go through one
+encoder (scoring_job/spanning.py). `per_segment`: the lossless run's frames encoded the way every job
+was before, one x264 encoder (B-frames on) per segment at CRF 18, side by side in the same run.
+Reported per source and setting: output bitrate (segments' bytes over the duration) against the
+source's (scaled by pixels to the output size), VMAF against the lossless run, boundary_ratio (seam
+flicker over interior flicker, bench/temporal_metric.py), and encode seconds per frame (the styled
+frames re-encoded alone: per segment with B-frames at CRF 18, against one encoder without B-frames
+at the searched CRF plus the search's time spread over the frames). `source_boundary_ratio`: the
+same ratio for the source frames (the job cuts at the source's keyframes, which pulse too).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -38,6 +41,7 @@ from scoring_job.manifest import DEFAULT_QUALITY, DEFAULT_STABILITY  # noqa: E40
 from scoring_job.probe import probe_video  # noqa: E402
 from scoring_job.quality_target import choose_crf, encode_frames, vmaf  # noqa: E402
 from scoring_job.score import result_paths  # noqa: E402
+from scoring_job.spanning import join_pieces  # noqa: E402
 from scoring_job.video_io import EncodeOptions  # noqa: E402
 from tools.footage import bundled_clip  # noqa: E402
 
@@ -86,26 +90,26 @@ def boundary_ratio(series: list[float | None], cuts: list[int]) -> float | None:
     return round(mean_ewarp(series, seams) / mean_ewarp(series, interior), 3) if seams else None
 
 
-def encode_seconds(frames: np.ndarray, fps: str, crf: int, folder: Path) -> float:
+def per_segment(styled: np.ndarray, cuts: list[int], fps: str, crf: int, folder: Path) -> tuple[list[Path], float]:
+    """The styled frames through one x264 encoder per segment (B-frames on): every job before one
+    encoder spanned seams. Returns the segment files and the encode seconds."""
+    edges = [0, *cuts, len(styled)]
     started = time.perf_counter()
-    encode_frames(frames, folder / f"timed{crf}.mp4", fps, EncodeOptions(crf=crf))
+    paths = [encode_frames(styled[start:end], folder / f"alone{crf}_{number:03d}.mp4", fps, EncodeOptions(crf=crf))
+             for number, (start, end) in enumerate(itertools.pairwise(edges))]
+    return paths, time.perf_counter() - started
+
+
+def spanning_seconds(styled: np.ndarray, fps: str, crf: int, folder: Path) -> float:
+    started = time.perf_counter()
+    encode_frames(styled, folder / f"spanning{crf}.mp4", fps, EncodeOptions(crf=crf, reorder=False))
     return time.perf_counter() - started
 
 
-def one_encode(styled: np.ndarray, job: dict, reference: Path, flows, cuts: list[int], fps: str, duration: float,
-               folder: Path) -> dict:
-    """The same styled frames encoded by one encoder across the seams, at the CRF the quality search chose:
-    what an encode spanning seams would give, against the job's one encode per segment (keyframe at each
-    seam)."""
-    crf = job.get("quality_choice", {}).get("crf", 18)
-    spanning = encode_frames(styled, folder / "one_encode.mp4", fps, EncodeOptions(crf=crf))
-    decoded = decode_frames(spanning)
-    test = encode_frames(np.stack(decoded), folder / "one_encode_decoded.mp4", fps,
-                         EncodeOptions(crf=0, preset="ultrafast"))
-    return {"crf": crf, "encoder": "libx264, 8-bit, for every source",
-            "kbps": round(spanning.stat().st_size * 8 / 1000 / duration, 1),
-            "boundary_ratio": boundary_ratio(ewarp_series(decoded, flows), cuts),
-            "vmaf": round(vmaf(reference, test, subsample=1), 2)}
+def scored(frames: list[np.ndarray], reference: Path, fps: str, folder: Path, label: str) -> float:
+    lossless = EncodeOptions(crf=0, preset="ultrafast")
+    test = encode_frames(np.stack(frames), folder / f"{label}_decoded.mp4", fps, lossless)
+    return round(vmaf(reference, test, subsample=1), 2)
 
 
 def measure(name: str, size: tuple[int, int], frames: int) -> dict:
@@ -134,18 +138,21 @@ def measure(name: str, size: tuple[int, int], frames: int) -> dict:
         reference = encode_frames(np.stack(outputs["lossless"]), folder / "reference.mp4", fps,
                                   EncodeOptions(crf=0, preset="ultrafast"))
         for label in ("crf18", "quality_default"):
-            test = encode_frames(np.stack(outputs[label]), folder / f"{label}_decoded.mp4", fps,
-                                 EncodeOptions(crf=0, preset="ultrafast"))
-            runs[label]["vmaf"] = round(vmaf(reference, test, subsample=1), 2)
+            runs[label]["vmaf"] = scored(outputs[label], reference, fps, folder, label)
         styled = np.stack(outputs["lossless"])
-        runs["one_encode"] = one_encode(styled, runs["quality_default"], reference, flows, cuts, fps, duration,
-                                        folder)
-        # Encode time alone, on the same styled frames: today's CRF 18 against the search plus the chosen CRF.
+        alone, old_seconds = per_segment(styled, cuts, fps, 18, folder)
+        decoded = decode_frames(join_pieces(alone, folder / "alone.mp4"))
+        runs["per_segment"] = {"crf": 18, "encoder": "libx264, 8-bit, one per segment, B-frames on",
+                               "kbps": round(sum(path.stat().st_size for path in alone) * 8 / 1000 / duration, 1),
+                               "boundary_ratio": boundary_ratio(ewarp_series(decoded, flows), cuts),
+                               "vmaf": scored(decoded, reference, fps, folder, "per_segment")}
+        # Encode time alone, on the same styled frames: before (an encoder per segment, CRF 18) against
+        # now (one encoder without B-frames at the searched CRF, plus the search).
         started = time.perf_counter()
-        chosen = choose_crf(styled[:25], fps).crf  # what the job does: its first 25 frames searched
+        chosen = choose_crf(styled[:25], fps, reorder=False).crf  # what the job does: its first 25 frames searched
         search_seconds = time.perf_counter() - started
-        old = encode_seconds(styled, fps, 18, folder) / count
-        chosen_alone = encode_seconds(styled, fps, chosen, folder) / count
+        old = old_seconds / count
+        chosen_alone = spanning_seconds(styled, fps, chosen, folder) / count
         new = chosen_alone + search_seconds / count
         source_kbps = source.stat().st_size * 8 / 1000 / info.duration  # the bundled clip has no audio
         at_size = source_kbps * size[0] * size[1] / (info.width * info.height)
@@ -157,8 +164,8 @@ def measure(name: str, size: tuple[int, int], frames: int) -> dict:
             # the source's own flicker at the same seams: they sit on its keyframes, which pulse too
             "source_boundary_ratio": boundary_ratio(ewarp_series(originals, flows), cuts), "runs": runs,
             "bitrate_vs_source": {label: round(runs[label]["kbps"] / at_size, 2)
-                                  for label in ("crf18", "quality_default")},
-            "encode_s_per_frame": {"crf18": round(old, 5), "quality_default": round(new, 5),
+                                  for label in ("per_segment", "crf18", "quality_default")},
+            "encode_s_per_frame": {"per_segment": round(old, 5), "quality_default": round(new, 5),
                                    "search_s": round(search_seconds, 2)},
             "encode_time_ratio": round(new / old, 2),  # the search spread over this clip's frames only
             "encode_time_ratio_without_search": round(chosen_alone / old, 2),

@@ -45,6 +45,7 @@ from scoring_job.ffmpeg_binary import ffmpeg_binary
 from scoring_job.manifest import DEFAULT_STABILITY, Manifest, Segment
 from scoring_job.probe import probe_video
 from scoring_job.score import Rank, result_paths, run
+from scoring_job.spanning import join_pieces
 from scoring_job.style_spec import parse_style
 from scoring_job.temporal import MotionEstimator, TemporalFilter, warmup_frames
 from scoring_job.video_io import FrameReader
@@ -115,12 +116,9 @@ def run_job(folder: Path, manifest: Manifest) -> tuple[list[np.ndarray], float]:
     output = folder / "out"
     if run(folder, output, Rank(0, 1, 0), device="cpu"):
         raise RuntimeError("the scoring job failed")
-    frames, seconds = [], 0.0
-    for segment in manifest.segments:
-        video, result = result_paths(output, segment)
-        frames += decode_frames(video)
-        seconds += json.loads(result.read_text())["seconds"]
-    return frames, seconds
+    videos = [result_paths(output, segment)[0] for segment in manifest.segments]
+    seconds = sum(json.loads(result_paths(output, segment)[1].read_text())["seconds"] for segment in manifest.segments)
+    return decode_frames(join_pieces(videos, folder / "joined.mp4")), seconds
 
 
 def sweep(originals: list[np.ndarray], flows, alphas) -> dict:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -149,9 +150,55 @@ def _drain(source: queue.Queue, stop: threading.Event) -> Iterator[np.ndarray]:
         yield item
 
 
+class FrameSink(Protocol):
+    """Where styled frames go when the caller owns the encoder (spanning.SpanningWriter)."""
+
+    def write(self, frames: np.ndarray) -> None: ...
+
+
+class _OwnFile:
+    """The segment's own encoder: a partial file, renamed into place only once its count is checked."""
+
+    def __init__(self, destination: Path, writer_args: dict) -> None:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        self.destination, self.partial = destination, partial_path(destination)
+        self.writer = FrameWriter(self.partial, **writer_args)
+
+    def write(self, frames: np.ndarray) -> None:
+        self.writer.write(frames)
+
+    def finish(self, written: int) -> int:
+        """Frames the file holds."""
+        self.writer.finish()
+        return probe_video(self.partial).frame_count
+
+    def discard(self) -> None:
+        self.writer.abort()
+        self.partial.unlink(missing_ok=True)
+
+    def commit(self) -> None:
+        os.replace(self.partial, self.destination)
+
+
+class _LentSink:
+    """The caller's encoder: it closes and checks the file, so here frames written is frames encoded."""
+
+    def __init__(self, sink: FrameSink) -> None:
+        self.write = sink.write
+
+    def finish(self, written: int) -> int:
+        return written
+
+    def discard(self) -> None:
+        """The caller's encoder is the caller's to stop."""
+
+    def commit(self) -> None:
+        """Nothing to rename: the caller's file is not finished yet."""
+
+
 def stylize_segment(
     source: Path,
-    destination: Path,
+    destination: Path | None,
     stylizer: Stylizer,
     *,
     encode: EncodeOptions | None = None,
@@ -165,6 +212,7 @@ def stylize_segment(
     lead_in: Path | None = None,
     hwaccel: str | None = None,
     output: OutputFormat = DEFAULT_FORMAT,
+    sink: FrameSink | None = None,
 ) -> SegmentResult:
     """Stylize `source` into `destination` (mp4) with the same frame count and frame rate.
 
@@ -175,19 +223,19 @@ def stylize_segment(
     `warmup_frames(stability)` frames run first and are never written. `hwaccel="cuda"` decodes
     with NVDEC (video_io.decode_args); `output` is the codec and picture format the source keeps
     (output_format.choose_output: 10-bit frames reach the model as uint16, never 8-bit); `encode`
-    tunes its encoder (default: `output`'s at CRF 18), or names NVENC.
+    tunes its encoder (default: `output`'s at CRF 18), or names NVENC. With `sink` the frames go
+    there instead (no `destination`): the caller's encoder spans segments, and finishes the file.
     """
     info = info or probe_video(source)
     size = output_size(info, scale)
     if min(size) < MIN_SIDE:
         raise SegmentError(f"{source.name}: frames of {size[0]}x{size[1]} are too small (min side {MIN_SIDE}px)")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(destination)
     started = time.perf_counter()
+    target = _LentSink(sink) if sink is not None else _OwnFile(destination, {
+        "size": size, "fps": fps or info.fps_text, "options": encode or EncodeOptions(codec=output.encoder.name),
+        "audio_source": source if copy_audio and info.has_audio else None, "output": output})
     reader = FrameReader(source, info, size, hwaccel=hwaccel, output=output)
-    audio_source = source if copy_audio and info.has_audio else None
-    writer = FrameWriter(partial, size, fps or info.fps_text, encode or EncodeOptions(codec=output.encoder.name),
-                         audio_source=audio_source, output=output)
+    written = 0
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
     styled: queue.Queue = queue.Queue(QUEUE_DEPTH)
     stop = threading.Event()
@@ -207,10 +255,12 @@ def stylize_segment(
         _put(decoded, _END, stop)
 
     def encode_frames() -> None:
+        nonlocal written
         for batch in _drain(styled, stop):
             if batch.warmup:
                 continue
-            writer.write(batch.frames)
+            target.write(batch.frames)
+            written += len(batch.frames)
             if on_frames:
                 on_frames(len(batch.frames))
 
@@ -227,20 +277,19 @@ def stylize_segment(
             stage.join()
             if stage.error is not None:
                 raise SegmentError(f"{source.name}: {stage.name} failed: {stage.error}") from stage.error
-        writer.finish()
+        encoded = target.finish(written)
     except BaseException:
         stop.set()
-        writer.abort()
         reader.close()
-        partial.unlink(missing_ok=True)
+        target.discard()
         raise
-    problem = _check_counts(writer.frames_written, expected_frames, probe_video(partial).frame_count)
+    problem = _check_counts(written, expected_frames, encoded)
     if problem:
-        partial.unlink(missing_ok=True)
+        target.discard()
         raise SegmentError(f"{source.name}: {problem}")
-    os.replace(partial, destination)
+    target.commit()
     seconds = time.perf_counter() - started
-    return SegmentResult(writer.frames_written, seconds, writer.frames_written / seconds, stylizer.device_name, *size)
+    return SegmentResult(written, seconds, written / seconds, stylizer.device_name, *size)
 
 
 def _lead_in_frames(lead_in: Path, size: tuple[int, int], count: int, output: OutputFormat) -> np.ndarray:

@@ -111,8 +111,9 @@ def encode_frames(frames: np.ndarray, destination: Path, fps: str, options: Enco
 
 
 def choose_crf(frames: np.ndarray, fps: str, target: float = DEFAULT_QUALITY, preset: str = "veryfast",
-               crf_range: tuple[int, int] = CRF_RANGE) -> QualityChoice:
-    """The largest CRF whose encode of `frames` (styled, RGB) scores VMAF >= `target`."""
+               crf_range: tuple[int, int] = CRF_RANGE, reorder: bool = True) -> QualityChoice:
+    """The largest CRF whose encode of `frames` (styled, RGB) scores VMAF >= `target`; `reorder`
+    False encodes without B-frames, as a job whose encoder spans seams does."""
     if len(frames) == 0:
         raise ValueError("the quality search needs at least one sample frame")
     seconds = len(frames) / Fraction(fps)
@@ -122,7 +123,8 @@ def choose_crf(frames: np.ndarray, fps: str, target: float = DEFAULT_QUALITY, pr
         reference = encode_frames(frames, work / "lossless.mp4", fps, EncodeOptions(crf=0, preset="ultrafast"))
 
         def vmaf_at(crf: int) -> float:
-            candidate = encode_frames(frames, work / f"crf{crf}.mp4", fps, EncodeOptions(crf=crf, preset=preset))
+            options = EncodeOptions(crf=crf, preset=preset, reorder=reorder)
+            candidate = encode_frames(frames, work / f"crf{crf}.mp4", fps, options)
             sizes[crf] = candidate.stat().st_size
             return vmaf(reference, candidate)
 
@@ -143,9 +145,10 @@ def encoder_crf(crf: int | None, target: float | None, output: OutputFormat,
     return FIXED_CRF, None
 
 
-def choose_crf_for(stylizer, frames: np.ndarray, fps: str, target: float, preset: str) -> QualityChoice:
+def choose_crf_for(stylizer, frames: np.ndarray, fps: str, target: float, preset: str,
+                   reorder: bool = True) -> QualityChoice:
     """The CRF for `target` on `frames` (decoded RGB) as `stylizer` styles them: the job's and the
     CLI's search, on the model and precision the video is then styled with."""
     batch = stylizer.config.batch_size
     styled = np.concatenate([stylizer(frames[start:start + batch]) for start in range(0, len(frames), batch)])
-    return choose_crf(styled, fps, target, preset)
+    return choose_crf(styled, fps, target, preset, reorder=reorder)

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, partial
 from pathlib import Path
 
@@ -68,48 +68,84 @@ def rank_from_env(env: Mapping[str, str] = os.environ) -> Rank:
 
 
 def shard(segments: Sequence[Segment], world_size: int) -> list[list[Segment]]:
-    """Balance segments over ranks by frame count (longest first, to the least-loaded rank).
+    """Contiguous runs of segments, one per rank, balanced by frame count (the largest run as small as
+    a cut into `world_size` runs allows).
 
-    Deterministic (ties go to the lower index and the lower rank) and total: every segment lands
-    on exactly one rank, whatever the count.
+    Contiguous so that a rank's encoder spans its seams (spanning.py). Deterministic whatever the
+    manifest's order (by index) and total: every segment lands on exactly one rank; a rank left
+    without segments has nothing to do.
     """
-    loads = [0] * world_size
-    shards: list[list[Segment]] = [[] for _ in range(world_size)]
-    for segment in sorted(segments, key=lambda s: (-s.frames, s.index)):
-        target = min(range(world_size), key=lambda r: (loads[r], r))
-        shards[target].append(segment)
-        loads[target] += segment.frames
-    return [sorted(ranked, key=lambda s: s.index) for ranked in shards]
+    ordered = sorted(segments, key=lambda s: s.index)
+    frames = [segment.frames for segment in ordered]
+    low, high = max(frames, default=0), sum(frames)
+    while low < high:  # the smallest largest run that `world_size` runs can hold
+        middle = (low + high) // 2
+        low, high = (low, middle) if len(_runs(frames, middle)) <= world_size else (middle + 1, high)
+    runs = _runs(frames, low)
+    shards = [ordered[start:end] for start, end in runs]
+    return shards + [[] for _ in range(world_size - len(shards))]
+
+
+def _runs(frames: Sequence[int], capacity: int) -> list[tuple[int, int]]:
+    """Greedy [start, end) runs of at most `capacity` frames (a longer single segment stands alone)."""
+    runs, start, load = [], 0, 0
+    for index, count in enumerate(frames):
+        if index > start and load + count > capacity:
+            runs.append((start, index))
+            start, load = index, 0
+        load += count
+    return [*runs, (start, len(frames))] if frames else runs
 
 
 def result_paths(output: Path, segment: Segment) -> tuple[Path, Path]:
     return output / f"{segment.name}.mp4", output / f"{segment.name}.json"
 
 
-def is_complete(output: Path, segment: Segment) -> bool:
-    """Done means: video present and a result JSON (written last) that agrees on the frame count."""
+def _finished_record(output: Path, segment: Segment) -> dict | None:
+    """The segment's result, if its video is present and the result (written last) agrees on the frame count."""
     video, result = result_paths(output, segment)
     if not (video.is_file() and result.is_file()):
-        return False
+        return None
     try:
-        return json.loads(result.read_text(encoding="utf-8")).get("frames") == segment.frames
+        record = json.loads(result.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return False
+        return None
+    return record if isinstance(record, dict) and record.get("frames") == segment.frames else None
+
+
+def complete_segments(output: Path, segments: Sequence[Segment]) -> set[int]:
+    """Indices of the finished segments. A piece that continues its predecessor's encode
+    (spanning.py) counts only while that predecessor is finished from the same encoder run: a
+    predecessor redone since would leave it referring to frames that are no longer there."""
+    records = {segment.index: _finished_record(output, segment) for segment in segments}
+    return {index for index in sorted(records) if chain_holds(records, index)}
+
+
+def chain_holds(records: Mapping[int, dict | None], index: int) -> bool:
+    """Whether segment `index`'s result, and every result it continues, is there and from one run."""
+    while (record := records.get(index)) is not None:
+        previous = record.get("continues")
+        if previous is None:
+            return True
+        before = records.get(previous)
+        if before is None or before.get("encode_run") != record.get("encode_run"):
+            return False
+        index = previous
+    return False
 
 
 def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, device: str = "auto",
         compile_cache: Path | None = None) -> list[str]:
     """Stylize this rank's unfinished segments; return the names of segments that failed."""
-    from .pipeline import stylize_segment  # torch is imported only by ranks that run models
     from .precision_choice import CACHE_NAME, stylizer_for
     from .quality_target import encoder_crf
     from .style_spec import parse_style
-    from .video_io import EncodeOptions
 
     manifest = Manifest.load(input_dir)
     _FIELDS.job_id, _FIELDS.rank = manifest.job_id, str(rank.rank)
     mine = shard(manifest.segments, rank.world_size)[rank.rank]
-    todo = [segment for segment in mine if not is_complete(output_dir, segment)]
+    done = complete_segments(output_dir, manifest.segments)
+    todo = [segment for segment in mine if segment.index not in done]
     log.info("rank %d/%d: %d segments assigned, %d already done, %d to do",
              rank.rank, rank.world_size, len(mine), len(mine) - len(todo), len(todo))
     if not todo:
@@ -123,36 +159,183 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
                                               style_root=input_dir,
                                               cache_file=compile_cache / CACHE_NAME if compile_cache else None)
     _prepare_model(stylizer, manifest, todo, input_dir, compile_cache)
-    output = manifest.video_format
-    crf, quality_choice = encoder_crf(options.crf, options.quality_target, output,
-                                      lambda target: _quality_choice(stylizer, first_frames(), manifest, target))
-    encode = EncodeOptions(crf=crf, preset=options.preset, codec=output.encoder.name)
-    previous = {segment.index + 1: segment for segment in manifest.segments}  # warm-up source of each segment
-    failed = []
-    for segment in todo:
-        video, result_file = result_paths(output_dir, segment)
-        lead_in = input_dir / previous[segment.index].path if segment.index in previous else None
-        for attempt in range(1, retries + 2):
+    encode = job_encoder(manifest)
+    crf, quality_choice = encoder_crf(options.crf, options.quality_target, manifest.video_format,
+                                      lambda target: _quality_choice(stylizer, first_frames(), manifest, target,
+                                                                     encode.reorder))
+    choices = {"precision_choice": precision_choice, "quality_choice": quality_choice}
+    job = _RankJob(input_dir, output_dir, manifest, stylizer, replace(encode, crf=crf), rank, retries,
+                   {key: choice.as_dict() for key, choice in choices.items() if choice is not None})
+    return job.score(todo)
+
+
+def job_encoder(manifest: Manifest):
+    """The job's encoder at CRF 18 (the caller sets the CRF): B-frames off where there are seams for
+    one encoder to span (spanning.py), the same on every rank, so the quality search measures what
+    every segment is encoded with."""
+    from .video_io import SPANNING_CODECS, EncodeOptions
+
+    name = manifest.video_format.encoder.name
+    spans = len(manifest.segments) > 1 and name in SPANNING_CODECS
+    return EncodeOptions(preset=manifest.options.preset, codec=name, reorder=not spans)
+
+
+@dataclass
+class _RankJob:
+    """One rank's segments: runs of consecutive ones through one encoder each (spanning.py),
+    the others encoded alone; each segment retried, then reported as failed."""
+
+    input_dir: Path
+    output_dir: Path
+    manifest: Manifest
+    stylizer: object
+    encode: object  # video_io.EncodeOptions
+    rank: Rank
+    retries: int
+    choices: dict
+
+    def score(self, todo: list[Segment]) -> list[str]:
+        failed: list[str] = []
+        for chain in consecutive_runs(todo) if not self.encode.reorder else [[segment] for segment in todo]:
+            failed += self._score_chain(chain) if len(chain) > 1 else self._score_alone(chain[0])
+        return failed
+
+    def stylize(self, segment: Segment, video: Path | None, sink=None):
+        from .pipeline import stylize_segment
+
+        previous = segment.index - 1  # the warm-up comes from the source segment before
+        lead_in = next((self.input_dir / s.path for s in self.manifest.segments if s.index == previous), None)
+        options = self.manifest.options
+        return stylize_segment(self.input_dir / segment.path, video, self.stylizer, encode=self.encode,
+                               scale=options.scale, expected_frames=segment.frames, fps=self.manifest.fps,
+                               stability=options.stability, lead_in=lead_in, output=self.manifest.video_format,
+                               sink=sink)
+
+    def record(self, segment: Segment, attempt: int, result, encode_run: str | None = None,
+               continues: int | None = None) -> None:
+        """The segment's result, written last: `continues` names the segment whose encode it goes on
+        from (spanning.py), both of `encode_run`; None: it starts with a keyframe of its own."""
+        payload = {"segment": segment.index, "rank": self.rank.rank, "attempt": attempt, **result.as_dict(),
+                   "encode_run": encode_run, "continues": continues, **self.choices}
+        write_text_atomic(result_paths(self.output_dir, segment)[1], json.dumps(payload))
+        log.info("segment %s done: %d frames in %.1fs (%.2f fps, %s)",
+                 segment.name, result.frames, result.seconds, result.fps, result.device)
+
+    def _score_alone(self, segment: Segment) -> list[str]:
+        video = result_paths(self.output_dir, segment)[0]
+        for attempt in range(1, self.retries + 2):
             try:
-                result = stylize_segment(input_dir / segment.path, video, stylizer, encode=encode,
-                                         scale=options.scale, expected_frames=segment.frames, fps=manifest.fps,
-                                         stability=options.stability, lead_in=lead_in,
-                                         output=manifest.video_format)
+                result = self.stylize(segment, video)
             except Exception as error:  # noqa: BLE001 - every failure is retried, then reported
                 log.warning("segment %s attempt %d failed: %s", segment.name, attempt, error)
                 continue
-            payload = {"segment": segment.index, "rank": rank.rank, "attempt": attempt, **result.as_dict()}
-            if precision_choice is not None:
-                payload["precision_choice"] = precision_choice.as_dict()
-            if quality_choice is not None:
-                payload["quality_choice"] = quality_choice.as_dict()
-            write_text_atomic(result_file, json.dumps(payload))
-            log.info("segment %s done: %d frames in %.1fs (%.2f fps, %s)",
-                     segment.name, result.frames, result.seconds, result.fps, result.device)
-            break
+            self.record(segment, attempt, result)
+            return []
+        return [segment.name]
+
+    def _score_chain(self, chain: list[Segment]) -> list[str]:
+        """Through one encoder. A failure ends the encoder's run there: the pieces it closed stay, and a
+        new run (a new keyframe) starts at the segment that failed, or after it once it has used its
+        attempts."""
+        from .probe import probe_video
+        from .video_io import output_size
+
+        attempts: dict[int, int] = {}
+        failed: list[str] = []
+        queue = [list(chain)]
+        size = output_size(probe_video(self.input_dir / chain[0].path), self.manifest.options.scale)
+        while queue:
+            pending = queue.pop(0)
+            span = _SpanRun(self, pending, size, attempts)
+            try:
+                span.run()
+                continue
+            except Exception as error:  # noqa: BLE001 - retried in a new run, then reported
+                stuck = span.current
+                span.salvage()
+                attempts[stuck.index] = attempts.get(stuck.index, 0) + 1
+                log.warning("segment %s attempt %d failed (one encoder from %s): %s", stuck.name,
+                            attempts[stuck.index], pending[0].name, error)
+            left = pending[span.kept:]
+            if attempts[stuck.index] > self.retries:
+                failed.append(stuck.name)
+                split = left.index(stuck)
+                queue[:0] = [part for part in (left[:split], left[split + 1:]) if part]
+            elif left:
+                queue.insert(0, left)
+        return failed
+
+
+class _SpanRun:
+    """One spanning.SpanningWriter over `segments`; each piece is moved to its result name and
+    recorded as soon as the muxer has closed it. `current`: the segment a failure belongs to."""
+
+    def __init__(self, job: _RankJob, segments: list[Segment], size: tuple[int, int],
+                 attempts: dict[int, int]) -> None:
+        from .spanning import SpanningWriter
+
+        self.job, self.segments, self.attempts = job, segments, attempts
+        self.writer = SpanningWriter(job.output_dir, segments, size, job.manifest.fps, job.encode,
+                                     job.manifest.video_format)
+        self.results: list = []
+        self.kept = 0
+        self.current = segments[0]
+
+    def write(self, frames) -> None:
+        """The pipeline's sink (its encode thread): frames to the encoder, then the pieces it closed kept
+        at once, so a rank killed mid-segment loses only that segment."""
+        self.writer.write(frames)
+        self._keep_finished()
+
+    def run(self) -> None:
+        for segment in self.segments:
+            self.current = segment
+            self.results.append(self.job.stylize(segment, None, sink=self))
+            self._keep_finished()
+        self.current = self.segments[min(self.kept, len(self.segments) - 1)]
+        self.writer.finish()
+        self._keep_finished()
+        self.writer.cleanup()
+
+    def salvage(self) -> None:
+        """After a failure: close the encoder so that the pieces of the segments styled before it are
+        kept; an encoder that cannot close loses them (they are redone)."""
+        try:
+            self.writer.finish()
+            self._keep_finished()
+        except Exception as error:  # noqa: BLE001 - the failure being handled is the one reported
+            log.warning("encoder run from %s could not close (%s): its open pieces are redone",
+                        self.segments[0].name, error)
+            self.writer.abort()
+        self.writer.cleanup()
+
+    def _keep_finished(self) -> None:
+        from .spanning import packet_count
+
+        while self.kept < min(self.writer.finished(), len(self.results)):
+            segment, piece = self.segments[self.kept], self.writer.piece(self.kept)
+            self.current = segment
+            frames = packet_count(piece)
+            if frames != segment.frames:
+                raise RuntimeError(f"the encoder's piece for {segment.name} holds {frames} frames, "
+                                   f"expected {segment.frames}")
+            os.replace(piece, result_paths(self.job.output_dir, segment)[0])
+            self.job.record(segment, self.attempts.get(segment.index, 0) + 1, self.results[self.kept],
+                             encode_run=self.writer.run_id,
+                             continues=self.segments[self.kept - 1].index if self.kept else None)
+            self.kept += 1
+        self.current = self.segments[min(len(self.results), len(self.segments) - 1)]
+
+
+def consecutive_runs(segments: Sequence[Segment]) -> list[list[Segment]]:
+    """Segments (in index order) grouped where each index follows the one before."""
+    runs: list[list[Segment]] = []
+    for segment in sorted(segments, key=lambda s: s.index):
+        if runs and runs[-1][-1].index + 1 == segment.index:
+            runs[-1].append(segment)
         else:
-            failed.append(segment.name)
-    return failed
+            runs.append([segment])
+    return runs
 
 
 def _first_frames(input_dir: Path, manifest: Manifest):
@@ -166,12 +349,12 @@ def _first_frames(input_dir: Path, manifest: Manifest):
     return head_frames(first, info, output_size(info, manifest.options.scale), SAMPLE_WINDOW)
 
 
-def _quality_choice(stylizer, frames, manifest: Manifest, target: float):
+def _quality_choice(stylizer, frames, manifest: Manifest, target: float, reorder: bool):
     """The job's CRF for its quality target, measured on its own first frames styled (the same frames
-    and so the same answer on every rank)."""
+    and so the same answer on every rank), encoded as the job encodes (B-frames or not)."""
     from .quality_target import choose_crf_for
 
-    choice = choose_crf_for(stylizer, frames, manifest.fps, target, manifest.options.preset)
+    choice = choose_crf_for(stylizer, frames, manifest.fps, target, manifest.options.preset, reorder)
     log.info("quality %.1f: crf %d (VMAF %.2f, %.0f kbit/s on %d frames; tried %s)", choice.target, choice.crf,
              choice.vmaf, choice.kbps, choice.frames, choice.tried)
     return choice

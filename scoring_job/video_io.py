@@ -15,7 +15,7 @@ import os
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,9 @@ DEFAULT_PRESET = "veryfast"
 NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7")  # p1 fastest ... p7 best quality
 CODECS = ("libx264", "h264_nvenc", *(encoder.name for encoder in ENCODERS.values() if encoder.name != "libx264"))
 HWACCELS = ("cuda",)
+# Encoders whose B-frames can be turned off (`-bf 0`). SVT-AV1 and libvpx-vp9 reorder by design
+# (hierarchical prediction, hidden alt-ref frames), so their segments keep an encoder each.
+SPANNING_CODECS = ("libx264", "libx265", "h264_nvenc")
 DEFAULT_FORMAT = OutputFormat()
 
 
@@ -48,6 +51,9 @@ class EncodeOptions:
     crf: int = 18
     preset: str = DEFAULT_PRESET
     codec: str = "libx264"
+    # False: no B-frames, so decode order is display order and one encode can be cut into per-segment
+    # files at any frame (spanning.SpanningWriter); only the encoders in SPANNING_CODECS take it.
+    reorder: bool = True
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -57,14 +63,19 @@ class EncodeOptions:
             raise ValueError(f"crf must be 0-{top} for {self.codec}, got {self.crf}")
         if self.codec == "h264_nvenc" and self.preset not in NVENC_PRESETS:
             raise ValueError(f"h264_nvenc presets are {', '.join(NVENC_PRESETS)}, got {self.preset!r}")
+        if not self.reorder and self.codec not in SPANNING_CODECS:
+            raise ValueError(f"{self.codec} cannot encode without frame reordering here; "
+                             f"{', '.join(SPANNING_CODECS)} can")
 
     def codec_args(self) -> dict[str, object]:
         """ffmpeg output options that choose and tune the video encoder."""
         if self.codec == "h264_nvenc":  # variable bitrate held at constant quality, no bitrate cap
-            return {"vcodec": "h264_nvenc", "preset": self.preset, "rc": "vbr", "cq": self.crf, "b:v": 0}
-        if self.codec != "libx264":
-            return other_encoder_args(self.codec, self.crf, self.preset)
-        return {"vcodec": "libx264", "crf": self.crf, "preset": self.preset}
+            args = {"vcodec": "h264_nvenc", "preset": self.preset, "rc": "vbr", "cq": self.crf, "b:v": 0}
+        elif self.codec != "libx264":
+            args = other_encoder_args(self.codec, self.crf, self.preset)
+        else:
+            args = {"vcodec": "libx264", "crf": self.crf, "preset": self.preset}
+        return args if self.reorder else {**args, "bf": 0}  # libx264, libx265 and NVENC all read -bf
 
 
 def output_size(info: VideoInfo, scale: float = 1.0) -> tuple[int, int]:
@@ -123,9 +134,11 @@ def decode_args(source: Path, info: VideoInfo, size: tuple[int, int], *, last_se
 
 
 def encode_args(destination: Path, size: tuple[int, int], fps: str, options: EncodeOptions,
-                audio_source: Path | None = None, output: OutputFormat = DEFAULT_FORMAT) -> list[str]:
+                audio_source: Path | None = None, output: OutputFormat = DEFAULT_FORMAT,
+                muxer: Mapping[str, object] | None = None) -> list[str]:
     """The ffmpeg command that encodes raw RGB frames from stdin into `destination` (mp4), in `output`'s
-    picture format: converted to YUV with the source's matrix and range, and tagged with its colour."""
+    picture format: converted to YUV with the source's matrix and range, and tagged with its colour.
+    `muxer` replaces the mp4 muxer's options (spanning.piece_muxer: one mp4 per segment)."""
     if options.codec not in (output.encoder.name, *(("h264_nvenc",) if output.codec == "h264" else ())):
         raise ValueError(f"encoder {options.codec} does not write the output's {output.encoder.label}")
     width, height = size
@@ -139,14 +152,14 @@ def encode_args(destination: Path, size: tuple[int, int], fps: str, options: Enc
         **_joined_params(options.codec_args(), output.encoder_params()),
         "pix_fmt": pix_fmt,
         "r": fps,
-        "movflags": "+faststart",
+        **(muxer or {"format": "mp4", "movflags": "+faststart"}),
     }
     if output.codec == "hevc":
         output_args["tag:v"] = "hvc1"  # what Apple's players need; ffmpeg's default hev1 also plays elsewhere
     if audio_source is not None:
         streams.append(ffmpeg.input(str(audio_source)).audio)
         output_args["acodec"] = "copy"
-    return ffmpeg.output(*streams, str(destination), format="mp4", **output_args).global_args(
+    return ffmpeg.output(*streams, str(destination), **output_args).global_args(
         "-nostdin", "-hide_banner", "-loglevel", "error", "-y"
     ).compile(cmd=ffmpeg_binary())
 
@@ -219,8 +232,9 @@ class FrameWriter:
         options: EncodeOptions,
         audio_source: Path | None = None,
         output: OutputFormat = DEFAULT_FORMAT,
+        muxer: Mapping[str, object] | None = None,
     ) -> None:
-        args = encode_args(destination, size, fps, options, audio_source, output)
+        args = encode_args(destination, size, fps, options, audio_source, output, muxer)
         # SVT-AV1 logs its banner to stderr by itself; errors only, so a failure's tail says why.
         self._process = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
                                          env={**os.environ, "SVT_LOG": "1"})

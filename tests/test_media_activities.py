@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import av
@@ -13,6 +14,8 @@ import torch
 from stream_inventory import compare, inventory
 
 from activities.cleanup import cleanup_work
+from activities.media.keyframes import is_random_access, nal_length_size
+from activities.media.media_ops import MediaError
 from activities.media.probe_input import probe_input
 from activities.media.segment_plan import SegmentPlan
 from activities.media.split import split_unit
@@ -21,9 +24,12 @@ from activities.work_layout import WorkLayout
 from restyle.storage import SourceChanged
 from scoring_job.engine import DeviceConfig
 from scoring_job.ffmpeg_binary import ffmpeg_binary
+from scoring_job.manifest import Segment
 from scoring_job.output_format import OutputFormat
 from scoring_job.pipeline import stylize_segment
 from scoring_job.probe import probe_video
+from scoring_job.spanning import SpanningWriter
+from scoring_job.video_io import EncodeOptions, output_size
 
 
 class Negative:
@@ -37,9 +43,10 @@ class Negative:
 
 
 def run_job(store, source: Path, name: str, job_id: str = "job1", scale: float = 1.0, options: dict | None = None,
-            transform=None) -> tuple[dict, dict]:
+            transform=None, spanning: bool = False) -> tuple[dict, dict]:
     """The orchestrator's media steps, in order, with the transform (Negative unless named) in place of the
-    scoring job; segments are encoded as the job's manifest says (probe's video_format)."""
+    scoring job; segments are encoded as the job's manifest says (probe's video_format), each on its own,
+    or with `spanning` through one encoder cut into pieces as a scoring job's rank does."""
     settings = store.settings
     store.upload_file(settings.input_container, name, source)
     probed = probe_input(store, name, job_id, options={**({"scale": scale} if scale != 1 else {}), **(options or {})})
@@ -50,13 +57,36 @@ def run_job(store, source: Path, name: str, job_id: str = "job1", scale: float =
     layout = WorkLayout(job_id)
     plan = SegmentPlan.from_dict(store.read_json(settings.work_container, layout.plan))
     scratch = settings.temp_root / "transform"
-    for segment in plan.segments:
+    style = partial(stylize_segment, stylizer=transform or Negative(), fps=probed["video"]["fps"], scale=scale,
+                    output=video_format)
+    if spanning:
+        style_through_one_encoder(store, layout, plan, style, video_format, scratch)
+    for segment in [] if spanning else plan.segments:
         local = store.download_file(settings.work_container, layout.segment(segment.index), scratch / "in.mkv")
-        stylize_segment(local, scratch / "out.mp4", transform or Negative(), expected_frames=segment.frames,
-                        fps=probed["video"]["fps"], scale=scale, output=video_format)
+        style(local, scratch / "out.mp4", expected_frames=segment.frames)
         store.upload_file(settings.work_container, layout.styled(segment.index), scratch / "out.mp4")
     stitched = stitch_output(store, name, probed["etag"], job_id)
     return probed, stitched
+
+
+def style_through_one_encoder(store, layout: WorkLayout, plan: SegmentPlan, style, video_format: OutputFormat,
+                              scratch: Path) -> None:
+    """Every segment through one SpanningWriter, each piece uploaded with the record the scoring job writes."""
+    container = store.settings.work_container
+    sources = [store.download_file(container, layout.segment(s.index), scratch / f"in{s.index}.mkv")
+               for s in plan.segments]
+    segments = [Segment(index=s.index, path=f"in{s.index}.mkv", frames=s.frames) for s in plan.segments]
+    size = output_size(probe_video(sources[0]), style.keywords["scale"])
+    writer = SpanningWriter(scratch / "pieces", segments, size, style.keywords["fps"],
+                            EncodeOptions(codec=video_format.encoder.name, reorder=False), video_format)
+    for source, segment in zip(sources, segments, strict=True):
+        style(source, None, expected_frames=segment.frames, sink=writer)
+    writer.finish()
+    for number, segment in enumerate(segments):
+        store.upload_file(container, layout.styled(segment.index), writer.piece(number))
+        store.write_json(container, layout.styled_result(segment.index),
+                         {"frames": segment.frames, "encode_run": writer.run_id,
+                          "continues": segments[number - 1].index if number else None})
 
 
 def average_frame_rate(path: Path) -> Fraction:
@@ -86,6 +116,41 @@ def test_bunny_round_trip_keeps_every_frame_and_stream(store, bunny, tmp_path):
     assert cleanup_work(store, "job1", succeeded=True)["removed"] > 0
     assert list(store.list_names(store.settings.work_container)) == []
     assert store.exists(store.settings.input_container, "films/Big Buck Bünny.mp4")  # the upload stays
+
+
+def sync_samples(path: Path) -> tuple[list[int], list[int]]:
+    """Frames the MP4 marks as sync samples, and frames whose bitstream is an IDR / IRAP picture."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        codec, extradata = stream.codec_context.name, bytes(stream.codec_context.extradata)
+        packets = [p for p in container.demux(stream) if p.size]
+        length = nal_length_size(codec, extradata)
+        return ([i for i, p in enumerate(packets) if p.is_keyframe],
+                [i for i, p in enumerate(packets) if is_random_access(codec, bytes(p), length)])
+
+
+def test_segments_through_one_encoder_stitch_to_one_stream(store, bunny, tmp_path):
+    """Pieces after the first start with a predicted frame: stitch joins them, flags only real keyframes,
+    and takes preview frames from inside them."""
+    probed, stitched = run_job(store, bunny, "one-encoder.mp4", spanning=True)
+    assert stitched["frames"] == 132 and probed["segment_count"] >= 4
+    out = fetch_output(store, "one-encoder.mp4", tmp_path)
+    assert compare(inventory(bunny), inventory(out)) == []
+    assert average_frame_rate(out) == 25 and probe_video(out).frame_count == 132
+    flagged, real = sync_samples(out)
+    assert flagged == real and len(real) < probed["segment_count"]  # no keyframe at the seams
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 132
+    assert (tmp_path / "preview.jpg").stat().st_size > 10_000
+
+
+def test_stitch_refuses_a_piece_whose_encode_run_was_replaced(store, bunny):
+    probed, _ = run_job(store, bunny, "replaced.mp4", spanning=True)
+    layout, container = WorkLayout("job1"), store.settings.work_container
+    record = store.read_json(container, layout.styled_result(2))
+    store.write_json(container, layout.styled_result(2), {**record, "encode_run": "another"})
+    with pytest.raises(MediaError, match="styled segment 2 continues an encode of segment 1"):
+        stitch_output(store, "replaced.mp4", probed["etag"], "job1")
 
 
 EDGE_CASES = {

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from media_clips import run_ffmpeg
-from test_media_activities import fetch_output, run_job
+from test_media_activities import fetch_output, run_job, sync_samples
 
 from scoring_job.engine import DeviceConfig
 from scoring_job.probe import probe_video
@@ -84,8 +84,9 @@ def styled_entry(stitched: dict) -> dict:
     return next(stream for stream in stitched["streams"] if stream["action"] == "styled")
 
 
-def test_10_bit_hevc_comes_back_10_bit_hevc_with_its_colour(store, clips, tmp_path):
-    probed, stitched = run_job(store, clips["hevc10"], "hevc10.mp4", transform=Same())
+@pytest.mark.parametrize("spanning", [False, True], ids=["encoder per segment", "one encoder"])
+def test_10_bit_hevc_comes_back_10_bit_hevc_with_its_colour(store, clips, tmp_path, spanning):
+    probed, stitched = run_job(store, clips["hevc10"], "hevc10.mp4", transform=Same(), spanning=spanning)
     assert probed["split_mode"] == "reencode"
     out = fetch_output(store, "hevc10.mp4", tmp_path)
     info = probe_video(out)
@@ -94,6 +95,8 @@ def test_10_bit_hevc_comes_back_10_bit_hevc_with_its_colour(store, clips, tmp_pa
     assert styled_entry(stitched)["output_codec"] == "hevc" and "note" not in styled_entry(stitched)
     with av.open(str(out)) as container:
         assert container.streams.video[0].codec_context.codec_tag == "hvc1"
+    flagged, real = sync_samples(out)  # the MP4 demuxer calls every sample of a piece without stss a keyframe
+    assert flagged == real and (len(real) < probed["segment_count"]) == spanning
 
 
 def test_yuv_to_rgb_and_back_use_the_source_matrix(store, clips, tmp_path):

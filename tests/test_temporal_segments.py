@@ -11,6 +11,7 @@ from bench.temporal import decode_frames, lossless_frames, write_job
 from bench.temporal_metric import clip_flows, ewarp_series, psnr
 from scoring_job.probe import probe_video
 from scoring_job.score import Rank, result_paths, run
+from scoring_job.spanning import join_pieces, packet_count
 from scoring_job.temporal import warmup_frames
 from scoring_job.video_io import tail_frames
 
@@ -29,13 +30,12 @@ def _styled(tmp_path: Path, clip: Path, cuts: list[int], stability: float) -> li
                "preset": "ultrafast"}  # lossless: compare the filter, not two encodes
     manifest = write_job(tmp_path / "in", clip, cuts, FRAMES, options)
     assert run(tmp_path / "in", tmp_path / "out", Rank(0, 1, 0)) == []
-    frames = []
-    for segment in manifest.segments:
-        video = result_paths(tmp_path / "out", segment)[0]
-        info = probe_video(video)
-        assert (info.frame_count, info.fps) == (segment.frames, 25)  # nothing added or dropped, same rate
-        frames += decode_frames(video)
-    return frames
+    videos = [result_paths(tmp_path / "out", segment)[0] for segment in manifest.segments]
+    assert [packet_count(video) for video in videos] == [segment.frames for segment in manifest.segments]
+    joined = join_pieces(videos, tmp_path / "joined.mp4")  # a piece after the first continues its encode
+    info = probe_video(joined)
+    assert (info.frame_count, info.fps) == (FRAMES, 25)  # nothing added or dropped, same rate
+    return decode_frames(joined)
 
 
 def test_tail_frames_are_the_last_frames_of_the_file(clip):

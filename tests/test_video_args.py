@@ -10,6 +10,7 @@ import torch
 
 from scoring_job.ffmpeg_binary import ffmpeg_binary
 from scoring_job.probe import VideoInfo
+from scoring_job.spanning import piece_muxer
 from scoring_job.video_io import EncodeOptions, FfmpegError, FrameReader, decode_args, encode_args
 
 INFO = VideoInfo(width=1280, height=720, fps=Fraction(25), frame_count=10, duration=0.4, codec="h264",
@@ -47,7 +48,20 @@ def test_nvenc_encodes_at_constant_quality_with_its_own_preset():
                     "out.mp4", *QUIET, "-y"]
 
 
+def test_a_spanning_encode_turns_b_frames_off_and_cuts_one_mp4_per_segment(tmp_path):
+    muxer = piece_muxer([20, 9, 14], tmp_path / "run.list")
+    args = encode_args(Path("run-%05d.mp4"), (640, 360), "25/1", EncodeOptions(reorder=False), muxer=muxer)
+    assert args == [ffmpeg_binary(), *RAW_IN, "-f", "segment", "-bf", "0", "-break_non_keyframes", "1", "-crf", "18",
+                    "-pix_fmt", "yuv420p", "-preset", "veryfast", "-r", "25/1", "-segment_format", "mp4",
+                    "-segment_format_options", "movflags=+faststart", "-segment_frames", "20,29",
+                    "-segment_list", str(tmp_path / "run.list"), "-segment_list_type", "flat", "-vcodec", "libx264",
+                    "run-%05d.mp4", *QUIET, "-y"]
+    nvenc = EncodeOptions(crf=21, preset="p4", codec="h264_nvenc", reorder=False).codec_args()
+    assert nvenc["bf"] == 0 and EncodeOptions(codec="libx265", reorder=False).codec_args()["bf"] == 0
+
+
 @pytest.mark.parametrize(("options", "message"), [
+    ({"codec": "libsvtav1", "reorder": False}, "libsvtav1 cannot encode without frame reordering"),
     ({"codec": "hevc_nvenc"}, "codec must be one of libx264, h264_nvenc"),
     ({"codec": "h264_nvenc"}, "h264_nvenc presets are p1"),  # x264's "veryfast" means nothing to NVENC
 ])

@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 from scoring_job.manifest import Manifest
-from scoring_job.score import is_complete
+from scoring_job.score import complete_segments
 
 
 def world_size(manifest: Manifest, output_dir: Path, processes: int) -> int:
     """Ranks worth starting: at most `processes`, and no more than the segments still to do."""
-    todo = sum(1 for segment in manifest.segments if not is_complete(output_dir, segment))
+    todo = len(manifest.segments) - len(complete_segments(output_dir, manifest.segments))
     return max(1, min(processes, todo))
 
 

@@ -39,14 +39,25 @@ class PreviewSampler:
         self._store, self._layout = store, layout
         self._wanted = evenly_spaced(plan.total_frames)
         self._columns: list[np.ndarray] = []
+        self._since_keyframe: list[av.Packet] = []  # copies: the muxer empties the packets it is given
 
     def offer(self, segment: PlannedSegment, stream: av.video.stream.VideoStream, packets: list[av.Packet]) -> None:
-        """Decode the wanted frames that fall in this styled segment (packets in decode order)."""
+        """Decode the wanted frames that fall in this styled segment (packets in decode order, keyframes
+        flagged). A segment that continues an encode (scoring_job/spanning.py) decodes from the last
+        keyframe before it, so the packets since then are kept."""
+        lead = [] if packets and packets[0].is_keyframe else self._since_keyframe
         for frame in self._wanted:
             rank = frame - segment.start_frame
             if 0 <= rank < segment.frames:
-                styled = nth_frame(_decode(stream, packets), rank)
+                styled = nth_frame(_decode(stream, [*lead, *packets]), len(lead) + rank)
                 self._columns.append(np.vstack([self._original(segment, rank), tile(styled)]))
+        if not any(frame >= segment.start_frame + segment.frames for frame in self._wanted):
+            self._since_keyframe = []  # nothing wanted further on
+            return
+        for packet in packets:
+            if packet.is_keyframe:
+                self._since_keyframe = []
+            self._since_keyframe.append(av.Packet(bytes(packet)))
 
     def _original(self, segment: PlannedSegment, rank: int) -> np.ndarray:
         reader = BlobReader(self._store, self._store.settings.work_container, self._layout.segment(segment.index))

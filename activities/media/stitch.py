@@ -26,9 +26,11 @@ import av
 
 from restyle.blob_writer import BlobWriter
 from restyle.storage import BlobStore
+from scoring_job.score import chain_holds
 
 from ..work_layout import WorkLayout
 from . import packet_spool
+from .keyframes import is_random_access, nal_length_size
 from .media_ops import MediaError
 from .mp4_boxes import move_index_to_front
 from .output_streams import OutputPlan, StreamAction
@@ -116,6 +118,7 @@ class Stitcher:
         self.delay = 0  # frames every decode timestamp runs behind: the largest reorder delay of any segment
 
     def run(self) -> dict:
+        self._check_chains()
         self.muxer.metadata.update(self.source.metadata)
         self._add_streams()
         self.delay = max(self._segment_delay(segment) for segment in self.plan.segments)
@@ -145,6 +148,19 @@ class Stitcher:
         styled = next(action.index for action in self.output.streams if action.action == "styled")
         return {"frames": frames, "packets": {**packets, styled: frames},
                 "track_starts": {self.streams[index].index: start for index, start in trims.starts().items()}}
+
+    def _check_chains(self) -> None:
+        """A styled segment that continues an encode decodes only after the piece it continues
+        (scoring_job/spanning.py): refuse a job whose results mix encoder runs at such a seam."""
+        container = self.store.settings.work_container
+        stored = set(self.store.list_names(container, self.layout.styled_prefix))
+        records = {segment.index: self.store.read_json(container, self.layout.styled_result(segment.index))
+                   for segment in self.plan.segments if self.layout.styled_result(segment.index) in stored}
+        for segment in self.plan.segments:
+            continues = records.get(segment.index, {}).get("continues")
+            if continues is not None and not chain_holds(records, segment.index):
+                raise MediaError(f"styled segment {segment.index} continues an encode of segment {continues} "
+                                 "that is not the one stored: the job must score it again")
 
     def _add_streams(self) -> None:
         template = self._open_styled(self.plan.segments[0])
@@ -208,6 +224,7 @@ class Stitcher:
         with self._open_styled(segment) as styled:
             stream = styled.streams.video[0]
             packets = [p for p in styled.demux(stream) if p.size]
+            _flag_random_access(stream, packets)
             if len(packets) != segment.frames:
                 raise MediaError(f"styled segment {segment.index} has {len(packets)} frames, expected "
                                  f"{segment.frames}")
@@ -320,6 +337,15 @@ class _LeadingTrims:
     def starts(self) -> dict[int, tuple[float, float]]:
         """stream -> (content start s, trim s)."""
         return {stream: (start + trim, trim) for stream, (start, trim) in self._trims.items() if trim > 0}
+
+
+def _flag_random_access(stream: av.video.stream.VideoStream, packets: list[av.Packet]) -> None:
+    """Keyframe flags from the H.264 / HEVC bitstream, not the MP4's sync samples (activities.media.keyframes)."""
+    codec = stream.codec_context.name
+    if codec in ("h264", "hevc"):
+        length_size = nal_length_size(codec, bytes(stream.codec_context.extradata or b""))
+        for packet in packets:
+            packet.is_keyframe = is_random_access(codec, bytes(packet), length_size)
 
 
 def _display_ranks(pts: list[int]) -> dict[int, int]:
