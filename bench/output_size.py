@@ -3,8 +3,9 @@
     .venv/bin/python bench/output_size.py            # full run (bench/results/output_size.json)
     .venv/bin/python bench/output_size.py --quick    # smoke: tiny frames, few of them
 
-For each source (the bundled clip; a longer clip made by looping it; a 10-bit HEVC and an HDR10
-HEVC made from it with libx265), cut where the job's planner cuts it, the real scoring job
+For each source (the bundled clip; a longer clip made by looping it; the bundled clip re-encoded at
+CRF 6 with its keyframes where they were, so that they do not pulse; a 10-bit HEVC and an HDR10 HEVC
+made from it with libx265), cut where the job's planner cuts it, the real scoring job
 (scoring_job.score.run, style 19, one CPU rank, stability on) runs three times: crf 0 (the lossless
 reference), crf 18 and the default quality target. One rank's consecutive segments go through one
 encoder (scoring_job/spanning.py). `per_segment`: the lossless run's frames encoded the way every job
@@ -14,7 +15,12 @@ source's (scaled by pixels to the output size), VMAF against the lossless run, b
 flicker over interior flicker, bench/temporal_metric.py), and encode seconds per frame (the styled
 frames re-encoded alone: per segment with B-frames at CRF 18, against one encoder without B-frames
 at the searched CRF plus the search's time spread over the frames). `source_boundary_ratio`: the
-same ratio for the source frames (the job cuts at the source's keyframes, which pulse too).
+same ratio for the source frames; `seam_excess`: each run's ratio over that of `one_pass`, the same
+frames styled as one segment (no seam at all): the content's own flicker at those frames is in
+every ratio, and only the excess over it is the seams'.
+Every source is styled from an 8-bit lossless copy at the output size, and so encoded as 8-bit
+H.264: the HEVC sources vary the content and its source bitrate, not the encoder (the x265 path's
+seams and format are tested in tests/test_media_formats.py).
 """
 
 from __future__ import annotations
@@ -46,7 +52,8 @@ from scoring_job.video_io import EncodeOptions  # noqa: E402
 from tools.footage import bundled_clip  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "output_size.json"
-TARGETS = {"bitrate_vs_source": 2.0, "encode_time_ratio": 1.3, "boundary_ratio": 1.15, "vmaf": DEFAULT_QUALITY}
+TARGETS = {"bitrate_vs_source": 2.0, "encode_time_ratio": 1.3, "boundary_ratio": 1.15, "seam_excess": 1.15,
+           "vmaf": DEFAULT_QUALITY}
 HDR10 = ("colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:"
          "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):max-cll=1000,400")
 # name -> ffmpeg arguments that make the source from the bundled clip
@@ -54,6 +61,9 @@ SOURCES = {
     "bundled": None,
     "looped_30s": ["-stream_loop", "-1", "-i", "{clip}", "-t", "30", "-an", "-c:v", "libx264", "-preset",
                    "veryfast", "-crf", "23"],
+    # the bundled clip's keyframes (every 22 frames), at a quality that leaves them no pulse of their own
+    "clean_keyframes": ["-i", "{clip}", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "6", "-g", "22",
+                        "-keyint_min", "22", "-sc_threshold", "0"],
     "hevc_10bit": ["-i", "{clip}", "-an", "-c:v", "libx265", "-preset", "fast", "-pix_fmt", "yuv420p10le",
                    "-x265-params", "log-level=error"],
     "hdr10": ["-i", "{clip}", "-an", "-c:v", "libx265", "-preset", "fast", "-pix_fmt", "yuv420p10le",
@@ -124,10 +134,13 @@ def measure(name: str, size: tuple[int, int], frames: int) -> dict:
         duration = float(count / Fraction(fps))
         cuts = [cut for cut in planned_cuts(source) if 0 < cut < count]
         flows = clip_flows(originals)
-        settings = {"lossless": {"crf": 0}, "crf18": {"crf": 18}, "quality_default": {}}
+        # one_pass: the same frames as one segment, losslessly: what these frames flicker at the seams'
+        # positions with no seam there at all (the floor the seam runs are measured against)
+        settings = {"lossless": ({"crf": 0}, cuts), "one_pass": ({"crf": 0}, []), "crf18": ({"crf": 18}, cuts),
+                    "quality_default": ({}, cuts)}
         runs, outputs = {}, {}
-        for label, option in settings.items():
-            manifest = write_job(folder / label, whole, cuts, count, {"compile": False, **option})
+        for label, (option, job_cuts) in settings.items():
+            manifest = write_job(folder / label, whole, job_cuts, count, {"compile": False, **option})
             styled, seconds = run_job(folder / label, manifest)
             outputs[label] = styled
             record = json.loads(result_paths(folder / label / "out", manifest.segments[0])[1].read_text())
@@ -161,8 +174,11 @@ def measure(name: str, size: tuple[int, int], frames: int) -> dict:
             "source_size": [info.width, info.height], "output_size": list(size), "frames": count,
             "segment_starts": cuts, "source_kbps": round(source_kbps, 1),
             "source_kbps_at_output_size": round(at_size, 1),
-            # the source's own flicker at the same seams: they sit on its keyframes, which pulse too
+            # the source frames' flicker at the same positions (a CRF 6 source measures as high: content)
             "source_boundary_ratio": boundary_ratio(ewarp_series(originals, flows), cuts), "runs": runs,
+            # each run's seam flicker over the one-pass output's at the same frames: 1.0 is no seam at all
+            "seam_excess": {label: round(run["boundary_ratio"] / runs["one_pass"]["boundary_ratio"], 3)
+                            for label, run in runs.items() if run["boundary_ratio"] is not None},
             "bitrate_vs_source": {label: round(runs[label]["kbps"] / at_size, 2)
                                   for label in ("per_segment", "crf18", "quality_default")},
             "encode_s_per_frame": {"per_segment": round(old, 5), "quality_default": round(new, 5),
@@ -191,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         with report.part(name):
             result = measure(name, size, frames_of.get(name, frames))
             report["sources"].append(result)
-            print(json.dumps({key: result[key] for key in ("source", "bitrate_vs_source", "encode_time_ratio")}
+            print(json.dumps({key: result[key] for key in ("source", "bitrate_vs_source", "encode_time_ratio",
+                                                           "seam_excess")}
                              | {"vmaf": {k: v.get("vmaf") for k, v in result["runs"].items()},
                                 "boundary_ratio": {k: v["boundary_ratio"] for k, v in result["runs"].items()}}),
                   flush=True)

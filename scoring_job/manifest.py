@@ -57,10 +57,10 @@ class Segment(_Strict):
 
 
 class ScoringOptions(_Strict):
-    # Encoder quality: `quality` is a VMAF target (50-100) the job finds the largest x264 CRF for
-    # (quality_target.py; H.264 8-bit output); `crf` is the expert override that skips the search,
-    # on the encoder's scale: 0-51 for H.264/HEVC (x264/x265), 0-63 for AV1 (SVT-AV1) and VP9.
-    # Neither set: VMAF 95 for H.264, CRF 18 for the other encoders.
+    # Encoder quality: `quality` is a VMAF target (50-100) the job finds the largest x264 / x265 CRF
+    # for (quality_target.py; H.264 and HEVC outputs); `crf` is the expert override that skips the
+    # search, on the encoder's scale: 0-51 for H.264/HEVC (x264/x265), 0-63 for AV1 (SVT-AV1) and VP9.
+    # Neither set: VMAF 95 for H.264 and HEVC, CRF 18 for AV1 and VP9.
     crf: int | None = Field(default=None, ge=0, le=63)
     quality: float | None = Field(default=None, ge=50, le=100)
     # The output's codec family: "source" keeps the upload's (output_format.choose_output), or one named.

@@ -1,4 +1,4 @@
-"""Per-title encoder settings: the largest x264 CRF whose VMAF reaches the job's quality target.
+"""Per-title encoder settings: the largest x264 / x265 CRF whose VMAF reaches the job's quality target.
 
 How far CRF can go before the picture visibly changes differs by style and content, so, once per
 job, a few styled sample frames are encoded at candidate CRFs and scored with the bundled ffmpeg's
@@ -21,7 +21,7 @@ import numpy as np
 
 from .ffmpeg_binary import ffmpeg_binary
 from .manifest import DEFAULT_QUALITY
-from .output_format import OutputFormat
+from .output_format import ENCODERS, OutputFormat
 from .video_io import EncodeOptions, FfmpegError, FrameWriter
 
 CRF_RANGE = (14, 40)  # searched; below 14 x264 spends bits on invisible detail, above 40 it smears
@@ -53,11 +53,15 @@ class QualityChoice:
 FIXED_CRF = 18  # what an encoder the search does not cover uses when `crf` is not set
 
 
+SEARCHED_ENCODERS = ("libx264", "libx265")
+
+
 def searchable(output: OutputFormat) -> bool:
-    """The search encodes with libx264 and scores against its lossless CRF 0, on the 8-bit frames
-    the sample is: it stands for the job's encode only when that is 8-bit H.264. x265 and SVT-AV1
-    have no CRF-0 lossless mode to score against, so their jobs keep a fixed CRF."""
-    return output.encoder.name == "libx264" and output.bit_depth == 8
+    """The search encodes the 8-bit sample with the output's encoder and scores it against x264's
+    lossless CRF 0 of the same frames: for H.264 and HEVC that stands for the job's encode. A 10-bit
+    output is searched on its 8-bit sample (x264 and x265 offset their quantiser by the bit depth,
+    so a CRF means about the same quality at both). SVT-AV1 and libvpx keep a fixed CRF."""
+    return output.encoder.name in SEARCHED_ENCODERS
 
 
 def largest_crf(vmaf_at: Callable[[int], float], target: float,
@@ -99,8 +103,12 @@ def vmaf(reference: Path, distorted: Path, subsample: int = VMAF_SUBSAMPLE) -> f
 
 
 def encode_frames(frames: np.ndarray, destination: Path, fps: str, options: EncodeOptions) -> Path:
-    """Encode uint8 RGB frames [n, height, width, 3] to `destination` (mp4)."""
-    writer = FrameWriter(destination, (frames.shape[2], frames.shape[1]), fps, options)
+    """Encode uint8 RGB frames [n, height, width, 3] to `destination` (mp4), 8-bit 4:2:0 in the
+    family of `options.codec`."""
+    family = next(name for name, encoder in ENCODERS.items() if encoder.name == options.codec) \
+        if options.codec != "h264_nvenc" else "h264"
+    writer = FrameWriter(destination, (frames.shape[2], frames.shape[1]), fps, options,
+                         output=OutputFormat(codec=family))
     try:
         writer.write(frames)
         writer.finish()
@@ -111,9 +119,10 @@ def encode_frames(frames: np.ndarray, destination: Path, fps: str, options: Enco
 
 
 def choose_crf(frames: np.ndarray, fps: str, target: float = DEFAULT_QUALITY, preset: str = "veryfast",
-               crf_range: tuple[int, int] = CRF_RANGE, reorder: bool = True) -> QualityChoice:
-    """The largest CRF whose encode of `frames` (styled, RGB) scores VMAF >= `target`; `reorder`
-    False encodes without B-frames, as a job whose encoder spans seams does."""
+               crf_range: tuple[int, int] = CRF_RANGE, *, codec: str = "libx264",
+               reorder: bool = True) -> QualityChoice:
+    """The largest CRF whose encode of `frames` (styled, RGB) with `codec` scores VMAF >= `target`;
+    `reorder` False encodes without B-frames, as a job whose encoder spans seams does."""
     if len(frames) == 0:
         raise ValueError("the quality search needs at least one sample frame")
     seconds = len(frames) / Fraction(fps)
@@ -123,7 +132,7 @@ def choose_crf(frames: np.ndarray, fps: str, target: float = DEFAULT_QUALITY, pr
         reference = encode_frames(frames, work / "lossless.mp4", fps, EncodeOptions(crf=0, preset="ultrafast"))
 
         def vmaf_at(crf: int) -> float:
-            options = EncodeOptions(crf=crf, preset=preset, reorder=reorder)
+            options = EncodeOptions(crf=crf, preset=preset, codec=codec, reorder=reorder)
             candidate = encode_frames(frames, work / f"crf{crf}.mp4", fps, options)
             sizes[crf] = candidate.stat().st_size
             return vmaf(reference, candidate)
@@ -145,10 +154,10 @@ def encoder_crf(crf: int | None, target: float | None, output: OutputFormat,
     return FIXED_CRF, None
 
 
-def choose_crf_for(stylizer, frames: np.ndarray, fps: str, target: float, preset: str,
+def choose_crf_for(stylizer, frames: np.ndarray, fps: str, target: float, preset: str, *, codec: str = "libx264",
                    reorder: bool = True) -> QualityChoice:
     """The CRF for `target` on `frames` (decoded RGB) as `stylizer` styles them: the job's and the
-    CLI's search, on the model and precision the video is then styled with."""
+    CLI's search, on the model and precision the video is then styled with, and its encoder."""
     batch = stylizer.config.batch_size
     styled = np.concatenate([stylizer(frames[start:start + batch]) for start in range(0, len(frames), batch)])
-    return choose_crf(styled, fps, target, preset, reorder=reorder)
+    return choose_crf(styled, fps, target, preset, codec=codec, reorder=reorder)

@@ -162,7 +162,7 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
     encode = job_encoder(manifest)
     crf, quality_choice = encoder_crf(options.crf, options.quality_target, manifest.video_format,
                                       lambda target: _quality_choice(stylizer, first_frames(), manifest, target,
-                                                                     encode.reorder))
+                                                                     encode))
     choices = {"precision_choice": precision_choice, "quality_choice": quality_choice}
     job = _RankJob(input_dir, output_dir, manifest, stylizer, replace(encode, crf=crf), rank, retries,
                    {key: choice.as_dict() for key, choice in choices.items() if choice is not None})
@@ -170,13 +170,13 @@ def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, devi
 
 
 def job_encoder(manifest: Manifest):
-    """The job's encoder at CRF 18 (the caller sets the CRF): B-frames off where there are seams for
-    one encoder to span (spanning.py), the same on every rank, so the quality search measures what
-    every segment is encoded with."""
-    from .video_io import SPANNING_CODECS, EncodeOptions
+    """The job's encoder at CRF 18 (the caller sets the CRF): no frame reordering where there are
+    seams for one encoder to span (spanning.py), the same on every rank, so the quality search
+    measures what every segment is encoded with."""
+    from .video_io import NO_REORDER, EncodeOptions
 
     name = manifest.video_format.encoder.name
-    spans = len(manifest.segments) > 1 and name in SPANNING_CODECS
+    spans = len(manifest.segments) > 1 and name in NO_REORDER
     return EncodeOptions(preset=manifest.options.preset, codec=name, reorder=not spans)
 
 
@@ -349,12 +349,13 @@ def _first_frames(input_dir: Path, manifest: Manifest):
     return head_frames(first, info, output_size(info, manifest.options.scale), SAMPLE_WINDOW)
 
 
-def _quality_choice(stylizer, frames, manifest: Manifest, target: float, reorder: bool):
+def _quality_choice(stylizer, frames, manifest: Manifest, target: float, encode):
     """The job's CRF for its quality target, measured on its own first frames styled (the same frames
-    and so the same answer on every rank), encoded as the job encodes (B-frames or not)."""
+    and so the same answer on every rank), encoded as the job encodes (its encoder, B-frames or not)."""
     from .quality_target import choose_crf_for
 
-    choice = choose_crf_for(stylizer, frames, manifest.fps, target, manifest.options.preset, reorder)
+    choice = choose_crf_for(stylizer, frames, manifest.fps, target, manifest.options.preset, codec=encode.codec,
+                            reorder=encode.reorder)
     log.info("quality %.1f: crf %d (VMAF %.2f, %.0f kbit/s on %d frames; tried %s)", choice.target, choice.crf,
              choice.vmaf, choice.kbps, choice.frames, choice.tried)
     return choice

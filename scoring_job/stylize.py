@@ -50,9 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="output codec: source (default) keeps the input's family (H.264, HEVC, AV1, VP9; "
                              "others become H.264), or h264, hevc, av1; bit depth, chroma and colour are kept")
     parser.add_argument("--quality", type=float,
-                        help=f"VMAF target, 50-100 (default {DEFAULT_QUALITY:g}): the largest x264 CRF reaching it "
-                             "on this video's first frames styled is used (8-bit H.264 output; other encoders "
-                             f"use CRF {FIXED_CRF})")
+                        help=f"VMAF target, 50-100 (default {DEFAULT_QUALITY:g}): the largest x264 / x265 CRF "
+                             "reaching it on this video's first frames styled is used (H.264 and HEVC outputs; "
+                             f"AV1 and VP9 use CRF {FIXED_CRF})")
     parser.add_argument("--crf", type=int,
                         help="fix the encoder's constant quality instead of --quality, lower is better: 0-51 "
                              "(H.264, HEVC), 0-63 (AV1)")
@@ -136,7 +136,7 @@ def _run(args: argparse.Namespace, style, info, output: Path) -> int:
         print(f"note: {conversion}", file=sys.stderr)
     crf, choice = encoder_crf(args.crf, args.quality or DEFAULT_QUALITY, video_format,
                               lambda target: choose_crf_for(stylizer, first_frames(), info.fps_text, target,
-                                                            args.preset))
+                                                            args.preset, codec=video_format.encoder.name))
     if choice is not None:
         print(f"quality: CRF {choice.crf} (VMAF {choice.vmaf:.2f} against lossless on {choice.frames} frames, "
               f"target {choice.target:g}{'' if choice.reached else ', not reached'})", file=sys.stderr)

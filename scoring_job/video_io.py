@@ -37,9 +37,15 @@ DEFAULT_PRESET = "veryfast"
 NVENC_PRESETS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7")  # p1 fastest ... p7 best quality
 CODECS = ("libx264", "h264_nvenc", *(encoder.name for encoder in ENCODERS.values() if encoder.name != "libx264"))
 HWACCELS = ("cuda",)
-# Encoders whose B-frames can be turned off (`-bf 0`). SVT-AV1 and libvpx-vp9 reorder by design
-# (hierarchical prediction, hidden alt-ref frames), so their segments keep an encoder each.
-SPANNING_CODECS = ("libx264", "libx265", "h264_nvenc")
+# What turns frame reordering off in each encoder, so that decode order is display order and one
+# encode can be cut into per-segment files at any frame (spanning.SpanningWriter): no B-frames
+# (x264, x265, NVENC), libvpx without look-ahead and so without hidden alt-ref frames. Not SVT-AV1:
+# its low-delay structure (`pred-struct=1`) measured 2,387 against 1,551 kbit/s for an encoder per
+# segment at CRF 30 on bench/output_size.py's styled frames, so AV1 segments keep an encoder each.
+NO_REORDER: dict[str, dict[str, object]] = {
+    "libx264": {"bf": 0}, "libx265": {"bf": 0}, "h264_nvenc": {"bf": 0},
+    "libvpx-vp9": {"lag-in-frames": 0, "auto-alt-ref": 0},
+}
 DEFAULT_FORMAT = OutputFormat()
 
 
@@ -51,8 +57,7 @@ class EncodeOptions:
     crf: int = 18
     preset: str = DEFAULT_PRESET
     codec: str = "libx264"
-    # False: no B-frames, so decode order is display order and one encode can be cut into per-segment
-    # files at any frame (spanning.SpanningWriter); only the encoders in SPANNING_CODECS take it.
+    # False: no frame reordering (NO_REORDER), as an encode that spans segments needs.
     reorder: bool = True
 
     def __post_init__(self) -> None:
@@ -63,9 +68,8 @@ class EncodeOptions:
             raise ValueError(f"crf must be 0-{top} for {self.codec}, got {self.crf}")
         if self.codec == "h264_nvenc" and self.preset not in NVENC_PRESETS:
             raise ValueError(f"h264_nvenc presets are {', '.join(NVENC_PRESETS)}, got {self.preset!r}")
-        if not self.reorder and self.codec not in SPANNING_CODECS:
-            raise ValueError(f"{self.codec} cannot encode without frame reordering here; "
-                             f"{', '.join(SPANNING_CODECS)} can")
+        if not self.reorder and self.codec not in NO_REORDER:
+            raise ValueError(f"{self.codec} keeps its frame reordering here; {', '.join(NO_REORDER)} turn it off")
 
     def codec_args(self) -> dict[str, object]:
         """ffmpeg output options that choose and tune the video encoder."""
@@ -75,7 +79,7 @@ class EncodeOptions:
             args = other_encoder_args(self.codec, self.crf, self.preset)
         else:
             args = {"vcodec": "libx264", "crf": self.crf, "preset": self.preset}
-        return args if self.reorder else {**args, "bf": 0}  # libx264, libx265 and NVENC all read -bf
+        return args if self.reorder else _joined_params(args, NO_REORDER[self.codec])
 
 
 def output_size(info: VideoInfo, scale: float = 1.0) -> tuple[int, int]:
@@ -164,7 +168,7 @@ def encode_args(destination: Path, size: tuple[int, int], fps: str, options: Enc
     ).compile(cmd=ffmpeg_binary())
 
 
-def _joined_params(codec_args: dict[str, object], extra: dict[str, str]) -> dict[str, object]:
+def _joined_params(codec_args: dict[str, object], extra: Mapping[str, object]) -> dict[str, object]:
     """Encoder options with `-<x>-params` lists from both sides joined (x265's log level and HDR10)."""
     joined = dict(codec_args)
     for key, value in extra.items():

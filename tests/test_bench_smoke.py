@@ -83,6 +83,7 @@ BENCHES: dict[str, tuple[list[str], tuple[str, ...]]] = {
         "sources[].runs.quality_default.vmaf", "sources[].runs.quality_default.boundary_ratio",
         "sources[].runs.quality_default.quality_choice.crf", "sources[].bitrate_vs_source.quality_default",
         "sources[].encode_s_per_frame.per_segment", "sources[].runs.per_segment.boundary_ratio",
+        "sources[].seam_excess.quality_default", "sources[].seam_excess.per_segment",
         "sources[].encode_time_ratio", "targets")),
     "gate_rules": (["bench/gate_rules.py"], (
         "datasets.m3.rows[].served_smape", "datasets.m3.rows[].seasonal_naive_served",

@@ -14,7 +14,7 @@ import torch
 from stream_inventory import compare, inventory
 
 from activities.cleanup import cleanup_work
-from activities.media.keyframes import is_random_access, nal_length_size
+from activities.media.keyframes import RandomAccess
 from activities.media.media_ops import MediaError
 from activities.media.probe_input import probe_input
 from activities.media.segment_plan import SegmentPlan
@@ -122,11 +122,10 @@ def sync_samples(path: Path) -> tuple[list[int], list[int]]:
     """Frames the MP4 marks as sync samples, and frames whose bitstream is an IDR / IRAP picture."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        codec, extradata = stream.codec_context.name, bytes(stream.codec_context.extradata)
+        random_access = RandomAccess(stream.codec_context.name, bytes(stream.codec_context.extradata or b""))
         packets = [p for p in container.demux(stream) if p.size]
-        length = nal_length_size(codec, extradata)
         return ([i for i, p in enumerate(packets) if p.is_keyframe],
-                [i for i, p in enumerate(packets) if is_random_access(codec, bytes(p), length)])
+                [i for i, p in enumerate(packets) if random_access(bytes(p))])
 
 
 def test_segments_through_one_encoder_stitch_to_one_stream(store, bunny, tmp_path):

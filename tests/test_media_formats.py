@@ -147,6 +147,21 @@ def test_codec_av1_gives_av1_at_the_source_depth(store, clips, tmp_path):
         assert container.streams.video[0].codec_context.codec_tag == "av01"  # AV1 in MP4
     assert (info.pix_fmt, info.frame_count, info.colorspace) == ("yuv420p10le", 36, "bt709")
     assert styled_entry(stitched)["output_codec"] == "av1"
+    flagged, real = sync_samples(tmp_path / "out.mp4")  # stitch's keyframe flags, read from the OBUs
+    assert flagged == real and len(real) == probed["segment_count"]  # an encoder per AV1 segment
+
+
+def test_vp9_segments_through_one_encoder_stitch_without_keyframes_at_the_seams(store, tmp_path):
+    source = tmp_path / "vp9.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x96:rate=24", "-frames:v", "36", "-c:v", "libvpx-vp9",
+               "-g", "12", "-deadline", "realtime", "-cpu-used", "8", source)
+    probed, _ = run_job(store, source, "vp9.mp4", transform=Same(), spanning=True)
+    out = fetch_output(store, "vp9.mp4", tmp_path)
+    assert (probe_video(out).codec, probe_video(out).frame_count) == ("vp9", 36) and probed["segment_count"] > 1
+    flagged, real = sync_samples(out)
+    assert flagged == real == [0]  # one encoder: one keyframe, none at the seams
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 36
 
 
 def test_10_bit_frames_never_pass_through_8_bits(store, clips, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from scoring_job.output_format import OutputFormat
 from scoring_job.probe import probe_video
 from scoring_job.quality_target import (
+    CRF_RANGE,
     FIXED_CRF,
     QualityChoice,
     choose_crf,
@@ -74,11 +75,19 @@ def test_no_frames_is_refused():
         choose_crf(np.empty((0, 8, 8, 3), np.uint8), "24/1")
 
 
-def test_the_search_stands_only_for_8_bit_h264_outputs():
-    """It scores libx264 encodes of 8-bit samples against CRF 0: other outputs keep a fixed CRF."""
-    assert searchable(OutputFormat())
-    assert not searchable(OutputFormat(bit_depth=10))
-    assert not any(searchable(OutputFormat(codec=codec)) for codec in ("hevc", "av1", "vp9"))
+def test_the_search_stands_for_h264_and_hevc_outputs():
+    """It scores x264 / x265 encodes of 8-bit samples against x264's CRF 0: AV1 and VP9 keep a fixed CRF."""
+    assert searchable(OutputFormat()) and searchable(OutputFormat(bit_depth=10))
+    assert searchable(OutputFormat(codec="hevc", bit_depth=10))
+    assert not any(searchable(OutputFormat(codec=codec)) for codec in ("av1", "vp9"))
+
+
+def test_an_hevc_search_encodes_its_candidates_with_x265_without_b_frames(frames, tmp_path):
+    candidate = encode_frames(frames, tmp_path / "c.mp4", "24/1", EncodeOptions(codec="libx265", reorder=False))
+    assert probe_video(candidate).codec == "hevc"  # what the search scores for an HEVC output
+    choice = choose_crf(frames, "24/1", 93, codec="libx265", reorder=False)
+    assert choice.reached and choice.vmaf >= 93 and choice.kbps > 0
+    assert choice.tried.get(choice.crf + 1, 0) < 93 or choice.crf == CRF_RANGE[1]
 
 
 def test_the_crf_is_the_users_else_searched_where_the_search_stands_else_fixed():
@@ -91,5 +100,5 @@ def test_the_crf_is_the_users_else_searched_where_the_search_stands_else_fixed()
     assert encoder_crf(30, 95.0, OutputFormat(), search) == (30, None) and searched == []
     crf, choice = encoder_crf(None, 95.0, OutputFormat(), search)
     assert (crf, choice.crf, searched) == (23, 23, [95.0])
-    assert encoder_crf(None, 95.0, OutputFormat(codec="hevc"), search) == (FIXED_CRF, None)
+    assert encoder_crf(None, 95.0, OutputFormat(codec="av1"), search) == (FIXED_CRF, None)
     assert encoder_crf(None, None, OutputFormat(), search) == (FIXED_CRF, None) and searched == [95.0]

@@ -58,10 +58,12 @@ def test_a_spanning_encode_turns_b_frames_off_and_cuts_one_mp4_per_segment(tmp_p
                     "run-%05d.mp4", *QUIET, "-y"]
     nvenc = EncodeOptions(crf=21, preset="p4", codec="h264_nvenc", reorder=False).codec_args()
     assert nvenc["bf"] == 0 and EncodeOptions(codec="libx265", reorder=False).codec_args()["bf"] == 0
+    vp9 = EncodeOptions(crf=30, codec="libvpx-vp9", reorder=False).codec_args()
+    assert (vp9["lag-in-frames"], vp9["auto-alt-ref"]) == (0, 0)
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"codec": "libsvtav1", "reorder": False}, "libsvtav1 cannot encode without frame reordering"),
+    ({"codec": "libsvtav1", "reorder": False}, "libsvtav1 keeps its frame reordering here"),
     ({"codec": "hevc_nvenc"}, "codec must be one of libx264, h264_nvenc"),
     ({"codec": "h264_nvenc"}, "h264_nvenc presets are p1"),  # x264's "veryfast" means nothing to NVENC
 ])

@@ -30,7 +30,8 @@ from scoring_job.score import chain_holds
 
 from ..work_layout import WorkLayout
 from . import packet_spool
-from .keyframes import is_random_access, nal_length_size
+from .keyframes import CODECS as KEYFRAME_CODECS
+from .keyframes import RandomAccess
 from .media_ops import MediaError
 from .mp4_boxes import move_index_to_front
 from .output_streams import OutputPlan, StreamAction
@@ -340,12 +341,12 @@ class _LeadingTrims:
 
 
 def _flag_random_access(stream: av.video.stream.VideoStream, packets: list[av.Packet]) -> None:
-    """Keyframe flags from the H.264 / HEVC bitstream, not the MP4's sync samples (activities.media.keyframes)."""
+    """Keyframe flags from the bitstream, not the MP4's sync samples (activities.media.keyframes)."""
     codec = stream.codec_context.name
-    if codec in ("h264", "hevc"):
-        length_size = nal_length_size(codec, bytes(stream.codec_context.extradata or b""))
+    if codec in KEYFRAME_CODECS:
+        random_access = RandomAccess(codec, bytes(stream.codec_context.extradata or b""))
         for packet in packets:
-            packet.is_keyframe = is_random_access(codec, bytes(packet), length_size)
+            packet.is_keyframe = random_access(bytes(packet))
 
 
 def _display_ranks(pts: list[int]) -> dict[int, int]:
