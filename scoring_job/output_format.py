@@ -195,8 +195,8 @@ def _hdr_note(source: Mapping[str, object], encoder: Encoder, conversions: list[
         conversions.append(f"HDR10 metadata not kept: {encoder.label} carries it only in the container, which "
                            "an encode from raw frames cannot fill")
         return False
-    conversions.append(f"HDR10 metadata kept in the {encoder.label} bitstream, not as container boxes (MP4 "
-                       "mdcv/clli): the muxer writes those only from an encoder's side data")
+    conversions.append(f"HDR10 metadata kept in the {encoder.label} bitstream, and in an MP4 output as mdcv/clli "
+                       "boxes too (stitch writes them); a Matroska output has it in the bitstream only")
     return True
 
 

@@ -8,7 +8,14 @@ import struct
 import av
 import pytest
 
-from activities.media.mp4_boxes import _boxes, _find, media_data_ranges, move_index_to_front
+from activities.media.mp4_boxes import (
+    _boxes,
+    _find,
+    add_sample_entry_boxes,
+    hdr10_boxes,
+    media_data_ranges,
+    move_index_to_front,
+)
 from restyle.blob_reader import BlobReader
 from restyle.blob_writer import BlobWriter, UnpatchableWrite
 from restyle.storage import SourceChanged
@@ -51,10 +58,11 @@ def test_a_writer_lets_the_muxer_patch_its_head_and_refuses_rewriting_uploaded_b
     assert blob[10:15] == b"PATCH" and blob.endswith(b"TRAILER")
 
 
-def _moov_with_offsets(offsets: list[int]) -> bytes:
-    def box(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I4s", len(payload) + 8, kind) + payload
+def box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", len(payload) + 8, kind) + payload
 
+
+def _moov_with_offsets(offsets: list[int]) -> bytes:
     mvhd = box(b"mvhd", bytes(12) + struct.pack(">I", 1000) + bytes(80))
     stco = box(b"stco", bytes(4) + struct.pack(f">I{len(offsets)}I", len(offsets), *offsets))
     trak = box(b"trak", box(b"mdia", box(b"minf", box(b"stbl", stco))))
@@ -79,6 +87,29 @@ def test_offsets_that_would_pass_4_gib_widen_to_64_bit_tables():
     table = _find(stbl, b"co64")
     moov_size = struct.unpack(">I", moved[16:20])[0]
     assert struct.unpack(">2Q", table[8:24]) == (24 + moov_size, near_limit + moov_size)
+
+
+def test_hdr10_boxes_go_into_the_video_sample_entry_and_the_offsets_still_add_up():
+    entry = box(b"hvc1", bytes(78) + box(b"hvcC", b"config"))
+    stsd = box(b"stsd", bytes(4) + struct.pack(">I", 1) + entry)
+    stco = box(b"stco", bytes(4) + struct.pack(">3I", 2, 24, 500))
+    moov = box(b"moov", box(b"trak", box(b"mdia", box(b"minf", box(b"stbl", stsd + stco)))))
+    head = struct.pack(">I4s", 16, b"ftyp") + b"isom" + bytes(4) + struct.pack(">I4s", 1000, b"mdat")
+    hdr = hdr10_boxes("G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)", "1000,400")
+    moved = move_index_to_front(head, moov, entry_boxes={0: hdr})
+    new_moov = next(p for _, p in _boxes(moved[16:]))
+    stbl = _find(new_moov, b"trak", b"mdia", b"minf", b"stbl")
+    hvc1 = _find(_find(stbl, b"stsd")[8:], b"hvc1")
+    assert [kind for kind, _ in _boxes(hvc1[78:])] == [b"hvcC", b"mdcv", b"clli"]
+    assert struct.unpack(">8H2I", _find(hvc1[78:], b"mdcv")) == (13250, 34500, 7500, 3000, 34000, 16000, 15635,
+                                                                  16450, 10000000, 1)
+    assert struct.unpack(">2H", _find(hvc1[78:], b"clli")) == (1000, 400)
+    moov_size = len(moov) + len(hdr)
+    assert struct.unpack(">2I", _find(stbl, b"stco")[8:16]) == (24 + moov_size, 500 + moov_size)
+    again = add_sample_entry_boxes(new_moov, 0, hdr)  # an entry that has them already is left alone
+    assert again == new_moov
+    with pytest.raises(ValueError, match="not a mastering display"):
+        hdr10_boxes("G(1,2)B(3,4)", None)
 
 
 def test_probe_finds_the_media_data_of_an_mp4(bunny):

@@ -4,6 +4,7 @@ real media steps (probe -> split -> encode as the manifest says -> stitch) on Az
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 import av
@@ -14,6 +15,7 @@ from media_clips import run_ffmpeg
 from test_media_activities import fetch_output, run_job, sync_samples
 
 from scoring_job.engine import DeviceConfig
+from scoring_job.ffmpeg_binary import ffmpeg_binary
 from scoring_job.probe import probe_video
 
 MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
@@ -118,7 +120,13 @@ def test_hdr10_keeps_its_tags_and_mastering_metadata(store, clips, tmp_path):
     assert {key: getattr(info, key) for key in kept} == {key: getattr(source, key) for key in kept}
     assert (info.color_trc, info.master_display, info.content_light) == ("smpte2084", MASTER_DISPLAY, "1000,400")
     assert colr_box(out) == (9, 16, 9, False)  # the container says so too, not only the bitstream's VUI
-    assert "HDR10 metadata kept in the HEVC bitstream" in styled_entry(stitched)["note"]
+    note = styled_entry(stitched)["note"]
+    assert "HDR10 metadata kept in the HEVC bitstream, and in an MP4 output as mdcv/clli" in note
+    # ...and so do its mdcv/clli boxes, as libavformat reads them back (the stream's own side data)
+    dump = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
+    assert "Content light level metadata: MaxCLL=1000, MaxFALL=400" in dump, dump
+    assert "Mastering display metadata: has_primaries:1 has_luminance:1 r(0.6800,0.3200) g(0.2650,0.6900)" in dump
+    assert "wp(0.3127, 0.3290) min_luminance=0.000100, max_luminance=1000.000000" in dump
 
 
 def test_hlg_keeps_its_transfer_and_bt2020_tags(store, clips, tmp_path):

@@ -6,11 +6,13 @@
 2. How to put the `moov` in front (faststart) after a muxer wrote it at the end: insert it after
    `ftyp` and add its size to every chunk offset (`stco`/`co64`), widening 32-bit tables to 64-bit
    when an offset would overflow. This is what ffmpeg's own `+faststart` does, but without reading
-   the file back, so the output can stream straight into a blob.
+   the file back, so the output can stream straight into a blob. On the way, a track's edit list
+   and its sample entry's HDR10 boxes (`mdcv`, `clli`) can be written.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 
@@ -103,10 +105,12 @@ def _largest_offset(data: bytes) -> int:
 
 
 def move_index_to_front(head: bytes, trailer: bytes,
-                        track_starts: dict[int, tuple[float, float]] | None = None) -> bytes:
+                        track_starts: dict[int, tuple[float, float]] | None = None,
+                        entry_boxes: dict[int, bytes] | None = None) -> bytes:
     """`head` (ftyp, then the start of the media data) with the trailer's `moov` inserted after
     `ftyp`, chunk offsets shifted to match; the result replaces the head, the trailer goes away.
-    `track_starts` edits track start times on the way (trim_track_starts)."""
+    `track_starts` edits track start times on the way (trim_track_starts), `entry_boxes` adds boxes
+    to a track's sample entry (add_sample_entry_boxes)."""
     kinds = [kind for kind, _ in _boxes(trailer)]
     if kinds != [b"moov"]:
         raise NotIsoMedia(f"expected one moov box after the media data, found {kinds}")
@@ -116,6 +120,8 @@ def move_index_to_front(head: bytes, trailer: bytes,
     moov_payload = next(payload for _, payload in _boxes(trailer))
     if track_starts:
         moov_payload = trim_track_starts(moov_payload, track_starts)
+    for track, boxes in (entry_boxes or {}).items():
+        moov_payload = add_sample_entry_boxes(moov_payload, track, boxes)
     largest, wide = _largest_offset(moov_payload), False
     while True:  # the moov's size depends only on the table widths, not on the shift
         size = len(_box(b"moov", _rewrite(moov_payload, 0, wide)))
@@ -177,3 +183,51 @@ def trim_track_starts(moov_payload: bytes, starts: dict[int, tuple[float, float]
         track += kind == b"trak"
         out.append(_box(kind, payload))
     return b"".join(out)
+
+
+VISUAL_SAMPLE_ENTRY = 78  # bytes of a video sample entry's fixed fields, before its child boxes (ISO 14496-12)
+STSD_HEADER = 8  # version, flags, entry count
+
+
+def add_sample_entry_boxes(moov_payload: bytes, track: int, boxes: bytes) -> bytes:
+    """Track `track` (moov order) with whole `boxes` appended to its first video sample entry
+    (`hvc1`, `av01`, ...), unless that entry already holds boxes of the same kinds."""
+    kinds = {kind for kind, _ in _boxes(boxes)}
+
+    def extend(stsd: bytes) -> bytes:
+        (kind, entry), *others = list(_boxes(stsd[STSD_HEADER:]))
+        if kinds & {child for child, _ in _boxes(entry[VISUAL_SAMPLE_ENTRY:])}:
+            return stsd
+        return stsd[:STSD_HEADER] + _box(kind, entry + boxes) + b"".join(_box(k, p) for k, p in others)
+
+    out, index = [], 0
+    for kind, payload in _boxes(moov_payload):
+        if kind == b"trak":
+            if index == track:
+                payload = _changed(payload, (b"mdia", b"minf", b"stbl", b"stsd"), extend)
+            index += 1
+        out.append(_box(kind, payload))
+    return b"".join(out)
+
+
+def _changed(data: bytes, path: tuple[bytes, ...], change: Callable[[bytes], bytes]) -> bytes:
+    """`data`'s boxes with the payload at `path` passed through `change`."""
+    return b"".join(_box(kind, (change(payload) if len(path) == 1 else _changed(payload, path[1:], change))
+                         if kind == path[0] else payload) for kind, payload in _boxes(data))
+
+
+def hdr10_boxes(master_display: str | None, content_light: str | None) -> bytes:
+    """`mdcv` and `clli` (ISO/IEC 23001-8 via ISO 14496-12) from x265's syntax, whose units are the
+    boxes' own: chromaticity in 1/50000, luminance in 1/10000 cd/m2, primaries in G, B, R order.
+    `G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)` and `1000,400`."""
+    out = b""
+    if master_display:
+        values = {name: (first, second)
+                  for name, first, second in re.findall(r"(G|B|R|WP|L)\((\d+),(\d+)\)", master_display)}
+        if set(values) != {"G", "B", "R", "WP", "L"}:
+            raise ValueError(f"not a mastering display in x265's syntax: {master_display!r}")
+        primaries = [int(v) for name in ("G", "B", "R", "WP") for v in values[name]]
+        out += _box(b"mdcv", struct.pack(">8H2I", *primaries, *map(int, values["L"])))
+    if content_light:
+        out += _box(b"clli", struct.pack(">2H", *(int(v) for v in content_light.split(","))))
+    return out

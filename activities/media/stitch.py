@@ -33,7 +33,7 @@ from . import packet_spool
 from .keyframes import CODECS as KEYFRAME_CODECS
 from .keyframes import RandomAccess
 from .media_ops import MediaError
-from .mp4_boxes import move_index_to_front
+from .mp4_boxes import hdr10_boxes, move_index_to_front
 from .output_streams import OutputPlan, StreamAction
 from .preview import PreviewSampler
 from .segment_plan import PlannedSegment, SegmentPlan
@@ -92,8 +92,11 @@ def stitch_output(store: BlobStore, blob_name: str, etag: str, job_id: str) -> d
         raise
     store.write_bytes(settings.output_container, preview_name, sampler.jpeg(), "image/jpeg")
     starts = counts["track_starts"]
+    video_format = output.video_format
+    boxes = hdr10_boxes(video_format.master_display, video_format.content_light)
+    hdr = {counts["video_track"]: boxes} if boxes else {}
     size = writer.finish(output.content_type, metadata={"job_id": job_id, "source": _ascii(blob_name)},
-                         reorder=(lambda head, moov: move_index_to_front(head, moov, starts))
+                         reorder=(lambda head, moov: move_index_to_front(head, moov, starts, hdr))
                          if output.format == "mp4" else None)
     return {"output_blob": f"{settings.output_container}/{video_name}",
             "preview_blob": f"{settings.output_container}/{preview_name}", "format": output.format, "bytes": size,
@@ -147,7 +150,7 @@ class Stitcher:
         if packets != expected:
             raise MediaError(f"packets of the other streams do not add up: kept {packets}, the source has {expected}")
         styled = next(action.index for action in self.output.streams if action.action == "styled")
-        return {"frames": frames, "packets": {**packets, styled: frames},
+        return {"frames": frames, "packets": {**packets, styled: frames}, "video_track": self.video_out.index,
                 "track_starts": {self.streams[index].index: start for index, start in trims.starts().items()}}
 
     def _check_chains(self) -> None:
