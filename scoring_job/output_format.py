@@ -36,7 +36,8 @@ ENCODERS = {
     "hevc": Encoder("libx265", "HEVC", 51, ("420", "422", "444"), "x265-params"),
     "av1": Encoder("libsvtav1", "AV1", 63, ("420",), "svtav1-params"),
     # VP9 keeps VP9: it is what plays where the source played, and libvpx-vp9 takes every chroma
-    # and depth the source can have (SVT-AV1 only 4:2:0). Its HDR10 metadata lives in the container.
+    # and depth the source can have (SVT-AV1 only 4:2:0). Its HDR10 metadata lives in the container
+    # (stitch writes an MP4's SmDm/CoLL boxes).
     "vp9": Encoder("libvpx-vp9", "VP9", 63, ("420", "422", "444"), None),
 }
 # Decoder names PyAV reports -> codec family.
@@ -192,9 +193,9 @@ def _hdr_note(source: Mapping[str, object], encoder: Encoder, conversions: list[
     if not (source.get("master_display") or source.get("content_light")):
         return False
     if encoder.params is None:
-        conversions.append(f"HDR10 metadata not kept: {encoder.label} carries it only in the container, which "
-                           "an encode from raw frames cannot fill")
-        return False
+        conversions.append(f"HDR10 metadata kept in an MP4 output as SmDm/CoLL boxes (stitch writes them; "
+                           f"{encoder.label} has no place for it in its bitstream); a Matroska output loses it")
+        return True
     conversions.append(f"HDR10 metadata kept in the {encoder.label} bitstream, and in an MP4 output as mdcv/clli "
                        "boxes too (stitch writes them); a Matroska output has it in the bitstream only")
     return True

@@ -159,6 +159,22 @@ def test_codec_av1_gives_av1_at_the_source_depth(store, clips, tmp_path):
     assert flagged == real and len(real) == probed["segment_count"]  # an encoder per AV1 segment
 
 
+def test_vp9_hdr10_keeps_its_mastering_metadata_in_smdm_and_coll_boxes(store, clips, tmp_path):
+    source = tmp_path / "vp9-hdr10.mp4"  # ffmpeg carries the HEVC's HDR10 side data into VP9's MP4 boxes
+    run_ffmpeg("-i", clips["hdr10"], "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
+               "-pix_fmt", "yuv420p10le", source)
+    assert probe_video(source).master_display == MASTER_DISPLAY
+    _, stitched = run_job(store, source, "vp9-hdr10.mp4", transform=Same())
+    out = fetch_output(store, "vp9-hdr10.mp4", tmp_path)
+    info = probe_video(out)
+    assert (info.codec, info.bit_depth, info.master_display, info.content_light) == ("vp9", 10, MASTER_DISPLAY,
+                                                                                       "1000,400")
+    assert "SmDm/CoLL" in styled_entry(stitched)["note"]
+    dump = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
+    assert "Content light level metadata: MaxCLL=1000, MaxFALL=400" in dump, dump
+    assert "r(0.6800,0.3200) g(0.2650,0.6900) b(0.1500 0.0600) wp(0.3127, 0.3290)" in dump
+
+
 def test_vp9_segments_through_one_encoder_stitch_without_keyframes_at_the_seams(store, tmp_path):
     source = tmp_path / "vp9.mp4"
     run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x96:rate=24", "-frames:v", "36", "-c:v", "libvpx-vp9",

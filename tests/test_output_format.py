@@ -48,13 +48,13 @@ def test_hdr10_keeps_depth_tags_and_metadata_in_the_encoder_params():
     assert chosen.to_rgb() == {"in_color_matrix": "bt2020", "in_range": "tv"}
 
 
-def test_av1_gets_svt_decimals_and_vp9_names_what_it_cannot_carry():
+def test_av1_gets_svt_decimals_and_vp9_keeps_hdr10_for_the_container():
     av1 = choose_output(HDR10, "av1")
     assert av1.encoder_params() == {"svtav1-params": "mastering-display=G(0.265,0.69)B(0.15,0.06)R(0.68,0.32)"
                                                      "WP(0.3127,0.329)L(1000,0.0001):content-light=1000,400"}
     vp9 = choose_output({**HDR10, "codec": "vp9"})
-    assert vp9.codec == "vp9" and vp9.master_display is None and vp9.encoder_params() == {}
-    assert any("HDR10 metadata not kept" in note for note in vp9.conversions)
+    assert vp9.codec == "vp9" and vp9.master_display == HDR10["master_display"] and vp9.encoder_params() == {}
+    assert any("SmDm/CoLL" in note and "Matroska output loses it" in note for note in vp9.conversions)
 
 
 @pytest.mark.parametrize(("source", "codec", "expected", "note"), [

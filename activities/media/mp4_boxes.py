@@ -216,18 +216,27 @@ def _changed(data: bytes, path: tuple[bytes, ...], change: Callable[[bytes], byt
                          if kind == path[0] else payload) for kind, payload in _boxes(data))
 
 
-def hdr10_boxes(master_display: str | None, content_light: str | None) -> bytes:
-    """`mdcv` and `clli` (ISO/IEC 23001-8 via ISO 14496-12) from x265's syntax, whose units are the
-    boxes' own: chromaticity in 1/50000, luminance in 1/10000 cd/m2, primaries in G, B, R order.
-    `G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)` and `1000,400`."""
+def hdr10_boxes(master_display: str | None, content_light: str | None, vp9: bool = False) -> bytes:
+    """The HDR10 boxes of a video sample entry, from x265's syntax (chromaticity in 1/50000,
+    luminance in 1/10000 cd/m2): `G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)`
+    and `1000,400`. `mdcv` and `clli` (ISO/IEC 14496-12) take those units, primaries in G, B, R
+    order; VP9's `SmDm` and `CoLL` (its ISO-BMFF binding, version-0 full boxes) take R, G, B in 0.16
+    fixed point and luminance in 24.8 (max) and 18.14 (min) fixed point."""
     out = b""
     if master_display:
-        values = {name: (first, second)
+        values = {name: (int(first), int(second))
                   for name, first, second in re.findall(r"(G|B|R|WP|L)\((\d+),(\d+)\)", master_display)}
         if set(values) != {"G", "B", "R", "WP", "L"}:
             raise ValueError(f"not a mastering display in x265's syntax: {master_display!r}")
-        primaries = [int(v) for name in ("G", "B", "R", "WP") for v in values[name]]
-        out += _box(b"mdcv", struct.pack(">8H2I", *primaries, *map(int, values["L"])))
+        (high, low) = values["L"]
+        if vp9:
+            chromaticity = [round(v * 65536 / 50000) for name in ("R", "G", "B", "WP") for v in values[name]]
+            out += _box(b"SmDm", bytes(4) + struct.pack(">8H2I", *chromaticity, round(high * 256 / 10000),
+                                                        round(low * 16384 / 10000)))
+        else:
+            out += _box(b"mdcv", struct.pack(">8H2I", *[v for name in ("G", "B", "R", "WP") for v in values[name]],
+                                             high, low))
     if content_light:
-        out += _box(b"clli", struct.pack(">2H", *(int(v) for v in content_light.split(","))))
+        light = struct.pack(">2H", *(int(v) for v in content_light.split(",")))
+        out += _box(b"CoLL", bytes(4) + light) if vp9 else _box(b"clli", light)
     return out

@@ -93,7 +93,7 @@ def stitch_output(store: BlobStore, blob_name: str, etag: str, job_id: str) -> d
     store.write_bytes(settings.output_container, preview_name, sampler.jpeg(), "image/jpeg")
     starts = counts["track_starts"]
     video_format = output.video_format
-    boxes = hdr10_boxes(video_format.master_display, video_format.content_light)
+    boxes = hdr10_boxes(video_format.master_display, video_format.content_light, vp9=video_format.codec == "vp9")
     hdr = {counts["video_track"]: boxes} if boxes else {}
     size = writer.finish(output.content_type, metadata={"job_id": job_id, "source": _ascii(blob_name)},
                          reorder=(lambda head, moov: move_index_to_front(head, moov, starts, hdr))
