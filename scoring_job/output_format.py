@@ -49,9 +49,15 @@ SCALE_MATRICES = {"bt709": "bt709", "bt470bg": "bt601", "smpte170m": "smpte170m"
                   "smpte240m": "smpte240m", "bt2020nc": "bt2020", "bt2020c": "bt2020"}
 
 
+def encoder_family(codec: str) -> str:
+    """The family an ffmpeg encoder writes: `libx265` -> `hevc`; NVENC's is H.264."""
+    return "h264" if codec == "h264_nvenc" else next(family for family, encoder in ENCODERS.items()
+                                                     if encoder.name == codec)
+
+
 def max_crf(codec: str) -> int:
     """The top of an encoder's constant-quality scale."""
-    return next((encoder.max_crf for encoder in ENCODERS.values() if encoder.name == codec), 51)
+    return ENCODERS[encoder_family(codec)].max_crf
 
 
 # x264's preset names on SVT-AV1's 0 (slowest) .. 13 scale and libvpx's cpu-used 0 .. 5 (`good` deadline).

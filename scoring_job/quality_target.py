@@ -21,7 +21,7 @@ import numpy as np
 
 from .ffmpeg_binary import ffmpeg_binary
 from .manifest import DEFAULT_QUALITY
-from .output_format import ENCODERS, OutputFormat
+from .output_format import OutputFormat, encoder_family
 from .video_io import EncodeOptions, FfmpegError, FrameWriter
 
 CRF_RANGE = (14, 40)  # searched; below 14 x264 spends bits on invisible detail, above 40 it smears
@@ -105,10 +105,8 @@ def vmaf(reference: Path, distorted: Path, subsample: int = VMAF_SUBSAMPLE) -> f
 def encode_frames(frames: np.ndarray, destination: Path, fps: str, options: EncodeOptions) -> Path:
     """Encode uint8 RGB frames [n, height, width, 3] to `destination` (mp4), 8-bit 4:2:0 in the
     family of `options.codec`."""
-    family = next(name for name, encoder in ENCODERS.items() if encoder.name == options.codec) \
-        if options.codec != "h264_nvenc" else "h264"
     writer = FrameWriter(destination, (frames.shape[2], frames.shape[1]), fps, options,
-                         output=OutputFormat(codec=family))
+                         output=OutputFormat(codec=encoder_family(options.codec)))
     try:
         writer.write(frames)
         writer.finish()

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cache, partial
+from functools import cache, cached_property, partial
 from pathlib import Path
 
 from .files import write_text_atomic
@@ -117,21 +117,22 @@ def complete_segments(output: Path, segments: Sequence[Segment]) -> set[int]:
     """Indices of the finished segments. A piece that continues its predecessor's encode
     (spanning.py) counts only while that predecessor is finished from the same encoder run: a
     predecessor redone since would leave it referring to frames that are no longer there."""
-    records = {segment.index: _finished_record(output, segment) for segment in segments}
-    return {index for index in sorted(records) if chain_holds(records, index)}
+    return whole_chains({segment.index: _finished_record(output, segment) for segment in segments})
 
 
-def chain_holds(records: Mapping[int, dict | None], index: int) -> bool:
-    """Whether segment `index`'s result, and every result it continues, is there and from one run."""
-    while (record := records.get(index)) is not None:
+def whole_chains(records: Mapping[int, dict | None]) -> set[int]:
+    """Indices whose result is there and either starts with a keyframe of its own or continues a
+    whole chain of results from the same encoder run (one pass in index order: a piece continues
+    the segment before it)."""
+    whole: set[int] = set()
+    for index in sorted(records):
+        record = records[index]
+        if record is None:
+            continue
         previous = record.get("continues")
-        if previous is None:
-            return True
-        before = records.get(previous)
-        if before is None or before.get("encode_run") != record.get("encode_run"):
-            return False
-        index = previous
-    return False
+        if previous is None or (previous in whole and records[previous].get("encode_run") == record.get("encode_run")):
+            whole.add(index)
+    return whole
 
 
 def run(input_dir: Path, output_dir: Path, rank: Rank, *, retries: int = 2, device: str = "auto",
@@ -200,11 +201,14 @@ class _RankJob:
             failed += self._score_chain(chain) if len(chain) > 1 else self._score_alone(chain[0])
         return failed
 
+    @cached_property
+    def _sources(self) -> dict[int, Path]:
+        return {segment.index: self.input_dir / segment.path for segment in self.manifest.segments}
+
     def stylize(self, segment: Segment, video: Path | None, sink=None):
         from .pipeline import stylize_segment
 
-        previous = segment.index - 1  # the warm-up comes from the source segment before
-        lead_in = next((self.input_dir / s.path for s in self.manifest.segments if s.index == previous), None)
+        lead_in = self._sources.get(segment.index - 1)  # the warm-up comes from the source segment before
         options = self.manifest.options
         return stylize_segment(self.input_dir / segment.path, video, self.stylizer, encode=self.encode,
                                scale=options.scale, expected_frames=segment.frames, fps=self.manifest.fps,

@@ -42,7 +42,8 @@ def piece_muxer(segment_frames: Sequence[int], listing: Path) -> dict[str, objec
 
 
 def packet_count(path: Path) -> int:
-    """Video packets in an mp4, read from its index (a continuation piece cannot be decoded alone)."""
+    """Video packets in an mp4, counted by demuxing as stitch counts them (a piece that continues
+    another cannot be decoded alone, so no decode)."""
     with av.open(str(path)) as container:
         return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
 

@@ -26,7 +26,7 @@ import av
 
 from restyle.blob_writer import BlobWriter
 from restyle.storage import BlobStore
-from scoring_job.score import chain_holds
+from scoring_job.score import whole_chains
 
 from ..work_layout import WorkLayout
 from . import packet_spool
@@ -160,9 +160,10 @@ class Stitcher:
         stored = set(self.store.list_names(container, self.layout.styled_prefix))
         records = {segment.index: self.store.read_json(container, self.layout.styled_result(segment.index))
                    for segment in self.plan.segments if self.layout.styled_result(segment.index) in stored}
+        whole = whole_chains(records)
         for segment in self.plan.segments:
             continues = records.get(segment.index, {}).get("continues")
-            if continues is not None and not chain_holds(records, segment.index):
+            if continues is not None and segment.index not in whole:
                 raise MediaError(f"styled segment {segment.index} continues an encode of segment {continues} "
                                  "that is not the one stored: the job must score it again")
 
